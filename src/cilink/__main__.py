@@ -1,0 +1,3 @@
+from cilink.cli import main
+
+main()

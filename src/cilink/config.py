@@ -1,0 +1,271 @@
+"""cilink.toml as typed pydantic models: loaded and validated, every problem named by its key, before any data is read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cilink.errors import ConfigError
+
+CONFIG_FILE = "cilink.toml"
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class Domain(StrEnum):
+    SCHOOL = "school"
+    WORKFORCE = "workforce"
+    HOUSING = "housing"
+
+
+class FileFormat(StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+    JSON = "json"
+    PARQUET = "parquet"
+    HMIS_CSV = "hmis-csv"
+
+
+class IngestMode(StrEnum):
+    SNAPSHOT = "snapshot"
+    APPEND = "append"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSettings(Strict):
+    """[project]: the initiative and where its linkage secret comes from."""
+
+    name: str = "cilink project"
+    secret_env: str = "CILINK_SECRET"
+    secret_file: Path | None = Field(
+        default=None, description="Key file outside the workspace; used when secret_env is unset."
+    )
+
+
+class PartnerSettings(Strict):
+    """[[partners]]: one partner organisation and how to read its exports."""
+
+    id: Annotated[str, Field(pattern=SLUG, description="slug used in paths and the ledger")]
+    domain: Domain
+    format: FileFormat = FileFormat.CSV
+    encoding: str | None = Field(default=None, description="None = detect (BOM, utf-8, cp1252 …)")
+    delimiter: str | None = Field(default=None, description="None = detect")
+    date_format: str | None = Field(default=None, description="strftime format of the partner's dates")
+    two_digit_year_pivot: int | None = Field(
+        default=None, ge=0, le=99, description="Accept %y dates: years below the pivot are 20xx, others 19xx"
+    )
+    sheet: str | None = Field(default=None, description="xlsx only: the sheet holding the data")
+    mode: IngestMode = IngestMode.SNAPSHOT
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical field = source header")
+    codes: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="canonical field -> {source value = canonical value}"
+    )
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, v: str | None) -> str | None:
+        if v is not None and len(v) != 1:
+            raise ValueError("delimiter must be a single character, e.g. ',' or ';'")
+        return v
+
+    @model_validator(mode="after")
+    def _mapping_fits_domain(self) -> PartnerSettings:
+        from cilink.schemas import domain_fields
+
+        known = domain_fields(self.domain)
+        problems = []
+        unknown = sorted(set(self.columns) - set(known))
+        if unknown:
+            problems.append(
+                f"columns maps unknown field(s) {unknown} for domain '{self.domain}'; "
+                f"known fields: {', '.join(known)}"
+            )
+        if self.format != FileFormat.HMIS_CSV and "source_person_id" not in self.columns:
+            problems.append("columns must map source_person_id (the partner's own person identifier)")
+        if self.format == FileFormat.HMIS_CSV and self.domain != Domain.HOUSING:
+            problems.append("format 'hmis-csv' is only for domain 'housing'")
+        unknown_codes = sorted(set(self.codes) - set(known))
+        if unknown_codes:
+            problems.append(f"codes given for unknown field(s) {unknown_codes}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class LinkSettings(Strict):
+    """[link]: thresholds, training seed and optional rule overrides."""
+
+    link_threshold: float = Field(default=6.0, description="match weight at or above which a pair is linked")
+    review_band: float = Field(
+        default=4.0, ge=0, description="pairs with weight in [threshold - band, threshold) go to review"
+    )
+    seed: int = 42
+    max_pairs_u: float = Field(default=2e6, gt=0, description="pairs sampled to estimate u")
+    blocking_rules: list[list[str]] | None = Field(
+        default=None, description="override: each rule is a list of fields that must agree"
+    )
+    comparisons: list[str] | None = Field(
+        default=None, description="override: names of comparison constructors (see cilink.link.comparisons)"
+    )
+
+
+class ReleaseProfile(StrEnum):
+    SAFE_HARBOR = "safe-harbor"
+    LIMITED = "limited"
+
+
+class Audience(Strict):
+    """A release audience with its own person_key secret (taken from an environment variable)."""
+
+    id: Annotated[str, Field(pattern=SLUG)]
+    secret_env: str
+
+
+class ExportSettings(Strict):
+    """[export]: privacy profile and gate parameters."""
+
+    profile: ReleaseProfile = ReleaseProfile.SAFE_HARBOR
+    k: int = Field(default=5, ge=2)
+    min_cell: int = Field(default=11, ge=1)
+    event_date_precision: Literal["month", "year"] = "month"
+    on_run: bool = True
+    audiences: list[Audience] = Field(default_factory=list)
+
+
+class EngineSettings(Strict):
+    """[engine]: where linkage runs."""
+
+    backend: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[*]"
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    checkpoint_dir: Path | None = None
+
+
+class CilinkConfig(Strict):
+    """The whole of cilink.toml."""
+
+    project: ProjectSettings = ProjectSettings()
+    partners: list[PartnerSettings] = Field(default_factory=list)
+    link: LinkSettings = LinkSettings()
+    export: ExportSettings = ExportSettings()
+    engine: EngineSettings = EngineSettings()
+
+    @field_validator("partners")
+    @classmethod
+    def _unique_ids(cls, partners: list[PartnerSettings]) -> list[PartnerSettings]:
+        dupes = _duplicate_ids([p.id for p in partners])
+        if dupes:
+            raise ValueError(f"duplicate partner id(s) {dupes}: each partner needs its own id")
+        return partners
+
+    def partner(self, partner_id: str) -> PartnerSettings:
+        """The partner with this id, or a ConfigError listing the known ones."""
+        for p in self.partners:
+            if p.id == partner_id:
+                return p
+        known = ", ".join(p.id for p in self.partners) or "(none)"
+        raise ConfigError(
+            f"unknown partner '{partner_id}'",
+            hint=f"use one of: {known}; or add a [[partners]] entry with id = \"{partner_id}\" to cilink.toml",
+        )
+
+
+def _duplicate_ids(ids: list[object]) -> list[str]:
+    return sorted({str(i) for i in ids if i is not None and ids.count(i) > 1})
+
+
+def _key_path(loc: tuple[str | int, ...], raw: dict) -> str:
+    """Render a pydantic error location as a TOML-ish key, naming partners by id: partners[holyoke-schools].domain."""
+    parts: list[str] = []
+    node: object = raw
+    for item in loc:
+        if isinstance(item, int) and parts:
+            label = str(item)
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) and "id" in node[item]:
+                label = str(node[item]["id"])
+            parts[-1] = f"{parts[-1]}[{label}]"
+        else:
+            parts.append(str(item))
+        try:
+            node = node[item]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts)
+
+
+def parse_config(text: str, source: str = CONFIG_FILE) -> CilinkConfig:
+    """Parse and validate cilink.toml text; raise ConfigError listing every problem with its key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source} is not valid TOML: {e}", hint="fix the syntax at the line shown") from e
+    problems: list[str] = []
+    partners = raw.get("partners")
+    if isinstance(partners, list):
+        # checked here as well so a duplicate is reported even when a partner block has other errors
+        dupes = _duplicate_ids([p.get("id") for p in partners if isinstance(p, dict)])
+        if dupes:
+            problems.append(f"partners.id: duplicate partner id(s) {dupes}: each partner needs its own id")
+    try:
+        cfg = CilinkConfig.model_validate(raw)
+    except ValidationError as e:
+        for err in e.errors():
+            key = _key_path(err["loc"], raw) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling against cilink.toml's documentation)"
+            value = err.get("input")
+            shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+            if "duplicate partner id" in msg and problems and "duplicate partner id" in problems[0]:
+                continue
+            problems.append(f"{key}: {msg}{shown}")
+    if problems:
+        raise ConfigError(
+            f"{source} has {len(problems)} problem(s):\n  " + "\n  ".join(problems),
+            hint="edit the keys named above, then run `cilink config check`",
+            problems=problems,
+        )
+    return cfg
+
+
+def load_config(path: Path) -> CilinkConfig:
+    """Load and validate a cilink.toml file."""
+    if not path.is_file():
+        raise ConfigError(f"no config file at {path}", hint="run `cilink init DIR` to create a workspace")
+    return parse_config(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def config_hash(path: Path) -> str:
+    """sha256 of the config file bytes (recorded in manifests and the audit log)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_secret(project: ProjectSettings, env_name: str | None = None) -> bytes:
+    """The linkage secret from the environment or a key file; never stored in the workspace."""
+    name = env_name or project.secret_env
+    value = os.environ.get(name)
+    if value:
+        return value.encode("utf-8")
+    if env_name is None and project.secret_file is not None:
+        try:
+            data = project.secret_file.expanduser().read_bytes().strip()
+        except OSError as e:
+            raise ConfigError(
+                f"cannot read the secret file named by project.secret_file ({project.secret_file})",
+                hint="check the path and its permissions",
+            ) from e
+        if data:
+            return data
+    raise ConfigError(
+        f"the linkage secret is missing: environment variable {name} is not set",
+        hint=f"export {name}=<a long random string kept outside the workspace>, "
+        "or set project.secret_file to a key file outside the workspace",
+    )

@@ -1,0 +1,245 @@
+"""The ledger (SQLite in the restricted zone): batches, runs, append-only audit log, review decisions, ID history, releases."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id        TEXT PRIMARY KEY,
+    partner         TEXT NOT NULL,
+    file_name       TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    size_bytes      INTEGER NOT NULL,
+    rows_in         INTEGER NOT NULL,
+    accepted        INTEGER NOT NULL,
+    quarantined     INTEGER NOT NULL,
+    quarantine_by_reason TEXT NOT NULL DEFAULT '{}',
+    flags_by_field  TEXT NOT NULL DEFAULT '{}',
+    schema_version  INTEGER NOT NULL,
+    mode            TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'active',   -- active | superseded | purged
+    staged_path     TEXT NOT NULL,
+    quarantine_path TEXT,
+    created_at      TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS batches_partner_sha ON batches(partner, sha256);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    command     TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    exit_code   INTEGER,
+    summary     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       TEXT NOT NULL,
+    user     TEXT NOT NULL,
+    command  TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    inputs   TEXT NOT NULL DEFAULT '{}',
+    outcome  TEXT NOT NULL,
+    details  TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS review_decisions (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id_l TEXT NOT NULL,
+    record_id_r TEXT NOT NULL,
+    decision    TEXT NOT NULL CHECK (decision IN ('match', 'non_match')),
+    reviewer    TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS id_history (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at              TEXT NOT NULL,
+    run_id          TEXT,
+    event           TEXT NOT NULL CHECK (event IN ('new', 'merge', 'split', 'retire')),
+    person_id       TEXT NOT NULL,
+    other_person_id TEXT
+);
+CREATE TABLE IF NOT EXISTS releases (
+    release_id  TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    audience    TEXT,
+    path        TEXT NOT NULL,
+    summary     TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+def now_utc() -> str:
+    """Current UTC time as an ISO-8601 string (second precision)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One ingested partner file as the ledger records it."""
+
+    batch_id: str
+    partner: str
+    file_name: str
+    sha256: str
+    size_bytes: int
+    rows_in: int
+    accepted: int
+    quarantined: int
+    quarantine_by_reason: dict[str, int]
+    flags_by_field: dict[str, int]
+    schema_version: int
+    mode: str
+    status: str
+    staged_path: str
+    quarantine_path: str | None
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Batch:
+        d = dict(row)
+        d["quarantine_by_reason"] = json.loads(d["quarantine_by_reason"])
+        d["flags_by_field"] = json.loads(d["flags_by_field"])
+        return cls(**d)
+
+
+class Ledger:
+    """Thin typed access to ledger.sqlite. Every multi-row change happens inside ``transaction()``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # batches -------------------------------------------------------------------------------------
+    def find_batch(self, partner: str, sha256: str) -> Batch | None:
+        row = self.conn.execute(
+            "SELECT * FROM batches WHERE partner = ? AND sha256 = ? AND status != 'purged'", (partner, sha256)
+        ).fetchone()
+        return Batch.from_row(row) if row else None
+
+    def batches(self, partner: str | None = None, *, status: str | None = None) -> list[Batch]:
+        sql, args = "SELECT * FROM batches WHERE 1=1", []
+        if partner:
+            sql += " AND partner = ?"
+            args.append(partner)
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        return [Batch.from_row(r) for r in self.conn.execute(sql + " ORDER BY created_at, rowid", args)]
+
+    def active_batches(self, partner: str | None = None) -> list[Batch]:
+        """Batches whose staged records currently count (snapshot mode supersedes earlier ones)."""
+        return self.batches(partner, status="active")
+
+    def add_batch(self, batch: Batch, *, supersede_earlier: bool) -> None:
+        """Record a batch; in snapshot mode mark the partner's earlier active batches superseded (one transaction)."""
+        d = batch.__dict__.copy()
+        d["quarantine_by_reason"] = json.dumps(d["quarantine_by_reason"], sort_keys=True)
+        d["flags_by_field"] = json.dumps(d["flags_by_field"], sort_keys=True)
+        cols = ", ".join(d)
+        marks = ", ".join(f":{k}" for k in d)
+        with self.transaction() as c:
+            if supersede_earlier:
+                c.execute(
+                    "UPDATE batches SET status = 'superseded' WHERE partner = ? AND status = 'active'",
+                    (batch.partner,),
+                )
+            c.execute(f"INSERT INTO batches ({cols}) VALUES ({marks})", d)
+
+    def set_batch_status(self, batch_ids: list[str], status: str) -> None:
+        with self.transaction() as c:
+            c.executemany("UPDATE batches SET status = ? WHERE batch_id = ?", [(status, b) for b in batch_ids])
+
+    # audit ---------------------------------------------------------------------------------------
+    def audit(self, command: str, action: str, outcome: str, *, inputs: dict[str, Any] | None = None,
+              details: dict[str, Any] | None = None) -> None:
+        """Append one entry to the audit log (who, what, when, inputs as hashes, outcome). Never identifiers."""
+        self.conn.execute(
+            "INSERT INTO audit (at, user, command, action, inputs, outcome, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now_utc(), current_user(), command, action, json.dumps(inputs or {}, sort_keys=True), outcome,
+             json.dumps(details or {}, sort_keys=True, default=str)),
+        )
+
+    def audit_entries(self, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM audit ORDER BY seq DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        out = []
+        for r in self.conn.execute(sql):
+            d = dict(r)
+            d["inputs"] = json.loads(d["inputs"])
+            d["details"] = json.loads(d["details"])
+            out.append(d)
+        return out[::-1]
+
+    # runs ----------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, command: str) -> None:
+        self.conn.execute("INSERT INTO runs (run_id, command, started_at) VALUES (?, ?, ?)", (run_id, command, now_utc()))
+
+    def finish_run(self, run_id: str, exit_code: int, summary: dict[str, Any]) -> None:
+        self.conn.execute(
+            "UPDATE runs SET finished_at = ?, exit_code = ?, summary = ? WHERE run_id = ?",
+            (now_utc(), exit_code, json.dumps(summary, sort_keys=True, default=str), run_id),
+        )
+
+    def last_run(self, command: str | None = None) -> dict[str, Any] | None:
+        sql = "SELECT * FROM runs" + (" WHERE command = ?" if command else "") + " ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        row = self.conn.execute(sql, (command,) if command else ()).fetchone()
+        if not row:
+            return None
+        d = dict(row)
+        d["summary"] = json.loads(d["summary"])
+        return d
+
+    # releases ------------------------------------------------------------------------------------
+    def add_release(self, release_id: str, profile: str, audience: str | None, path: str,
+                    summary: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT INTO releases (release_id, created_at, profile, audience, path, summary) VALUES (?, ?, ?, ?, ?, ?)",
+            (release_id, now_utc(), profile, audience, path, json.dumps(summary, sort_keys=True, default=str)),
+        )
+
+    def last_release(self) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM releases ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+        return dict(row) if row else None

@@ -1,0 +1,52 @@
+"""Single-writer lock on a workspace: a second writer fails at once (exit 4) saying who holds the lock."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from cilink.errors import WorkspaceBusy
+from cilink.ledger import now_utc
+
+
+def _holder_path(lock_path: Path) -> Path:
+    return lock_path.with_name(lock_path.name + ".holder")
+
+
+def lock_holder(lock_path: Path) -> dict[str, object] | None:
+    """Who holds (or last held) the lock: pid, command, since."""
+    try:
+        return json.loads(_holder_path(lock_path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def writer_lock(lock_path: Path, command: str) -> Iterator[None]:
+    """Hold the workspace's writer lock for the duration of a command.
+
+    The lock is an OS-level ``flock`` (via filelock), released by the kernel when the process dies, so a
+    stale lock from a killed process never blocks the next run; the holder file is only information.
+    """
+    lock = FileLock(lock_path, timeout=0, is_singleton=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = lock_holder(lock_path) or {}
+        who = f"pid {holder.get('pid', '?')} running `{holder.get('command', '?')}` since {holder.get('since', '?')}"
+        raise WorkspaceBusy(
+            f"the workspace is busy: another cilink process holds the lock ({who})",
+            hint="wait for it to finish and try again; cron jobs should not overlap",
+        ) from None
+    try:
+        holder = {"pid": os.getpid(), "command": command, "since": now_utc(), "argv": sys.argv[1:2]}
+        _holder_path(lock_path).write_text(json.dumps(holder))
+        yield
+    finally:
+        lock.release()

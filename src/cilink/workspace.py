@@ -1,0 +1,153 @@
+"""A cilink workspace on disk: its layout (design §2), creation, and where each stage reads and writes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from cilink import atomic
+from cilink.config import CONFIG_FILE, CilinkConfig, load_config, read_secret
+from cilink.errors import UsageError, WorkspaceError
+
+RESTRICTED = ".cilink"
+
+CONFIG_TEMPLATE = '''\
+# cilink.toml — the one configuration file of this workspace.
+# Check it with `cilink config check`. Full reference: README.md ("Configuration").
+
+[project]
+name = "{name}"
+# The linkage secret is read from this environment variable (or from secret_file, a key
+# file OUTSIDE the workspace). It is never written into the workspace, logs or releases.
+secret_env = "CILINK_SECRET"
+# secret_file = "/etc/cilink/secret.key"
+
+# One [[partners]] block per partner organisation. Example:
+#
+# [[partners]]
+# id = "holyoke-schools"        # slug used in paths and the ledger
+# domain = "school"             # school | workforce | housing
+# format = "csv"                # csv | xlsx | json | parquet | hmis-csv
+# # encoding = "cp1252"         # default: detected (BOMs handled)
+# date_format = "%m/%d/%Y"      # the partner's date format; ambiguous dates are errors, not guesses
+# mode = "snapshot"             # snapshot: each file replaces earlier data; append: adds to it
+# [partners.columns]            # canonical field = source header
+# source_person_id = "StudentID"
+# first_name = "First Name"
+# last_name = "Last Name"
+# dob = "Birth Date"
+# [partners.codes.sex]          # source value = canonical value
+# "Male" = "M"
+# "Female" = "F"
+
+[link]
+# Pairs with match weight >= link_threshold are linked; those within review_band below it are queued for review.
+link_threshold = 6.0
+review_band = 4.0
+seed = 42
+
+[export]
+profile = "safe-harbor"         # safe-harbor | limited (limited needs a data-use agreement)
+k = 5                           # k-anonymity over birth year, sex, zip3, race/ethnicity
+min_cell = 11                   # aggregate cells below this are suppressed
+on_run = true                   # `cilink run` exports after linking
+
+[engine]
+backend = "duckdb"              # duckdb | spark
+'''
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace; every stage gets its inputs and outputs from here."""
+
+    root: Path
+
+    @classmethod
+    def open(cls, root: Path | str) -> Workspace:
+        """Open an existing workspace, or raise WorkspaceError saying how to create one."""
+        path = Path(root).resolve()
+        if not (path / CONFIG_FILE).is_file() or not (path / RESTRICTED).is_dir():
+            raise WorkspaceError(
+                f"{path} is not a cilink workspace (no {CONFIG_FILE} and {RESTRICTED}/)",
+                hint=f"run `cilink init {root}` first, or pass --workspace pointing at one",
+            )
+        return cls(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @cached_property
+    def config(self) -> CilinkConfig:
+        return load_config(self.config_path)
+
+    def secret(self) -> bytes:
+        """The linkage secret (from the environment or a key file outside the workspace)."""
+        return read_secret(self.config.project)
+
+    @property
+    def restricted(self) -> Path:
+        return self.root / RESTRICTED
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.restricted / "ledger.sqlite"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.restricted / "lock"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.restricted / "logs"
+
+    @property
+    def link_dir(self) -> Path:
+        return self.restricted / "link"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.restricted / "quarantine"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.root / "releases"
+
+    def staged_dir(self, partner_id: str) -> Path:
+        return self.restricted / "staged" / partner_id
+
+    def inbox_dir(self, partner_id: str) -> Path:
+        return self.root / "inbox" / partner_id
+
+
+def init_workspace(root: Path | str, name: str | None = None, *, config_text: str | None = None) -> Workspace:
+    """Create a workspace (design §2): config, inbox, restricted zone (mode 0700), releases.
+
+    Refuses to overwrite an existing cilink.toml. ``config_text`` replaces the commented template.
+    Example: ``init_workspace("ws", name="Holyoke Cradle-to-Career")``
+    """
+    path = Path(root).resolve()
+    if (path / CONFIG_FILE).exists():
+        raise UsageError(
+            f"{path / CONFIG_FILE} already exists", hint="choose an empty directory, or edit the existing config"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    restricted = path / RESTRICTED
+    restricted.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(restricted, 0o700)  # mkdir's mode is masked by umask
+    for sub in ("staged", "quarantine", "link", "logs"):
+        (restricted / sub).mkdir(mode=0o700, exist_ok=True)
+    (path / "inbox").mkdir(exist_ok=True)
+    (path / "releases").mkdir(exist_ok=True)
+    text = config_text if config_text is not None else CONFIG_TEMPLATE.format(name=name or path.name)
+    atomic.write_text(path / CONFIG_FILE, text)
+    ws = Workspace(path)
+    for partner in ws.config.partners:
+        ws.inbox_dir(partner.id).mkdir(parents=True, exist_ok=True)
+    from cilink.ledger import Ledger
+
+    Ledger(ws.ledger_path).close()
+    return ws
