@@ -1,4 +1,4 @@
-"""cilink.toml as typed pydantic models: loaded and validated, every problem named by its key, before any data is read."""
+"""cilink.toml as typed pydantic models, validated with every problem named by its key before any data is read."""
 
 from __future__ import annotations
 
@@ -85,8 +85,7 @@ class PartnerSettings(Strict):
         unknown = sorted(set(self.columns) - set(known))
         if unknown:
             problems.append(
-                f"columns maps unknown field(s) {unknown} for domain '{self.domain}'; "
-                f"known fields: {', '.join(known)}"
+                f"columns maps unknown field(s) {unknown} for domain '{self.domain}'; known fields: {', '.join(known)}"
             )
         if self.format != FileFormat.HMIS_CSV and "source_person_id" not in self.columns:
             problems.append("columns must map source_person_id (the partner's own person identifier)")
@@ -174,7 +173,7 @@ class CilinkConfig(Strict):
         known = ", ".join(p.id for p in self.partners) or "(none)"
         raise ConfigError(
             f"unknown partner '{partner_id}'",
-            hint=f"use one of: {known}; or add a [[partners]] entry with id = \"{partner_id}\" to cilink.toml",
+            hint=f'use one of: {known}; or add a [[partners]] entry with id = "{partner_id}" to cilink.toml',
         )
 
 

@@ -42,8 +42,15 @@ class InputRejected(CilinkError):
 
     exit_code = 3
 
-    def __init__(self, message: str, hint: str | None = None, *, file: str | None = None,
-                 column: str | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        file: str | None = None,
+        column: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message, hint)
         self.file = file
         self.column = column

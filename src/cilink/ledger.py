@@ -1,4 +1,4 @@
-"""The ledger (SQLite in the restricted zone): batches, runs, append-only audit log, review decisions, ID history, releases."""
+"""The ledger (SQLite, restricted zone): batches, runs, append-only audit log, review decisions, ID history."""
 
 from __future__ import annotations
 
@@ -194,13 +194,27 @@ class Ledger:
             c.executemany("UPDATE batches SET status = ? WHERE batch_id = ?", [(status, b) for b in batch_ids])
 
     # audit ---------------------------------------------------------------------------------------
-    def audit(self, command: str, action: str, outcome: str, *, inputs: dict[str, Any] | None = None,
-              details: dict[str, Any] | None = None) -> None:
+    def audit(
+        self,
+        command: str,
+        action: str,
+        outcome: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         """Append one entry to the audit log (who, what, when, inputs as hashes, outcome). Never identifiers."""
         self.conn.execute(
             "INSERT INTO audit (at, user, command, action, inputs, outcome, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now_utc(), current_user(), command, action, json.dumps(inputs or {}, sort_keys=True), outcome,
-             json.dumps(details or {}, sort_keys=True, default=str)),
+            (
+                now_utc(),
+                current_user(),
+                command,
+                action,
+                json.dumps(inputs or {}, sort_keys=True),
+                outcome,
+                json.dumps(details or {}, sort_keys=True, default=str),
+            ),
         )
 
     def audit_entries(self, limit: int | None = None) -> list[dict[str, Any]]:
@@ -215,7 +229,9 @@ class Ledger:
 
     # runs ----------------------------------------------------------------------------------------
     def start_run(self, run_id: str, command: str) -> None:
-        self.conn.execute("INSERT INTO runs (run_id, command, started_at) VALUES (?, ?, ?)", (run_id, command, now_utc()))
+        self.conn.execute(
+            "INSERT INTO runs (run_id, command, started_at) VALUES (?, ?, ?)", (run_id, command, now_utc())
+        )
 
     def finish_run(self, run_id: str, exit_code: int, summary: dict[str, Any]) -> None:
         self.conn.execute(
@@ -224,7 +240,11 @@ class Ledger:
         )
 
     def last_run(self, command: str | None = None) -> dict[str, Any] | None:
-        sql = "SELECT * FROM runs" + (" WHERE command = ?" if command else "") + " ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        sql = (
+            "SELECT * FROM runs"
+            + (" WHERE command = ?" if command else "")
+            + " ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        )
         row = self.conn.execute(sql, (command,) if command else ()).fetchone()
         if not row:
             return None
@@ -233,8 +253,9 @@ class Ledger:
         return d
 
     # releases ------------------------------------------------------------------------------------
-    def add_release(self, release_id: str, profile: str, audience: str | None, path: str,
-                    summary: dict[str, Any]) -> None:
+    def add_release(
+        self, release_id: str, profile: str, audience: str | None, path: str, summary: dict[str, Any]
+    ) -> None:
         self.conn.execute(
             "INSERT INTO releases (release_id, created_at, profile, audience, path, summary) VALUES (?, ?, ?, ?, ?, ?)",
             (release_id, now_utc(), profile, audience, path, json.dumps(summary, sort_keys=True, default=str)),

@@ -25,8 +25,14 @@ class RunLog:
     def event(self, event: str, **counts: Any) -> None:
         """Write one log line. Pass only counts, durations, hashes and ids — no personal data."""
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        line = {"at": now_utc(), "run_id": self.run_id, "command": self.command, "event": event,
-                "elapsed_s": round(time.monotonic() - self.started, 3), **counts}
+        line = {
+            "at": now_utc(),
+            "run_id": self.run_id,
+            "command": self.command,
+            "event": event,
+            "elapsed_s": round(time.monotonic() - self.started, 3),
+            **counts,
+        }
         path = self.logs_dir / f"cilink-{now_utc()[:10]}.jsonl"
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, sort_keys=True, default=str) + "\n")

@@ -35,8 +35,12 @@ def staged_records(ws: Workspace, partner_id: str | None = None, *, domain: str 
     if domain is not None:
         schema = polars_schema(domain)
     else:
-        schema = pl.Schema({**{n: t for n, t in polars_schema("school").items() if n in IdentityRecord.model_fields},
-                            **{k: v for k, v in polars_schema("school").items() if k.startswith("_cilink_")}})
+        schema = pl.Schema(
+            {
+                **{n: t for n, t in polars_schema("school").items() if n in IdentityRecord.model_fields},
+                **{k: v for k, v in polars_schema("school").items() if k.startswith("_cilink_")},
+            }
+        )
     if not frames:
         return pl.LazyFrame(schema=schema)
     return pl.concat(frames, how="diagonal_relaxed")

@@ -42,15 +42,21 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
     with Ledger(ws.ledger_path) as ledger:
         for p in cfg.partners:
             batches = ledger.active_batches(p.id)
-            result.partners.append(PartnerStatus(
-                partner=p.id, domain=str(p.domain), active_batches=len(batches),
-                rows_accepted=sum(b.accepted for b in batches),
-                rows_quarantined=sum(b.quarantined for b in batches),
-                last_ingest=max((b.created_at for b in batches), default=None),
-            ))
+            result.partners.append(
+                PartnerStatus(
+                    partner=p.id,
+                    domain=str(p.domain),
+                    active_batches=len(batches),
+                    rows_accepted=sum(b.accepted for b in batches),
+                    rows_quarantined=sum(b.quarantined for b in batches),
+                    last_ingest=max((b.created_at for b in batches), default=None),
+                )
+            )
         result.last_run = ledger.last_run()
         release = ledger.last_release()
-        result.last_release = {"release_id": release["release_id"], "created_at": release["created_at"]} if release else None
+        result.last_release = (
+            {"release_id": release["release_id"], "created_at": release["created_at"]} if release else None
+        )
     queue = ws.link_dir / "review_queue.parquet"
     crosswalk = ws.link_dir / "crosswalk.parquet"
     if queue.exists() or crosswalk.exists():

@@ -13,7 +13,7 @@ from cilink.errors import UsageError, WorkspaceError
 
 RESTRICTED = ".cilink"
 
-CONFIG_TEMPLATE = '''\
+CONFIG_TEMPLATE = """\
 # cilink.toml — the one configuration file of this workspace.
 # Check it with `cilink config check`. Full reference: README.md ("Configuration").
 
@@ -56,7 +56,7 @@ on_run = true                   # `cilink run` exports after linking
 
 [engine]
 backend = "duckdb"              # duckdb | spark
-'''
+"""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ def main() -> None:
             output.err.print(
                 f"Error: unexpected {type(e).__name__}. Nothing was half-written. "
                 "Rerun with --debug for the traceback and report it.",
-                highlight=False, markup=False,
+                highlight=False,
+                markup=False,
             )
         sys.exit(1)

@@ -55,13 +55,19 @@ def status(json_out: JsonFlag = False) -> None:
     output.table(
         "Partners",
         ["partner", "domain", "batches", "accepted", "quarantined", "last ingest"],
-        [[p.partner, p.domain, p.active_batches, p.rows_accepted, p.rows_quarantined, p.last_ingest]
-         for p in st.partners],
+        [
+            [p.partner, p.domain, p.active_batches, p.rows_accepted, p.rows_quarantined, p.last_ingest]
+            for p in st.partners
+        ],
     )
     run = st.last_run
-    output.line(f"Last run: {run['command']} at {run['started_at']}, exit {run['exit_code']}" if run else "Last run: none")
-    output.line(f"Persons linked: {st.persons if st.persons is not None else 'not linked yet'}; "
-                f"review queue: {st.review_queue if st.review_queue is not None else '-'}")
+    output.line(
+        f"Last run: {run['command']} at {run['started_at']}, exit {run['exit_code']}" if run else "Last run: none"
+    )
+    output.line(
+        f"Persons linked: {st.persons if st.persons is not None else 'not linked yet'}; "
+        f"review queue: {st.review_queue if st.review_queue is not None else '-'}"
+    )
     rel = st.last_release
     output.line(f"Last release: {rel['release_id']} ({rel['created_at']})" if rel else "Last release: none")
 

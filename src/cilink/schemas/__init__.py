@@ -91,7 +91,11 @@ def _polars_dtype(annotation: Any) -> pl.DataType:
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return pl.String()
     mapping: dict[Any, pl.DataType] = {
-        str: pl.String(), int: pl.Int64(), float: pl.Float64(), bool: pl.Boolean(), dt.date: pl.Date()
+        str: pl.String(),
+        int: pl.Int64(),
+        float: pl.Float64(),
+        bool: pl.Boolean(),
+        dt.date: pl.Date(),
     }
     if annotation in mapping:
         return mapping[annotation]

@@ -13,7 +13,9 @@ class WorkforceRecord(IdentityRecord):
     """One participation in a workforce program."""
 
     program: str | None = Field(default=None, description="Program name or code (e.g. WIOA Adult)")
-    entry_date: dt.date = Field(description="Program entry (participation) date", json_schema_extra={"required_in_source": True})
+    entry_date: dt.date = Field(
+        description="Program entry (participation) date", json_schema_extra={"required_in_source": True}
+    )
     exit_date: dt.date | None = Field(default=None, description="Program exit date")
     employed_q2: bool | None = Field(default=None, description="Employed in the 2nd quarter after exit")
     employed_q4: bool | None = Field(default=None, description="Employed in the 4th quarter after exit")

@@ -1,0 +1,41 @@
+"""Shared test helpers: run the real `cilink` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEST_SECRET = "test-secret-not-for-production"
+
+
+def run_cli(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m cilink ARGS` as a user would; returns the completed process (never raises)."""
+    full_env = {**os.environ, "CILINK_SECRET": TEST_SECRET, "NO_COLOR": "1", "COLUMNS": "200"}
+    full_env.pop("CILINK_WORKSPACE", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "cilink", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CILINK_SECRET", TEST_SECRET)
