@@ -94,3 +94,11 @@ def test_missing_secret_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch,
     assert read_secret(ProjectSettings(secret_file=key)) == b"from-file"
     monkeypatch.setenv("CILINK_SECRET", "from-env")
     assert read_secret(ProjectSettings(secret_file=key)) == b"from-env"
+
+
+def test_writer_lock_is_reentrant_within_a_process(tmp_path: Path) -> None:
+    lock = tmp_path / "lock"
+    with writer_lock(lock, "run"), writer_lock(lock, "ingest"):
+        pass
+    with writer_lock(lock, "again"):  # fully released afterwards
+        pass

@@ -27,13 +27,25 @@ def lock_holder(lock_path: Path) -> dict[str, object] | None:
         return None
 
 
+_HELD: dict[Path, int] = {}
+
+
 @contextlib.contextmanager
 def writer_lock(lock_path: Path, command: str) -> Iterator[None]:
     """Hold the workspace's writer lock for the duration of a command.
 
     The lock is an OS-level ``flock`` (via filelock), released by the kernel when the process dies, so a
     stale lock from a killed process never blocks the next run; the holder file is only information.
+    Re-entrant within one process, so `cilink run` can hold it across ingest, link and export.
     """
+    key = lock_path.resolve()
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     lock = FileLock(lock_path, timeout=0, is_singleton=False)
     try:
         lock.acquire()
@@ -47,6 +59,8 @@ def writer_lock(lock_path: Path, command: str) -> Iterator[None]:
     try:
         holder = {"pid": os.getpid(), "command": command, "since": now_utc(), "argv": sys.argv[1:2]}
         _holder_path(lock_path).write_text(json.dumps(holder))
+        _HELD[key] = 1
         yield
     finally:
+        _HELD.pop(key, None)
         lock.release()

@@ -64,6 +64,8 @@ class Workspace:
     """Paths of one workspace; every stage gets its inputs and outputs from here."""
 
     root: Path
+    #: set while a link run writes its new generation (see cilink.generations)
+    link_generation: Path | None = None
 
     @classmethod
     def open(cls, root: Path | str) -> Workspace:
@@ -105,8 +107,15 @@ class Workspace:
         return self.restricted / "logs"
 
     @property
-    def link_dir(self) -> Path:
+    def link_root(self) -> Path:
         return self.restricted / "link"
+
+    @property
+    def link_dir(self) -> Path:
+        """The current link outputs (crosswalk, pairs, model …): one published generation directory."""
+        if self.link_generation is not None:
+            return self.link_generation
+        return self.link_root / "current"
 
     @property
     def quarantine_dir(self) -> Path:
@@ -123,6 +132,20 @@ class Workspace:
         return self.root / "inbox" / partner_id
 
 
+def ensure_layout(root: Path) -> None:
+    """Create any missing workspace directories (restricted ones with mode 0700) and the ledger."""
+    restricted = root / RESTRICTED
+    restricted.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(restricted, 0o700)  # mkdir's mode is masked by umask
+    for sub in ("staged", "quarantine", "link", "logs"):
+        (restricted / sub).mkdir(mode=0o700, exist_ok=True)
+    (root / "inbox").mkdir(exist_ok=True)
+    (root / "releases").mkdir(exist_ok=True)
+    from cilink.ledger import Ledger
+
+    Ledger(restricted / "ledger.sqlite").close()
+
+
 def init_workspace(root: Path | str, name: str | None = None, *, config_text: str | None = None) -> Workspace:
     """Create a workspace (design §2): config, inbox, restricted zone (mode 0700), releases.
 
@@ -135,19 +158,10 @@ def init_workspace(root: Path | str, name: str | None = None, *, config_text: st
             f"{path / CONFIG_FILE} already exists", hint="choose an empty directory, or edit the existing config"
         )
     path.mkdir(parents=True, exist_ok=True)
-    restricted = path / RESTRICTED
-    restricted.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(restricted, 0o700)  # mkdir's mode is masked by umask
-    for sub in ("staged", "quarantine", "link", "logs"):
-        (restricted / sub).mkdir(mode=0o700, exist_ok=True)
-    (path / "inbox").mkdir(exist_ok=True)
-    (path / "releases").mkdir(exist_ok=True)
+    ensure_layout(path)
     text = config_text if config_text is not None else CONFIG_TEMPLATE.format(name=name or path.name)
     atomic.write_text(path / CONFIG_FILE, text)
     ws = Workspace(path)
     for partner in ws.config.partners:
         ws.inbox_dir(partner.id).mkdir(parents=True, exist_ok=True)
-    from cilink.ledger import Ledger
-
-    Ledger(ws.ledger_path).close()
     return ws

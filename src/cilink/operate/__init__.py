@@ -1,0 +1,1 @@
+"""Unattended operation: the inbox run for cron, purge, and the audit trail."""
