@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 
@@ -46,9 +47,12 @@ def _root(
 
 def _register() -> None:
     # one line per command module; each module's register() adds its commands
-    from cilink.cli import workspace_cmds
+    from cilink.cli import audit, purge, run, workspace_cmds
 
     workspace_cmds.register(app)
+    run.register(app)
+    purge.register(app)
+    audit.register(app)
 
 
 _register()
