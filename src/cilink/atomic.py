@@ -11,6 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
+from cilink.faults import crash_point
+
 
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry so a rename inside it survives a power cut."""
@@ -32,6 +34,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        crash_point("write")
         os.replace(tmp, target)
         fsync_dir(target.parent)
     finally:
@@ -69,6 +72,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             for name in files:
                 with open(Path(root) / name, "rb") as fh:
                     os.fsync(fh.fileno())
+        crash_point("write")
         os.rename(tmp, target)
         fsync_dir(target.parent)
     finally:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cilink.atomic import fsync_dir
+from cilink.faults import crash_point
 from cilink.workspace import Workspace
 
 KEEP = 3
@@ -50,6 +51,7 @@ def new_link_generation(ws: Workspace) -> Iterator[Workspace]:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    crash_point("write")
     os.rename(work, new)
     tmp_link = root / ".current.tmp"
     tmp_link.unlink(missing_ok=True)

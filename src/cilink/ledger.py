@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cilink.faults import crash_point
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_id        TEXT PRIMARY KEY,
@@ -151,6 +153,7 @@ class Ledger:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        crash_point("commit")
         self.conn.execute("COMMIT")
 
     # batches -------------------------------------------------------------------------------------

@@ -60,6 +60,10 @@ def writer_lock(lock_path: Path, command: str) -> Iterator[None]:
         holder = {"pid": os.getpid(), "command": command, "since": now_utc(), "argv": sys.argv[1:2]}
         _holder_path(lock_path).write_text(json.dumps(holder))
         _HELD[key] = 1
+        if lock_path.parent.name == ".cilink":
+            from cilink.recovery import recover
+
+            recover(lock_path.parent.parent)
         yield
     finally:
         _HELD.pop(key, None)

@@ -47,12 +47,13 @@ def _root(
 
 def _register() -> None:
     # one line per command module; each module's register() adds its commands
-    from cilink.cli import audit, purge, run, workspace_cmds
+    from cilink.cli import audit, demo, purge, run, workspace_cmds
 
     workspace_cmds.register(app)
     run.register(app)
     purge.register(app)
     audit.register(app)
+    demo.register(app)
 
 
 _register()
