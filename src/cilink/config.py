@@ -91,6 +91,10 @@ class PartnerSettings(Strict):
             problems.append("columns must map source_person_id (the partner's own person identifier)")
         if self.format == FileFormat.HMIS_CSV and self.domain != Domain.HOUSING:
             problems.append("format 'hmis-csv' is only for domain 'housing'")
+        if self.date_format and "%y" in self.date_format and self.two_digit_year_pivot is None:
+            # a two-digit year is a guess about the century; cilink guesses only when told how
+            problems.append("date_format uses %y (two-digit year): set two_digit_year_pivot too "
+                            "(e.g. 30: years 00-29 are 20xx, 30-99 are 19xx), or use %Y")
         unknown_codes = sorted(set(self.codes) - set(known))
         if unknown_codes:
             problems.append(f"codes given for unknown field(s) {unknown_codes}")
@@ -102,7 +106,9 @@ class PartnerSettings(Strict):
 class LinkSettings(Strict):
     """[link]: thresholds, training seed and optional rule overrides."""
 
-    link_threshold: float = Field(default=6.0, description="match weight at or above which a pair is linked")
+    link_threshold: float = Field(
+        default=4.0, description="match weight (log2 odds) at or above which a pair is linked; see docs/linkage.md"
+    )
     review_band: float = Field(
         default=4.0, ge=0, description="pairs with weight in [threshold - band, threshold) go to review"
     )
@@ -126,6 +132,14 @@ class Audience(Strict):
 
     id: Annotated[str, Field(pattern=SLUG)]
     secret_env: str
+    profile: ReleaseProfile | None = Field(
+        default=None, description="profile for this audience (e.g. limited under a data-use agreement); "
+        "default: [export].profile"
+    )
+
+
+#: Event date fields whose release precision can be set per column ([export.date_precision]).
+DateField = Literal["entry_date", "exit_date", "move_in_date"]
 
 
 class ExportSettings(Strict):
@@ -135,8 +149,36 @@ class ExportSettings(Strict):
     k: int = Field(default=5, ge=2)
     min_cell: int = Field(default=11, ge=1)
     event_date_precision: Literal["month", "year"] = "month"
+    date_precision: dict[DateField, Literal["month", "year"]] = Field(
+        default_factory=dict, description="per-column override of event_date_precision (safe-harbor profile)"
+    )
+    max_suppression: float = Field(
+        default=0.05, ge=0, le=1,
+        description="largest share of persons whose quasi-identifiers may be suppressed to reach k",
+    )
     on_run: bool = True
     audiences: list[Audience] = Field(default_factory=list)
+
+    @field_validator("audiences")
+    @classmethod
+    def _unique_audiences(cls, audiences: list[Audience]) -> list[Audience]:
+        dupes = _duplicate_ids([a.id for a in audiences])
+        if dupes:
+            raise ValueError(f"duplicate audience id(s) {dupes}")
+        if "default" in {a.id for a in audiences}:
+            raise ValueError("audience id 'default' is reserved for the workspace-secret audience")
+        return audiences
+
+    def audience(self, audience_id: str) -> Audience:
+        """The configured audience with this id, or a ConfigError listing the known ones."""
+        for a in self.audiences:
+            if a.id == audience_id:
+                return a
+        known = ", ".join(a.id for a in self.audiences) or "(none)"
+        raise ConfigError(
+            f"unknown audience '{audience_id}'",
+            hint=f"use one of: {known}; or add an [[export.audiences]] entry with id = \"{audience_id}\"",
+        )
 
 
 class EngineSettings(Strict):

@@ -177,20 +177,33 @@ class Ledger:
         """Batches whose staged records currently count (snapshot mode supersedes earlier ones)."""
         return self.batches(partner, status="active")
 
-    def add_batch(self, batch: Batch, *, supersede_earlier: bool) -> None:
-        """Record a batch; in snapshot mode mark the partner's earlier active batches superseded (one transaction)."""
+    def add_batch(self, batch: Batch, *, supersede_earlier: bool,
+                  audit: dict[str, Any] | None = None) -> list[str]:
+        """Record a batch; in snapshot mode mark the partner's earlier active batches superseded (one transaction).
+
+        ``audit`` (keyword arguments of ``audit()``) is appended in the same transaction, so a batch is
+        never recorded without its audit entry. Returns the ids of the batches superseded.
+        """
         d = batch.__dict__.copy()
         d["quarantine_by_reason"] = json.dumps(d["quarantine_by_reason"], sort_keys=True)
         d["flags_by_field"] = json.dumps(d["flags_by_field"], sort_keys=True)
         cols = ", ".join(d)
         marks = ", ".join(f":{k}" for k in d)
+        superseded: list[str] = []
         with self.transaction() as c:
             if supersede_earlier:
+                superseded = [r[0] for r in c.execute(
+                    "SELECT batch_id FROM batches WHERE partner = ? AND status = 'active' ORDER BY created_at, rowid",
+                    (batch.partner,),
+                )]
                 c.execute(
                     "UPDATE batches SET status = 'superseded' WHERE partner = ? AND status = 'active'",
                     (batch.partner,),
                 )
             c.execute(f"INSERT INTO batches ({cols}) VALUES ({marks})", d)
+            if audit is not None:
+                self.audit(**audit)
+        return superseded
 
     def set_batch_status(self, batch_ids: list[str], status: str) -> None:
         with self.transaction() as c:

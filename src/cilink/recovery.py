@@ -23,7 +23,7 @@ class Recovery:
 
 
 def recover(root: Path) -> Recovery:
-    """Sweep temp files under the restricted zone and releases, and staged files with no ledger row."""
+    """Sweep temp files under the restricted zone and releases, and staged/quarantine files with no ledger row."""
     result = Recovery()
     restricted = root / RESTRICTED
     result.temp_removed = sweep_temp(restricted)
@@ -42,6 +42,20 @@ def recover(root: Path) -> Recovery:
             conn.close()
         for f in staged.rglob("*.parquet"):
             if f.resolve() not in known:
+                f.unlink()
+                result.orphans_removed += 1
+    quarantine = restricted / "quarantine"
+    if ledger.exists() and quarantine.is_dir():
+        # ingest writes a batch's quarantine files (<batch_id>.parquet/.csv) before its ledger row
+        conn = sqlite3.connect(ledger)
+        try:
+            batch_ids = {row[0] for row in conn.execute("SELECT batch_id FROM batches")}
+        except sqlite3.OperationalError:
+            batch_ids = set()
+        finally:
+            conn.close()
+        for f in [*quarantine.rglob("*.parquet"), *quarantine.rglob("*.csv")]:
+            if f.stem not in batch_ids:
                 f.unlink()
                 result.orphans_removed += 1
     return result

@@ -74,6 +74,9 @@ def report(e: CilinkError) -> None:
     err.print(f"Error: {e.message}", highlight=False, markup=False)
     if e.hint:
         err.print(f"Fix: {e.hint}", highlight=False, markup=False)
+    reason = getattr(e, "reason", None)
+    if reason:  # a stable code (e.g. missing_column) for scripts, tests and searching the docs
+        err.print(f"Reason: {reason}", highlight=False, markup=False)
 
 
 def open_workspace():  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from cilink import atomic
 from cilink.config import FileFormat
 from cilink.errors import CilinkError, InputRejected
+from cilink.generations import current_generation
 from cilink.ledger import Ledger
 from cilink.locking import writer_lock
 from cilink.logs import RunLog
@@ -63,6 +65,34 @@ def inbox_items(ws: Workspace, partner_id: str, fmt: FileFormat) -> list[Path]:
     return sorted(items, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
+def _generation_time(ws: Workspace) -> dt.datetime | None:
+    gen = current_generation(ws)
+    if gen is None or not (gen / "crosswalk.parquet").exists():
+        return None
+    return dt.datetime.fromtimestamp(int(gen.stat().st_mtime), dt.UTC)
+
+
+def link_is_stale(ws: Workspace, ledger: Ledger) -> bool:
+    """True when active batches exist that the published link generation has not seen (e.g. after a crash)."""
+    batches = ledger.active_batches()
+    if not batches:
+        return False
+    linked_at = _generation_time(ws)
+    if linked_at is None:
+        return True
+    # created_at has second precision: "same second" counts as newer, at worst one extra incremental link
+    return max(dt.datetime.fromisoformat(b.created_at) for b in batches) >= linked_at
+
+
+def release_is_stale(ws: Workspace, ledger: Ledger) -> bool:
+    """True when the current link generation is newer than the last release."""
+    linked_at = _generation_time(ws)
+    if linked_at is None:
+        return False
+    last = ledger.last_release()
+    return last is None or dt.datetime.fromisoformat(last["created_at"]) < linked_at
+
+
 def _move(item: Path, folder: Path) -> Path:
     folder.mkdir(exist_ok=True)
     target = folder / item.name
@@ -113,9 +143,7 @@ def run_inbox(ws: Workspace, *, link: bool = True, export: bool | None = None) -
                     accepted=getattr(res, "accepted", None), quarantined=getattr(res, "quarantined", None),
                 ))
         log.event("ingested", files=len(result.files), new_batches=new_batches)
-        has_data = bool(ledger.active_batches())
-        never_linked = not (ws.link_dir / "crosswalk.parquet").exists()
-        if link and has_data and (new_batches or never_linked):
+        if link and (new_batches or link_is_stale(ws, ledger)):
             try:
                 from cilink.link.linkage import link_workspace
 
@@ -127,7 +155,7 @@ def run_inbox(ws: Workspace, *, link: bool = True, export: bool | None = None) -
                 result.errors.append(f"link: {e.message}")
                 result.exit_code = max(result.exit_code, e.exit_code)
         do_export = cfg.export.on_run if export is None else export
-        if do_export and result.linked:
+        if do_export and (result.linked or release_is_stale(ws, ledger)):
             try:
                 from cilink.export.release import export_release
 

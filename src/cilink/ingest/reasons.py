@@ -1,0 +1,59 @@
+"""Stable codes for every ingest outcome: row quarantine reasons, data-quality flags, whole-file rejections.
+
+Tests, the ledger and the partner-facing quarantine CSV use these codes, never message wording
+(style.md §10). Adding a code is fine; renaming one breaks stored ledgers and partners' tooling.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a row was quarantined (kept aside, not staged)."""
+
+    MISSING_SOURCE_PERSON_ID = "missing_source_person_id"
+    MISSING_REQUIRED = "missing_required"
+    UNPARSEABLE_DATE = "unparseable_date"
+    EXIT_BEFORE_ENTRY = "exit_before_entry"
+    FUTURE_DATE = "future_date"
+    DATE_BEFORE_1900 = "date_before_1900"
+    RAGGED_ROW = "ragged_row"
+    INVALID_VALUE = "invalid_value"
+    #: hmis-csv: an Enrollment.csv row whose PersonalID has no (undeleted) Client.csv row
+    ORPHAN_RECORD = "orphan_record"
+    #: hmis-csv: the source marked the row deleted (DateDeleted set); kept aside so counts reconcile
+    DELETED_IN_SOURCE = "deleted_in_source"
+
+
+class Flag(StrEnum):
+    """Data-quality flags on accepted rows; the flagged value is set to null (or reduced, e.g. to last4)."""
+
+    SSN_INVALID = "ssn_invalid"
+    SSN_MASKED = "ssn_masked"
+    DOB_IMPOSSIBLE = "dob_impossible"
+    ZIP_INVALID = "zip_invalid"
+    PHONE_INVALID = "phone_invalid"
+    EMAIL_INVALID = "email_invalid"
+    CODE_UNMAPPED = "code_unmapped"
+    #: an optional date that is missing its format or is ambiguous (required dates quarantine instead)
+    DATE_UNPARSEABLE = "date_unparseable"
+
+
+class FileProblem(StrEnum):
+    """Why a whole file was rejected (InputRejected, exit 3); nothing is written."""
+
+    UNKNOWN_PARTNER = "unknown_partner"
+    FILE_NOT_FOUND = "file_not_found"
+    EMPTY_FILE = "empty_file"
+    NO_DATA_ROWS = "no_data_rows"
+    UNDECODABLE = "undecodable"
+    MISSING_COLUMN = "missing_column"
+    DUPLICATE_COLUMN = "duplicate_column"
+    WRONG_SHEET = "wrong_sheet"
+    MISSING_HMIS_FILE = "missing_hmis_file"
+    MALFORMED = "malformed"
+    UNSUPPORTED_DATE_FORMAT = "unsupported_date_format"
+    ALL_ROWS_QUARANTINED = "all_rows_quarantined"
+    #: the same file was ingested before and its data purged on purpose
+    PURGED_FILE = "purged_file"

@@ -1,0 +1,174 @@
+"""Unattended operation (issue 7): cron runs over the inbox, the lock, crash safety, purge, clean logs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cilink.demo import generate_demo
+from cilink.ledger import Ledger
+from cilink.workspace import Workspace, ensure_layout
+from tests.conftest import run_cli
+
+PEOPLE = 150
+
+
+@pytest.fixture(scope="module")
+def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated (not yet run) demo workspace, copied per test."""
+    root = tmp_path_factory.mktemp("demo-src") / "ws"
+    generate_demo(root, people=PEOPLE, seed=7)
+    ensure_layout(root)
+    return root
+
+
+def fresh_workspace(demo_source: Path, tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_source, ws, symlinks=True)
+    return ws
+
+
+def staged_invariants(ws_root: Path, *, linked: bool = False) -> None:
+    """Ledger ⇔ staged files; no partial release; after a finished run, the crosswalk covers every record."""
+    ws = Workspace.open(ws_root)
+    with Ledger(ws.ledger_path) as ledger:
+        batches = ledger.active_batches()
+        recorded = {(ws.root / b.staged_path).resolve() for b in ledger.batches() if b.status != "purged"}
+    on_disk = {p.resolve() for p in (ws.restricted / "staged").rglob("*.parquet")}
+    assert on_disk <= recorded, "a staged file without a ledger row"
+    for b in batches:
+        assert (ws.root / b.staged_path).exists(), "a ledger row without its staged file"
+        assert b.rows_in == b.accepted + b.quarantined
+    crosswalk = ws.link_dir / "crosswalk.parquet"
+    if crosswalk.exists():
+        cw = pl.read_parquet(crosswalk)
+        assert cw.height == cw.select("partner", "source_person_id").unique().height, "one person_id per record"
+    if linked:
+        from cilink.staging import staged_records
+
+        staged_ids = {tuple(r) for r in staged_records(ws).select("_cilink_partner", "source_person_id")
+                      .unique().collect().rows()}
+        assert staged_ids == {tuple(r) for r in cw.select("partner", "source_person_id").rows()}
+    for rel in ws.releases_dir.iterdir():
+        assert not rel.name.startswith("."), "a temp release directory was left behind"
+        assert (rel / "manifest.json").exists(), "a release without its manifest"
+
+
+def crosswalk_partition(ws_root: Path) -> set[frozenset[str]]:
+    cw = pl.read_parquet(Workspace.open(ws_root).link_dir / "crosswalk.parquet")
+    groups = cw.group_by("person_id").agg(pl.format("{}:{}", "partner", "source_person_id").alias("r"))
+    return {frozenset(r) for r in groups["r"].to_list()}
+
+
+def test_cron_run_twice_with_one_malformed_file(demo_source: Path, tmp_path: Path) -> None:
+    ws = fresh_workspace(demo_source, tmp_path)
+    bad = ws / "inbox" / "workforce-board" / "broken.xlsx"
+    bad.write_bytes(b"this is not a spreadsheet")
+    first = run_cli("-w", ws, "run", "--json")
+    assert first.returncode == 3, first.stderr
+    summary = json.loads(first.stdout)
+    outcomes = {f["file"]: f["outcome"] for f in summary["files"]}
+    assert outcomes == {"holyoke-schools.csv": "ingested", "workforce-board.xlsx": "ingested",
+                        "hmis-export.zip": "ingested", "broken.xlsx": "rejected"}
+    assert summary["linked"] and summary["release_id"]
+    rejected = ws / "inbox" / "workforce-board" / "rejected"
+    assert (rejected / "broken.xlsx").exists()
+    assert (rejected / "broken.xlsx.reason.txt").read_text().strip()
+    for partner, name in [("holyoke-schools", "holyoke-schools.csv"), ("coc-hmis", "hmis-export.zip")]:
+        assert (ws / "inbox" / partner / "processed" / name).exists()
+    second = run_cli("-w", ws, "run", "--json")
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
+    assert again["files"] == [] and not again["linked"]
+    with Ledger(ws / ".cilink" / "ledger.sqlite") as ledger:
+        assert len(ledger.batches()) == 3  # each good file ingested exactly once
+        assert any(e["action"] == "run" for e in ledger.audit_entries())
+    staged_invariants(ws, linked=True)
+
+
+def test_a_second_run_exits_4_while_the_first_works(demo_source: Path, tmp_path: Path) -> None:
+    ws = fresh_workspace(demo_source, tmp_path)
+    env = {"CILINK_SECRET": "s", "NO_COLOR": "1"}
+    import os
+
+    procs = [subprocess.Popen([sys.executable, "-m", "cilink", "-w", str(ws), "run"], env={**os.environ, **env},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(300), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 4], results
+    busy_err = next(err for code, err in results if code == 4)
+    assert "busy" in busy_err and "pid" in busy_err
+
+
+def test_purge_partner_removes_its_data_everywhere(demo_source: Path, tmp_path: Path) -> None:
+    ws = fresh_workspace(demo_source, tmp_path)
+    assert run_cli("-w", ws, "run").returncode == 0
+    r = run_cli("-w", ws, "purge", "--partner", "coc-hmis", "--yes", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["batches"] == 1
+    w = Workspace.open(ws)
+    assert not list((w.restricted / "staged").rglob("*coc-hmis*"))
+    assert not (w.staged_dir("coc-hmis")).exists() or not any(w.staged_dir("coc-hmis").iterdir())
+    cw = pl.read_parquet(w.link_dir / "crosswalk.parquet")
+    assert "coc-hmis" not in cw["partner"].to_list() and cw.height > 0
+    assert not list((ws / "inbox" / "coc-hmis").rglob("*.zip")), "the kept raw export is purged too"
+    gens = [p for p in w.link_root.iterdir() if p.name.startswith("gen-")]
+    assert len(gens) == 1, "older link generations still held the purged records"
+    exp = run_cli("-w", ws, "export", "--json")
+    assert exp.returncode == 0, exp.stderr
+    release = max((ws / "releases").iterdir(), key=lambda p: p.stat().st_mtime)
+    persons = pl.read_parquet(release / "persons.parquet")
+    assert not any("coc-hmis" in str(v) for v in persons.to_dicts())
+    assert not (release / "events" / "domain=housing").exists() or not list(
+        (release / "events" / "domain=housing").rglob("*.parquet"))
+    with Ledger(w.ledger_path) as ledger:
+        assert any(e["action"] == "purge" and "coc-hmis" in e["inputs"]["scope"] for e in ledger.audit_entries())
+
+
+def test_logs_contain_no_identifiers(demo_source: Path, tmp_path: Path) -> None:
+    ws = fresh_workspace(demo_source, tmp_path)
+    assert run_cli("-w", ws, "run").returncode == 0
+    w = Workspace.open(ws)
+    from cilink.staging import staged_records
+
+    staged = staged_records(w).collect()
+    needles = set()
+    for col in ("first_name", "last_name", "ssn"):
+        needles |= {v for v in staged[col].drop_nulls().to_list() if len(v) >= 4}
+    needles |= {d.isoformat() for d in staged["dob"].drop_nulls().to_list()}
+    logs = "".join(p.read_text() for p in w.logs_dir.glob("*.jsonl")).lower()
+    audit = json.dumps(Ledger(w.ledger_path).audit_entries()).lower()
+    assert logs, "cron runs leave JSON-lines logs"
+    leaked = [n for n in needles if n.lower() in logs or n.lower() in audit]
+    assert not leaked
+
+
+CRASH_POINTS = [("write", n) for n in (1, 2, 3, 5, 8)] + [("commit", n) for n in (1, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(demo_source: Path, tmp_path_factory: pytest.TempPathFactory) -> set[frozenset[str]]:
+    ws = tmp_path_factory.mktemp("base") / "ws"
+    shutil.copytree(demo_source, ws, symlinks=True)
+    assert run_cli("-w", ws, "run").returncode == 0
+    return crosswalk_partition(ws)
+
+
+@pytest.mark.parametrize(("kind", "nth"), CRASH_POINTS, ids=[f"{k}-{n}" for k, n in CRASH_POINTS])
+def test_crash_at_any_point_then_rerun_completes(demo_source: Path, tmp_path: Path, kind: str, nth: int,
+                                                  uninterrupted: set[frozenset[str]]) -> None:
+    ws = fresh_workspace(demo_source, tmp_path)
+    crashed = run_cli("-w", ws, "run", env={"CILINK_CRASH_AT": f"{kind}:{nth}"})
+    assert crashed.returncode == -9, f"the crash point was not reached: {crashed.returncode} {crashed.stderr}"
+    staged_invariants(ws)
+    rerun = run_cli("-w", ws, "run")
+    assert rerun.returncode == 0, rerun.stderr
+    staged_invariants(ws, linked=True)
+    assert crosswalk_partition(ws) == uninterrupted
+    assert any((ws / "releases").iterdir()), "the rerun finished the export"
