@@ -62,10 +62,14 @@ def write_parquet(target: Path, frame: pl.DataFrame | pl.LazyFrame) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a temp directory beside ``target``; on success rename it to ``target`` (which must not exist)."""
+def atomic_dir(target: Path, tmp_parent: Path | None = None) -> Iterator[Path]:
+    """Yield a temp directory beside ``target``; on success rename it to ``target`` (which must not exist).
+
+    ``tmp_parent`` puts the temp directory elsewhere on the same filesystem (export stages a release in the
+    restricted zone, so nothing appears under releases/ before the privacy gate has passed).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=tmp_parent or target.parent))
     try:
         yield tmp
         for root, _dirs, files in os.walk(tmp):

@@ -181,6 +181,53 @@ class ExportSettings(Strict):
         )
 
 
+#: The analysis units an indicator can count (built from a release by ``cilink.indicators.units``).
+IndicatorUnit = Literal["school_year", "graduation_cohort", "workforce_exit", "housing_exit", "person", "panel"]
+
+
+class IndicatorSettings(Strict):
+    """[[indicators]]: a shared measure computed from a release by `cilink indicators`.
+
+    Conditions are SQL expressions over the unit's columns (docs/indicators.md lists them), e.g.
+    ``population = "chronically_absent IS NOT NULL"``, ``numerator = "NOT chronically_absent"``.
+    An entry whose id is a default indicator's replaces it; ``enabled = false`` drops it.
+    """
+
+    id: Annotated[str, Field(pattern=SLUG)]
+    title: str = Field(default="", description="Asset-based name shown in outputs; default: the id")
+    unit: IndicatorUnit | None = Field(default=None, description="What is counted; required for a new indicator")
+    population: str = Field(default="TRUE", description="SQL condition: the units in the denominator")
+    numerator: str | None = Field(default=None, description="SQL condition: the units of the population meeting "
+                                  "the measure (statistic = share)")
+    statistic: Literal["share", "median"] = "share"
+    value: str | None = Field(default=None, description="Column whose median is reported (statistic = median)")
+    period: str | None = Field(default=None, description="Column giving the period; default: the unit's own")
+    by: list[str] = Field(default_factory=list, description="Columns to break the measure down by")
+    description: str = ""
+    enabled: bool = True
+
+    @field_validator("population", "numerator")
+    @classmethod
+    def _sql_condition(cls, v: str | None) -> str | None:
+        if v is not None:
+            import polars as pl  # parsed here so `cilink config check` names a bad condition by its key
+
+            try:
+                pl.sql_expr(v)
+            except Exception as e:
+                raise ValueError(f"not a SQL condition polars can read ({e})") from e
+        return v
+
+    @model_validator(mode="after")
+    def _statistic_needs(self) -> IndicatorSettings:
+        if self.enabled and self.unit is not None:
+            if self.statistic == "share" and self.numerator is None:
+                raise ValueError("statistic 'share' needs a numerator condition")
+            if self.statistic == "median" and self.value is None:
+                raise ValueError("statistic 'median' needs value = the column whose median is reported")
+        return self
+
+
 class EngineSettings(Strict):
     """[engine]: where linkage runs."""
 
@@ -198,6 +245,15 @@ class CilinkConfig(Strict):
     link: LinkSettings = LinkSettings()
     export: ExportSettings = ExportSettings()
     engine: EngineSettings = EngineSettings()
+    indicators: list[IndicatorSettings] = Field(default_factory=list)
+
+    @field_validator("indicators")
+    @classmethod
+    def _unique_indicators(cls, indicators: list[IndicatorSettings]) -> list[IndicatorSettings]:
+        dupes = _duplicate_ids([i.id for i in indicators])
+        if dupes:
+            raise ValueError(f"duplicate indicator id(s) {dupes}")
+        return indicators
 
     @field_validator("partners")
     @classmethod

@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS id_history (
     person_id       TEXT NOT NULL,
     other_person_id TEXT
 );
+CREATE INDEX IF NOT EXISTS id_history_person ON id_history(person_id);
+CREATE INDEX IF NOT EXISTS id_history_other ON id_history(other_person_id);
 CREATE TABLE IF NOT EXISTS releases (
     release_id  TEXT PRIMARY KEY,
     created_at  TEXT NOT NULL,

@@ -44,7 +44,7 @@ secret_env = "CILINK_SECRET"
 
 [link]
 # Pairs with match weight >= link_threshold are linked; those within review_band below it are queued for review.
-link_threshold = 6.0
+link_threshold = 4.0            # match weight = log2 odds; 4.0 ≈ match probability 0.94
 review_band = 4.0
 seed = 42
 
@@ -52,7 +52,13 @@ seed = 42
 profile = "safe-harbor"         # safe-harbor | limited (limited needs a data-use agreement)
 k = 5                           # k-anonymity over birth year, sex, zip3, race/ethnicity
 min_cell = 11                   # aggregate cells below this are suppressed
+max_suppression = 0.05          # share of persons whose quasi-identifiers may be suppressed to reach k
+event_date_precision = "month"  # month | year (strict HIPAA Safe Harbor: year); per column: [export.date_precision]
 on_run = true                   # `cilink run` exports after linking
+# [[export.audiences]]          # own person_key secret (and profile) per audience; `cilink export --audience ID`
+# id = "university-dua"
+# secret_env = "CILINK_SECRET_UNIVERSITY"
+# profile = "limited"
 
 [engine]
 backend = "duckdb"              # duckdb | spark

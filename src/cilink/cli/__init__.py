@@ -47,10 +47,32 @@ def _root(
 
 def _register() -> None:
     # one line per command module; each module's register() adds its commands
-    from cilink.cli import audit, demo, purge, run, workspace_cmds
+    from cilink.cli import (
+        audit,
+        crosswalk,
+        demo,
+        evaluate,
+        export,
+        indicators,
+        ingest,
+        link,
+        purge,
+        report,
+        review,
+        run,
+        workspace_cmds,
+    )
 
     workspace_cmds.register(app)
+    ingest.register(app)
+    link.register(app)
+    review.register(app)
+    crosswalk.register(app)
+    evaluate.register(app)
+    export.register(app)
     run.register(app)
+    report.register(app)
+    indicators.register(app)
     purge.register(app)
     audit.register(app)
     demo.register(app)

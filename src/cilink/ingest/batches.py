@@ -90,6 +90,11 @@ def new_batch_id(sha256: str, now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S}Z-{sha256[:8]}"
 
 
+def export_fingerprint(path: Path, partner: PartnerSettings) -> str:
+    """The sha256 by which the ledger knows an export (an HMIS export is hashed by its CSV contents)."""
+    return _read(path, partner)[0]
+
+
 def _read(path: Path, partner: PartnerSettings) -> tuple[str, int, Any]:
     """(sha256, size, loader) — the loader turns the already-read bytes into a Mapped batch."""
     if not path.exists():

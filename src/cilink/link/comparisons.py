@@ -1,0 +1,440 @@
+"""The linkage rules, as named constructors: blocking rules and multi-level comparisons you can print and diff.
+
+These are cilink-level specifications — plain frozen dataclasses. ``cilink.link.engine`` turns them into
+Splink objects, so the same rules run on DuckDB or Spark. ``str(spec)`` renders the whole rule set; its
+``fingerprint`` tells whether a saved model was trained with the rules now in force.
+
+Example::
+
+    spec = LinkSpec(comparisons=(name_comparison("first_name"), dob_comparison()),
+                    blocking_rules=(block_on("dob"),))
+    print(spec)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from cilink.config import LinkSettings
+from cilink.errors import ConfigError
+
+LevelKind = Literal[
+    "null", "exact", "jaro_winkler", "edit_distance", "array_intersect", "swapped", "swapped_similar",
+    "date_within", "either_equals", "all_of", "else",
+]
+#: identity evidence (who the person is) vs household evidence (where they live; shared by the household).
+#: Household comparisons get their u from pairs that share a last name (see cilink.link.engine.train), and
+#: their weight is discounted by the ``address_only`` guard (cilink.link.decisions).
+Role = Literal["identity", "household"]
+
+#: Columns cilink derives on every linkable record (see cilink.link.records), usable in rules by short name.
+DERIVED_COLUMNS: dict[str, str] = {
+    "first_aliases": "_cilink_first_aliases",
+    "last_tokens": "_cilink_last_tokens",
+    "first_phonetic": "_cilink_first_phonetic",
+    "last_phonetic": "_cilink_last_phonetic",
+    "first_initial": "_cilink_first_initial",
+    "dob_digits": "_cilink_dob_digits",
+    "birth_year": "_cilink_birth_year",
+    "birth_month": "_cilink_birth_month",
+    "birth_day": "_cilink_birth_day",
+    "birth_month_day": "_cilink_birth_month_day",
+    "street_key": "_cilink_street_key",
+}
+#: Identity fields of a linkable record that rules may use directly.
+RECORD_FIELDS = (
+    "first_name", "middle_name", "last_name", "name_suffix", "dob", "sex", "ssn", "ssn_last4", "street",
+    "unit", "city", "state", "zip5", "phone", "email",
+)
+
+
+def column(name: str) -> str:
+    """The record column behind a rule field name: identity fields as-is, derived ones by short name."""
+    if name in RECORD_FIELDS or name in DERIVED_COLUMNS.values():
+        return name
+    if name in DERIVED_COLUMNS:
+        return DERIVED_COLUMNS[name]
+    raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One comparison level: a predicate over the two records (``_l`` and ``_r``) of a pair."""
+
+    kind: LevelKind
+    label: str
+    columns: tuple[str, ...] = ()
+    threshold: float | None = None
+    tf: bool = False
+    parts: tuple[Level, ...] = ()
+    value: str | None = None
+    #: starting (m, u) for training, kept where the data cannot train the level (see ``with_priors``)
+    prior_mu: tuple[float, float] | None = None
+    #: keep the prior m instead of estimating it by EM (household evidence, see ``household``)
+    fix_m: bool = False
+
+    def __str__(self) -> str:
+        extra = " [tf]" if self.tf else ""
+        if self.fix_m and self.prior_mu:
+            extra += f" [m fixed at {self.prior_mu[0]}]"
+        return self.label + extra
+
+
+def household(levels: tuple[Level, ...]) -> tuple[Level, ...]:
+    """Mark a comparison's levels as household evidence: m stays at its prior (EM does not estimate it)
+    and training measures u among pairs that share a last name (``cilink.link.engine``).
+
+    Among candidate pairs, agreement on street, zip or home phone often means "same household", not
+    "same person"; estimated the usual way (u from random pairs, m by EM) it would let address agreement
+    outvote first-name and birth-date disagreement, and would pull EM towards calling households matches.
+    """
+    return tuple(replace(lv, fix_m=lv.kind != "null") for lv in levels)
+
+
+def with_priors(levels: tuple[Level, ...], *mu: tuple[float, float]) -> tuple[Level, ...]:
+    """Give the non-null levels of a comparison, in order, starting values (m, u) for training.
+
+    Training replaces them wherever the data allow (u by sampling, m by EM); a level the data never reach
+    (say, no masked SSNs yet) keeps its prior instead of a guess. The priors are this model trained on
+    the synthetic demo population (`cilink demo --people 5000 --seed 1`), rounded.
+    """
+    trainable = [i for i, lv in enumerate(levels) if lv.kind != "null"]
+    if len(trainable) != len(mu):
+        raise ValueError(f"{len(mu)} priors for {len(trainable)} levels")
+    out = list(levels)
+    for i, (m, u) in zip(trainable, mu, strict=True):
+        out[i] = replace(out[i], prior_mu=(m, u))
+    return tuple(out)
+
+
+def null(*columns: str, label: str | None = None) -> Level:
+    """Either side is missing any of ``columns`` (no evidence either way)."""
+    return Level("null", label or f"{' or '.join(columns)} missing", tuple(columns))
+
+
+def exact(col: str, *, tf: bool = False, label: str | None = None) -> Level:
+    """Same value; ``tf`` adjusts the weight by how common the value is (term frequency)."""
+    return Level("exact", label or f"{col} exact", (col,), tf=tf)
+
+
+def jaro_winkler(col: str, threshold: float, label: str | None = None) -> Level:
+    """Jaro–Winkler similarity at or above ``threshold``."""
+    return Level("jaro_winkler", label or f"{col} Jaro-Winkler >= {threshold}", (col,), threshold)
+
+
+def edit_distance(col: str, distance: int, label: str | None = None) -> Level:
+    """Damerau–Levenshtein distance (a transposition counts as one edit) at most ``distance``."""
+    return Level("edit_distance", label or f"{col} within {distance} edit(s)", (col,), float(distance))
+
+
+def array_intersect(col: str, label: str, min_shared: int = 1) -> Level:
+    """The two list columns share at least ``min_shared`` values."""
+    return Level("array_intersect", label, (col,), float(min_shared))
+
+
+def swapped(col_a: str, col_b: str, label: str) -> Level:
+    """``col_a`` of one record equals ``col_b`` of the other and vice versa."""
+    return Level("swapped", label, (col_a, col_b))
+
+
+def swapped_similar(col_a: str, col_b: str, threshold: float, label: str) -> Level:
+    """Like ``swapped`` but with Jaro–Winkler similarity ≥ ``threshold`` in both directions (swap + typo)."""
+    return Level("swapped_similar", label, (col_a, col_b), threshold)
+
+
+def date_within(col: str, days: int, label: str | None = None) -> Level:
+    """Dates at most ``days`` apart (a day's typo across a month boundary)."""
+    return Level("date_within", label or f"{col} within {days} days", (col,), float(days))
+
+
+def either_equals(col: str, value: str, label: str | None = None) -> Level:
+    """Either record has ``value`` in ``col`` (e.g. a 1 January placeholder birth date)."""
+    return Level("either_equals", label or f"{col} = {value} on either side", (col,), value=value)
+
+
+def all_of(*levels: Level, label: str) -> Level:
+    """Every one of ``levels`` holds."""
+    return Level("all_of", label, parts=tuple(levels))
+
+
+def else_level() -> Level:
+    """Anything else: the values disagree."""
+    return Level("else", "all other")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A multi-level comparison of one aspect of two records; levels from most to least specific."""
+
+    name: str
+    levels: tuple[Level, ...]
+    role: Role = "identity"
+    description: str = ""
+
+    def __str__(self) -> str:
+        head = f"{self.name} ({self.role}){': ' + self.description if self.description else ''}"
+        return "\n".join([head, *(f"  {i}. {lvl}" for i, lvl in enumerate(self.levels))])
+
+
+@dataclass(frozen=True)
+class BlockingRule:
+    """Candidate pairs: records that agree exactly on every one of ``fields`` (short or column names) —
+    and, if ``apart`` is given, do not agree on those (a training rule's way to leave households out)."""
+
+    fields: tuple[str, ...]
+    apart: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(column(f) for f in self.fields)
+
+    def __str__(self) -> str:
+        return " & ".join(self.fields) + "".join(f", {a} not shared" for a in self.apart)
+
+
+def block_on(*fields: str, apart: tuple[str, ...] = ()) -> BlockingRule:
+    """Blocking rule on exact agreement of ``fields``. Example: ``block_on("last_name", "zip5")``."""
+    for f in (*fields, *apart):
+        column(f)  # raises KeyError for an unknown field
+    return BlockingRule(tuple(fields), tuple(apart))
+
+
+# --- comparisons ---------------------------------------------------------------------------------------------
+
+
+def name_comparison(col: str) -> Comparison:
+    """First or last name: exact (term-frequency adjusted), first/last swapped, Jaro–Winkler bands, and
+    for first names nickname/alias equivalence (Robert≈Bob, Liz≈Beth), for last names a shared surname
+    (hyphenated, double or maiden names)."""
+    if col == "first_name":
+        other, variant = "last_name", array_intersect(column("first_aliases"), "nickname or alias")
+    elif col == "last_name":
+        other, variant = "first_name", array_intersect(column("last_tokens"), "shares a surname")
+    else:
+        raise ValueError(f"name_comparison: unknown name column {col!r} (first_name or last_name)")
+    levels = (
+        null(col),
+        exact(col, tf=True),
+        swapped(col, other, "first and last name swapped"),
+        swapped_similar(col, other, 0.88, "first and last name swapped, close spelling"),
+        jaro_winkler(col, 0.94),
+        variant,
+        jaro_winkler(col, 0.85),
+        else_level(),
+    )
+    variant_mu = (0.04, 0.002) if col == "first_name" else (0.025, 0.0001)
+    levels = with_priors(levels, (0.9, 0.003), (0.007, 1e-6), (0.001, 1e-6), (0.014, 0.0005), variant_mu,
+                         (0.015, 0.002), (0.02, 0.99))
+    return Comparison(col, levels, description="names standardized: lower-case ASCII letters")
+
+
+def dob_comparison() -> Comparison:
+    """Date of birth: exact, day/month transposed, one digit off, within a month, same year where one date
+    is 1 January (partial dates are recorded so), same day and month, same year."""
+    return Comparison(
+        "dob",
+        with_priors((
+            null("dob"),
+            exact(column("dob_digits"), label="dob exact"),
+            all_of(
+                swapped(column("birth_month"), column("birth_day"), "month and day swapped"),
+                exact(column("birth_year")),
+                label="day and month swapped",
+            ),
+            edit_distance(column("dob_digits"), 1, label="one digit off"),
+            date_within("dob", 31, label="within a month"),
+            edit_distance(column("dob_digits"), 2, label="two digits off"),
+            all_of(
+                exact(column("birth_year")),
+                either_equals(column("birth_month_day"), "0101"),
+                label="same year, one a 1 January (partial) date",
+            ),
+            exact(column("birth_month_day"), label="same day and month, other year"),
+            exact(column("birth_year"), label="same year"),
+            else_level(),
+        ), (0.92, 0.0002), (0.007, 2e-5), (0.02, 0.0016), (0.003, 0.003), (0.005, 0.01), (0.02, 0.0004),
+            (0.002, 0.002), (0.001, 0.016), (0.03, 0.97)),
+    )
+
+
+def ssn_comparison() -> Comparison:
+    """SSN: exact, one edit (typo or transposed digits), same last four digits (masked SSNs)."""
+    return Comparison(
+        "ssn",
+        with_priors((
+            null("ssn_last4", label="ssn missing"),
+            exact("ssn", label="ssn exact"),
+            edit_distance("ssn", 1, label="ssn one edit"),
+            exact("ssn_last4", label="same last four digits"),
+            edit_distance("ssn", 2, label="ssn two edits"),
+            else_level(),
+        ), (0.86, 1e-5), (0.013, 1e-6), (0.1, 1e-4), (0.005, 1e-5), (0.02, 0.9999)),
+    )
+
+
+def sex_comparison() -> Comparison:
+    """Sex: agree or not."""
+    return Comparison("sex", with_priors((null("sex"), exact("sex"), else_level()), (0.98, 0.5), (0.02, 0.5)))
+
+
+def email_comparison() -> Comparison:
+    """E-mail: exact or not (personal addresses; household members rarely share one)."""
+    return Comparison("email", with_priors((null("email"), exact("email"), else_level()), (0.8, 1e-5),
+                                           (0.2, 0.99999)))
+
+
+def zip_comparison() -> Comparison:
+    """ZIP code (household evidence: the whole household shares it)."""
+    return Comparison(
+        "zip5", household(with_priors((null("zip5"), exact("zip5"), else_level()), (0.8, 0.55), (0.2, 0.45))),
+        role="household",
+    )
+
+
+def street_comparison() -> Comparison:
+    """Street address (household evidence), compared on its key (USPS suffixes, no unit — see
+    cilink.link.addresses): same, or a close spelling. People move, so m is fixed at 0.6 for the same."""
+    key = column("street_key")
+    return Comparison(
+        "street",
+        household(with_priors((null(key, label="street missing"), exact(key, label="same street address"),
+                               jaro_winkler(key, 0.92, label="street address, close spelling"), else_level()),
+                              (0.6, 0.15), (0.05, 0.025), (0.35, 0.825))),
+        role="household",
+    )
+
+
+def phone_comparison() -> Comparison:
+    """Phone (household evidence: home phones are shared)."""
+    return Comparison(
+        "phone",
+        household(with_priors((null("phone"), exact("phone"), else_level()), (0.5, 0.125), (0.5, 0.875))),
+        role="household",
+    )
+
+
+#: Every comparison by the name used in ``[link] comparisons``.
+COMPARISONS: dict[str, Callable[[], Comparison]] = {
+    "first_name": lambda: name_comparison("first_name"),
+    "last_name": lambda: name_comparison("last_name"),
+    "dob": dob_comparison,
+    "ssn": ssn_comparison,
+    "sex": sex_comparison,
+    "email": email_comparison,
+    "zip5": zip_comparison,
+    "street": street_comparison,
+    "phone": phone_comparison,
+}
+DEFAULT_COMPARISONS = ("first_name", "last_name", "dob", "ssn", "sex", "email", "zip5", "street", "phone")
+
+
+def default_blocking_rules() -> tuple[BlockingRule, ...]:
+    """Candidate-pair rules that still work without SSN (most school records have none)."""
+    return (
+        block_on("dob"),
+        block_on("ssn"),
+        block_on("first_name", "last_name"),
+        block_on("first_phonetic", "last_phonetic", "birth_year"),
+        block_on("first_phonetic", "last_phonetic", "birth_month_day"),
+        block_on("last_name", "zip5", "first_initial"),
+        block_on("street_key", "zip5"),
+        block_on("ssn_last4", "birth_year"),
+    )
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """The whole rule set of a link run: comparisons, candidate-pair rules and the training plan."""
+
+    comparisons: tuple[Comparison, ...]
+    blocking_rules: tuple[BlockingRule, ...]
+    #: rules whose pairs are (nearly) all true matches, to estimate the prior match probability
+    deterministic_rules: tuple[BlockingRule, ...] = (
+        block_on("first_name", "last_name", "dob"),
+        block_on("ssn", "dob"),
+    )
+    #: EM training sessions; each estimates m for the comparisons not used by its rule. Pairs at the same
+    #: street address are left out: household members (twins on ``dob``, a father and his namesake son on
+    #: the names, a copied SSN) are the pairs EM would otherwise mistake for matches.
+    training_rules: tuple[BlockingRule, ...] = (
+        block_on("dob", apart=("street_key",)),
+        block_on("ssn", apart=("street_key",)),
+        block_on("first_name", "last_name", apart=("street_key",)),
+    )
+    deterministic_recall: float = 0.8
+
+    def __str__(self) -> str:
+        parts = ["Comparisons:"]
+        parts += [str(c) for c in self.comparisons]
+        parts.append("Blocking rules (candidate pairs):")
+        parts += [f"  {r}" for r in self.blocking_rules]
+        parts.append("Training: prior from " + "; ".join(map(str, self.deterministic_rules))
+                     + f" (recall {self.deterministic_recall}); EM on " + "; ".join(map(str, self.training_rules)))
+        return "\n".join(parts)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the comparisons and training plan (a model trained under another fingerprint is stale)."""
+        text = "\n".join([*(repr(c) for c in self.comparisons), *(repr(r) for r in self.training_rules),
+                          *(repr(r) for r in self.deterministic_rules), str(self.deterministic_recall)])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def blocking_fingerprint(self) -> str:
+        """sha256 of the candidate-pair rules (pairs found under other rules must be recomputed)."""
+        return hashlib.sha256(repr(self.blocking_rules).encode()).hexdigest()[:16]
+
+    @property
+    def columns(self) -> list[str]:
+        """Record columns the rules read (the record id first)."""
+        def level_columns(level: Level) -> list[str]:
+            return [*level.columns, *(c for p in level.parts for c in level_columns(p))]
+
+        cols = ["record_id"]
+        for comp in self.comparisons:
+            cols += [c for lv in comp.levels for c in level_columns(lv)]
+        for rule in (*self.blocking_rules, *self.deterministic_rules, *self.training_rules):
+            cols += list(rule.columns)
+        return list(dict.fromkeys(cols))
+
+    def household_comparisons(self) -> list[str]:
+        """Names of the comparisons that are household evidence (address, zip, home phone)."""
+        return [c.name for c in self.comparisons if c.role == "household"]
+
+
+def link_spec(settings: LinkSettings) -> LinkSpec:
+    """The rule set in force: defaults, or ``[link] comparisons`` / ``blocking_rules`` from cilink.toml.
+
+    Raises ConfigError naming the key when a comparison or field name is unknown.
+    """
+    names = settings.comparisons if settings.comparisons is not None else list(DEFAULT_COMPARISONS)
+    unknown = [n for n in names if n not in COMPARISONS]
+    problems = []
+    if unknown:
+        problems.append(f"link.comparisons: unknown comparison(s) {unknown}; known: {', '.join(COMPARISONS)}")
+    if not names:
+        problems.append("link.comparisons: give at least one comparison")
+    rules = default_blocking_rules()
+    if settings.blocking_rules is not None:
+        rules_list = []
+        for i, fields in enumerate(settings.blocking_rules):
+            try:
+                if not fields:
+                    raise KeyError("(empty rule)")
+                rules_list.append(block_on(*fields))
+            except KeyError as e:
+                problems.append(
+                    f"link.blocking_rules[{i}]: unknown field {e.args[0]!r}; use identity fields "
+                    f"({', '.join(RECORD_FIELDS)}) or derived ones ({', '.join(DERIVED_COLUMNS)})"
+                )
+        if not settings.blocking_rules:
+            problems.append("link.blocking_rules: give at least one rule, e.g. [[\"dob\"]]")
+        rules = tuple(rules_list)
+    if problems:
+        raise ConfigError("the [link] rules in cilink.toml are invalid:\n  " + "\n  ".join(problems),
+                          hint="fix the keys named above, then run `cilink config check`", problems=problems)
+    comparisons = tuple(COMPARISONS[n]() for n in dict.fromkeys(names))
+    return LinkSpec(comparisons=comparisons, blocking_rules=rules)

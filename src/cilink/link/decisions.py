@@ -1,0 +1,91 @@
+"""From scored pairs to decisions: link, review or below the floor — thresholds, pair guards, reviewers.
+
+- ``link``: match weight ≥ ``link_threshold`` and no pair guard objects;
+- ``review``: weight in the review band [threshold − band, threshold), or a link held back by a guard;
+- ``must_link`` / ``cannot_link``: a reviewer's latest ``match`` / ``non_match`` decision on the pair.
+
+Pair guards (household members are the main source of false links, design §5):
+
+- ``address_only`` — the pair would not even reach the review floor without its household evidence
+  (street, zip, home phone): agreement on address alone never makes a link;
+- ``first_name_conflict`` — first names disagree outright (no exact, alias, swapped or close-spelling
+  level) while no SSN or e-mail agrees: twins and siblings share last name, birth date and address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+LINK, REVIEW, MUST_LINK, CANNOT_LINK = "link", "review", "must_link", "cannot_link"
+GUARD_ADDRESS = "address_only"
+GUARD_FIRST_NAME = "first_name_conflict"
+#: an SSN or e-mail agreement at least this strong (log2) vouches for a pair whose first names differ
+_STRONG_ID_WEIGHT = 8.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """``link_threshold`` and the review band below it; pairs under ``floor`` are not kept."""
+
+    link: float
+    band: float
+
+    @property
+    def floor(self) -> float:
+        return self.link - self.band
+
+
+def latest_decisions(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """Reviewer decisions (record_id_l, record_id_r, decision) in ledger order → the latest per pair,
+    with the pair in canonical order (record_id_l < record_id_r)."""
+    frame = pl.DataFrame(rows, schema={"a": pl.String, "b": pl.String, "decision": pl.String}, orient="row")
+    return (
+        frame.with_row_index("seq")
+        .select(
+            pl.min_horizontal("a", "b").alias("record_id_l"),
+            pl.max_horizontal("a", "b").alias("record_id_r"),
+            "decision", "seq",
+        )
+        .filter(pl.col("record_id_l") != pl.col("record_id_r"))
+        .sort("seq")
+        .unique(["record_id_l", "record_id_r"], keep="last", maintain_order=True)
+        .drop("seq")
+        .sort("record_id_l", "record_id_r")
+    )
+
+
+def decide(pairs: pl.DataFrame, thresholds: Thresholds, reviewed: pl.DataFrame,
+           household: list[str]) -> pl.DataFrame:
+    """Add ``decision`` and ``guard`` to scored ``pairs`` (and add reviewed pairs that were not scored).
+
+    ``reviewed``: latest reviewer decisions (record_id_l, record_id_r, decision: match | non_match);
+    ``household``: names of the household comparisons (their ``w_<name>`` columns).
+    """
+    hh_cols = [f"w_{h}" for h in household if f"w_{h}" in pairs.columns]
+    household_w = pl.sum_horizontal(*[pl.col(c).clip(lower_bound=0) for c in hh_cols]) if hh_cols else pl.lit(0.0)
+    strong = [pl.col(c) >= _STRONG_ID_WEIGHT for c in ("w_ssn", "w_email") if c in pairs.columns]
+    first_conflict = (pl.col("w_first_name") < 0) if "w_first_name" in pairs.columns else pl.lit(False)
+    if strong:
+        first_conflict = first_conflict & ~pl.any_horizontal(*strong)
+    guard = (
+        pl.when((pl.col("match_weight") - household_w) < thresholds.floor).then(pl.lit(GUARD_ADDRESS))
+        .when(first_conflict).then(pl.lit(GUARD_FIRST_NAME))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    scored = pairs.filter(pl.col("match_weight") >= thresholds.floor).with_columns(
+        pl.when(pl.col("match_weight") >= thresholds.link).then(guard)
+        .otherwise(pl.lit(None, dtype=pl.String)).alias("guard")
+    )
+    review = reviewed.rename({"decision": "_reviewed"})
+    missing = review.join(scored, on=["record_id_l", "record_id_r"], how="anti").select("record_id_l", "record_id_r")
+    out = pl.concat([scored, missing], how="diagonal_relaxed").join(review, on=["record_id_l", "record_id_r"],
+                                                                     how="left")
+    decision = (
+        pl.when(pl.col("_reviewed") == "match").then(pl.lit(MUST_LINK))
+        .when(pl.col("_reviewed") == "non_match").then(pl.lit(CANNOT_LINK))
+        .when((pl.col("match_weight") >= thresholds.link) & pl.col("guard").is_null()).then(pl.lit(LINK))
+        .otherwise(pl.lit(REVIEW))
+    )
+    return out.with_columns(decision.alias("decision")).drop("_reviewed").sort("record_id_l", "record_id_r")

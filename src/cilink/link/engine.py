@@ -1,0 +1,589 @@
+"""The Splink adapter — the only module that imports splink.
+
+It turns cilink rule specs (``cilink.link.comparisons``) into Splink settings, trains the Fellegi–Sunter
+model (prior from deterministic rules, u by seeded random sampling, m by EM), scores pairs (all of them, or
+new records against existing ones and within themselves) and saves/loads the model. Tables go in and come
+out as polars frames; the SQL backend (embedded DuckDB by default, Spark for scale-out) is chosen here and
+nowhere else, from ``[engine] backend``.
+
+Term frequencies are part of the model: they are computed from the training records and frozen with it, so
+an incremental run and a full run score any pair identically. Values first seen after training get no
+term-frequency adjustment (the level's average weight) until ``cilink link --retrain``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow  # noqa: F401  (imported up front: Splink needs it for every table it registers)
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink import Linker, SettingsCreator
+from splink import __version__ as splink_version
+from splink import block_on as splink_block_on
+
+from cilink import atomic
+from cilink.config import EngineSettings
+from cilink.errors import CilinkError, ConfigError
+from cilink.link.comparisons import Comparison, Level, LinkSpec
+from cilink.link.comparisons import column as column_of
+
+UNIQUE_ID = "record_id"
+MODEL_FILE = "model.json"
+MODEL_META_FILE = "model_meta.json"
+MODEL_TF_FILE = "model_tf.parquet"
+#: trained parameters are rounded so floating-point noise in parallel sums never changes a saved model
+_SIGNIFICANT = 9
+#: smallest m (and u) a level may have — see _regularize
+M_FLOOR = 1e-3
+U_FLOOR = 1e-7
+#: an EM training rule needs at least this many pairs to run
+MIN_EM_PAIRS = 50
+
+
+class LinkEngineError(CilinkError):
+    """The linkage engine failed (exit 1); the message says which step."""
+
+
+@dataclass
+class Model:
+    """A trained model: Splink settings with m/u/prior, frozen term-frequency tables, and provenance."""
+
+    settings: dict[str, Any]
+    tf_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prior_weight(self) -> float:
+        """log2 prior odds that two random records match."""
+        p = float(self.settings["probability_two_random_records_match"])
+        return math.log2(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class LevelWeight:
+    """One row of the model table: a comparison level with its m, u and match weight (log2 m/u)."""
+
+    comparison: str
+    level: str
+    m: float | None
+    u: float | None
+    weight: float | None
+    tf: bool
+
+
+# --- backend -----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_splink() -> Iterator[None]:
+    """Keep Splink's own log lines (progress, SQL) out of cilink's output; errors still raise."""
+    logger = logging.getLogger("splink")
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def _db_api(engine: EngineSettings) -> Any:
+    """The Splink database API for ``[engine] backend`` — the one place the backend is chosen."""
+    if engine.backend == "duckdb":
+        from splink import DuckDBAPI
+
+        db = DuckDBAPI()
+        db.duckdb_con.execute("SET enable_progress_bar = false")  # cilink renders its own output
+        return db
+    if engine.backend == "spark":
+        try:
+            from pyspark.sql import SparkSession
+            from splink import SparkAPI
+        except ImportError as e:
+            raise ConfigError(
+                "engine.backend = 'spark' but pyspark is not installed",
+                hint="pip install 'cilink[spark]' (needs Java 17+), or set [engine] backend = \"duckdb\"",
+            ) from e
+        builder = SparkSession.builder.master(engine.spark_master).appName("cilink")
+        for k, v in engine.spark_conf.items():
+            builder = builder.config(k, v)
+        spark = builder.getOrCreate()
+        if engine.checkpoint_dir is not None:
+            spark.sparkContext.setCheckpointDir(str(engine.checkpoint_dir))
+        return SparkAPI(spark_session=spark)
+    raise ConfigError(f"unknown engine.backend {engine.backend!r}", hint="use duckdb or spark")
+
+
+def _register(db_api: Any, frame: pl.DataFrame, name: str) -> Any:
+    table: Any = frame.to_arrow()
+    if type(db_api).__name__ == "SparkAPI":
+        table = db_api.spark.createDataFrame(frame.to_pandas())
+    return db_api.register(table, dataset_display_name=name)
+
+
+def _to_polars(sdf: Any) -> pl.DataFrame:
+    if hasattr(sdf, "as_pyarrow_table"):
+        try:
+            return pl.from_arrow(sdf.as_pyarrow_table())  # type: ignore[return-value]
+        except NotImplementedError:
+            pass
+    return pl.from_pandas(sdf.as_pandas_dataframe())
+
+
+# --- spec → Splink -----------------------------------------------------------------------------------------
+
+
+def _level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None)) -> Any:
+    col = level.columns[0] if level.columns else None
+    if level.kind == "null":
+        made = cll.NullLevel(col) if len(level.columns) == 1 else cll.Or(*(cll.NullLevel(c) for c in level.columns))
+    elif level.kind == "exact":
+        made = cll.ExactMatchLevel(col)
+        if level.tf:
+            made = made.configure(tf_adjustment_column=col)
+    elif level.kind == "jaro_winkler":
+        made = cll.JaroWinklerLevel(col, level.threshold)
+    elif level.kind == "edit_distance":
+        made = cll.DamerauLevenshteinLevel(col, int(level.threshold or 1))
+    elif level.kind == "array_intersect":
+        made = cll.ArrayIntersectLevel(col, min_intersection=int(level.threshold or 1))
+    elif level.kind == "swapped":
+        made = cll.ColumnsReversedLevel(level.columns[0], level.columns[1], symmetrical=True)
+    elif level.kind == "swapped_similar":
+        jw, (a, b), t = dialect.jaro_winkler_function_name, level.columns, level.threshold
+        made = cll.CustomLevel(f"{jw}({a}_l, {b}_r) >= {t} AND {jw}({b}_l, {a}_r) >= {t}")
+    elif level.kind == "date_within":
+        made = cll.AbsoluteDateDifferenceLevel(col, input_is_string=False, threshold=int(level.threshold or 0),
+                                               metric="day")
+    elif level.kind == "either_equals":
+        made = cll.Or(cll.LiteralMatchLevel(col, level.value, "string", "left"),
+                      cll.LiteralMatchLevel(col, level.value, "string", "right"))
+    elif level.kind == "all_of":
+        made = cll.And(*(_level(p, dialect) for p in level.parts))
+    elif level.kind == "else":
+        made = cll.ElseLevel()
+    else:  # pragma: no cover - the Level type lists every kind
+        raise ValueError(f"unknown level kind {level.kind}")
+    if level.kind == "null" and len(level.columns) > 1:
+        made = made.configure(is_null_level=True)
+    if level.prior_mu is not None:
+        m, u = level.prior_mu
+        made = made.configure(m_probability=m, u_probability=u)
+        if level.fix_m:
+            made = made.configure(fix_m_probability=True)
+    if mu[0] is not None and mu[1] is not None:  # trained parameters of a saved model
+        made = made.configure(m_probability=mu[0], u_probability=mu[1])
+    return made.configure(label_for_charts=str(level.label))
+
+
+def _comparison(comp: Comparison, dialect: Any, params: list[tuple[Any, Any]] | None = None) -> Any:
+    params = params or [(None, None)] * len(comp.levels)
+    return cl.CustomComparison(
+        comparison_levels=[_level(lv, dialect, mu) for lv, mu in zip(comp.levels, params, strict=True)],
+        output_column_name=comp.name,
+        comparison_description=comp.description or comp.name,
+    )
+
+
+def _settings(spec: LinkSpec, db: Any, model: Model | None = None) -> SettingsCreator:
+    """Splink settings for ``spec`` in this backend's SQL; with ``model``, carrying its trained parameters."""
+    params: list[list[tuple[Any, Any]]] = [[(None, None)] * len(c.levels) for c in spec.comparisons]
+    extra: dict[str, Any] = {}
+    if model is not None:
+        params = _parameters(model)
+        if [len(c.levels) for c in spec.comparisons] != [len(p) for p in params]:
+            raise LinkEngineError("the saved model does not fit the comparisons in force",
+                                  hint="run `cilink link --retrain`")
+        extra["probability_two_random_records_match"] = model.settings["probability_two_random_records_match"]
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name=UNIQUE_ID,
+        comparisons=[_comparison(c, db.sql_dialect, p) for c, p in zip(spec.comparisons, params, strict=True)],
+        **extra,
+        blocking_rules_to_generate_predictions=[splink_block_on(*r.columns) for r in spec.blocking_rules],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=True,
+        max_iterations=25,
+        em_convergence=0.0001,
+    )
+
+
+def _tf_columns(settings: dict[str, Any]) -> list[str]:
+    cols: list[str] = []
+    for comp in settings["comparisons"]:
+        for lv in comp["comparison_levels"]:
+            c = lv.get("tf_adjustment_column")
+            if c and c not in cols:
+                cols.append(c)
+    return cols
+
+
+def _round(x: Any) -> Any:
+    if isinstance(x, float) and x != 0 and math.isfinite(x):
+        return round(x, _SIGNIFICANT - 1 - math.floor(math.log10(abs(x))))
+    return x
+
+
+def _rounded_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    settings = json.loads(json.dumps(settings))
+    settings["probability_two_random_records_match"] = _round(settings["probability_two_random_records_match"])
+    for comp in settings["comparisons"]:
+        for lv in comp["comparison_levels"]:
+            for k in ("m_probability", "u_probability"):
+                if k in lv:
+                    lv[k] = _round(lv[k])
+    return settings
+
+
+# --- training ----------------------------------------------------------------------------------------------
+
+
+def _tf_from(records: pl.DataFrame, col: str) -> pl.DataFrame:
+    """Term frequencies of ``col`` computed directly (as Splink does: count / non-null count)."""
+    values = records.select(pl.col(col)).drop_nulls()
+    if values.height == 0:
+        return pl.DataFrame(schema={col: pl.String, f"tf_{col}": pl.Float64})
+    return (values.group_by(col).len().with_columns((pl.col("len") / values.height).alias(f"tf_{col}"))
+            .select(col, f"tf_{col}").sort(col))
+
+
+def _training_rule(rule: Any) -> Any:
+    """A cilink training rule as Splink SQL (``apart`` fields must differ or be missing)."""
+    if not rule.apart:
+        return splink_block_on(*rule.columns)
+    agree = " AND ".join(f'l."{c}" = r."{c}"' for c in rule.columns)
+    apart = " AND ".join(f'(l."{c}" IS NULL OR r."{c}" IS NULL OR l."{c}" <> r."{c}")'
+                         for c in (column_of(a) for a in rule.apart))
+    return f"{agree} AND {apart}"
+
+
+def _pairs_on(sdf: Any, rule: Any) -> int:
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+    counted = count_comparisons_from_blocking_rules(
+        sdf, blocking_rules=[rule], link_type="dedupe_only", unique_id_column_name=UNIQUE_ID,
+        record_sample_proportion=1.0,
+    )
+    return int(counted[0]["marginal_comparison_count"])
+
+
+def _household_u(db: Any, records: pl.DataFrame, spec: LinkSpec, max_pairs: float,
+                 seed: int) -> dict[str, list[float | None]]:
+    """u of each household comparison's levels among pairs that share a last name but not first name or
+    birth date — nearly all non-matches, and the ones that matter: household members.
+
+    Agreement on address is not independent of agreement on surname (families share both), so the usual
+    u from random pairs makes an address look like strong evidence of one person. Measured among
+    same-surname pairs it shows what it is worth where it is used: little where households dominate
+    (school and HMIS data), much where they do not.
+    """
+    household = [c for c in spec.comparisons if c.role == "household"]
+    named = records.filter(pl.col("last_name").is_not_null())
+    sizes = named.group_by("last_name").len()["len"]
+    total = float((sizes * (sizes - 1) / 2).sum()) if sizes.len() else 0.0
+    if not household or total < MIN_EM_PAIRS:
+        return {}
+    fraction = min(1.0, math.sqrt(max_pairs / total))
+    if fraction < 1.0:  # deterministic sample of records (hash of the record id and the seed)
+        named = named.filter(pl.col(UNIQUE_ID).hash(seed) % 1_000_000 < int(fraction * 1_000_000))
+    creator = SettingsCreator(
+        link_type="dedupe_only", unique_id_column_name=UNIQUE_ID,
+        comparisons=[_comparison(c, db.sql_dialect) for c in household],
+        blocking_rules_to_generate_predictions=[
+            "l.last_name = r.last_name AND l.first_name <> r.first_name "
+            "AND l._cilink_dob_digits <> r._cilink_dob_digits"
+        ],
+        retain_matching_columns=True,
+    )
+    linker = Linker(_register(db, named, "household_sample"), creator, log_level=None)
+    vectors = _to_polars(linker.inference.predict(warning_mode="never"))
+    out: dict[str, list[float | None]] = {}
+    for comp in household:
+        gamma = vectors[f"gamma_{comp.name}"]
+        observed = gamma.filter(gamma >= 0)
+        n_levels = sum(1 for lv in comp.levels if lv.kind != "null")
+        if observed.len() < MIN_EM_PAIRS:
+            continue
+        counts = observed.value_counts()
+        by_value = dict(zip(counts[gamma.name].to_list(), counts["count"].to_list(), strict=True))
+        # Splink numbers non-null levels from n-1 (first) down to 0 (last)
+        out[comp.name] = [max(by_value.get(n_levels - 1 - i, 0), 1) / observed.len() for i in range(n_levels)]
+    return out
+
+
+def train(records: pl.DataFrame, spec: LinkSpec, *, seed: int, max_pairs_u: float,
+          engine: EngineSettings) -> Model:
+    """Train a model on ``records`` (linkable records): the prior match probability from the spec's
+    deterministic rules, u by random sampling with ``seed``, m by EM on each training rule.
+
+    Deterministic for the same inputs. Data too thin for a step keeps the spec's priors for it: a rule
+    with fewer than ``MIN_EM_PAIRS`` pairs is skipped, and without deterministic pairs the prior match
+    probability falls back to 1 / records. What happened is recorded in ``model.meta["training"]``.
+    """
+    notes: list[str] = []
+    fallback_prior = 1.0 / max(records.height, 2)
+    if records.height < 2:  # nothing to sample or train on: the priors, as they are
+        with _quiet_splink():
+            db = _db_api(engine)
+            creator = _settings(spec, db)
+            creator.probability_two_random_records_match = fallback_prior
+            settings = _rounded_settings(creator.get_settings(db.sql_dialect.sql_dialect_str).as_dict())
+        settings.pop("linker_uid", None)
+        tf_tables = {col: _tf_from(records, col) for col in _tf_columns(settings)}
+        return Model(settings=settings, tf_tables=tf_tables,
+                     meta={"spec_fingerprint": spec.fingerprint, "splink_version": splink_version, "seed": seed,
+                           "trained_on_records": records.height, "training": ["too few records: priors only"]})
+    with _quiet_splink():
+        db = _db_api(engine)
+        sdf = _register(db, records, "records")
+        creator = _settings(spec, db)
+        creator.probability_two_random_records_match = fallback_prior
+        linker = Linker(sdf, creator, log_level=None)
+        deterministic = [splink_block_on(*r.columns) for r in spec.deterministic_rules]
+        if sum(_pairs_on(sdf, r) for r in deterministic) > 0:
+            linker.training.estimate_probability_two_random_records_match(
+                deterministic, recall=spec.deterministic_recall)
+        settings = linker.misc.save_model_to_json()
+        if not 0 < settings["probability_two_random_records_match"] < 1:
+            notes.append("prior: no deterministic pairs; used 1/records")
+            creator.probability_two_random_records_match = fallback_prior
+            linker = Linker(sdf, creator, log_level=None)
+        linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs_u, seed=seed)
+        household_u = _household_u(db, records, spec, max_pairs_u, seed)
+        if household_u:
+            settings = linker.misc.save_model_to_json()
+            for comp in settings["comparisons"]:
+                levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+                for lv, u in zip(levels, household_u.get(comp["output_column_name"], []), strict=False):
+                    if u is not None:
+                        lv["u_probability"] = u
+            linker = Linker(sdf, settings, log_level=None)
+            notes.append("household u: from pairs sharing a last name (" + ", ".join(household_u) + ")")
+        for rule in spec.training_rules:
+            splink_rule = _training_rule(rule)
+            n = _pairs_on(sdf, splink_rule)
+            if n < MIN_EM_PAIRS:  # Splink's EM on an empty rule also corrupts the linker's settings
+                notes.append(f"EM on '{rule}' skipped: {n} pair(s)")
+                continue
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                splink_rule, estimate_without_term_frequencies=True
+            )
+            notes.append(f"EM on '{rule}': {n} pairs")
+        settings = _rounded_settings(linker.misc.save_model_to_json())
+        settings.pop("linker_uid", None)  # random per linker; the saved model must depend on its inputs only
+        tf_tables = {}
+        for col in _tf_columns(settings):
+            tf = _to_polars(linker.table_management.compute_tf_table(col))
+            tf_tables[col] = tf.select(
+                col, pl.col(f"tf_{col}").map_elements(_round, return_dtype=pl.Float64)
+            ).sort(col)
+    _regularize(settings)
+    return Model(settings=settings, tf_tables=tf_tables,
+                 meta={"spec_fingerprint": spec.fingerprint, "splink_version": splink_version, "seed": seed,
+                       "trained_on_records": records.height, "training": notes})
+
+
+def _regularize(settings: dict[str, Any]) -> None:
+    """Keep every level's m at least ``M_FLOOR`` (then renormalize) and give untrained levels m = u.
+
+    EM drives m to ~0 for levels it never sees among matches (e.g. "same birth year" on clean data), which
+    would make one disagreement veto any pair (weights of −50 and below); a floor bounds that veto.
+    """
+    for comp in settings["comparisons"]:
+        levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+        if any(lv.get("fix_m_probability") for lv in levels):
+            continue  # m fixed by design
+        for lv in levels:
+            u = lv.get("u_probability")
+            if u is None or not math.isfinite(u) or u <= 0:
+                lv["u_probability"] = u = U_FLOOR
+            m = lv.get("m_probability")
+            if m is None or not math.isfinite(m):
+                lv["m_probability"] = u
+        floored = [max(lv["m_probability"], M_FLOOR) for lv in levels]
+        total = sum(floored)
+        for lv, m in zip(levels, floored, strict=True):
+            lv["m_probability"] = _round(m / total)
+
+
+# --- scoring -----------------------------------------------------------------------------------------------
+
+
+def _parameters(model: Model) -> list[list[tuple[Any, Any]]]:
+    return [[(lv.get("m_probability"), lv.get("u_probability")) for lv in comp["comparison_levels"]]
+            for comp in model.settings["comparisons"]]
+
+
+def tf_lookup(model: Model, col: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The frozen term-frequency table of ``col``, plus the values of ``frames`` it has never seen, each
+    at the smallest frequency seen in training (a value unseen in training is rare, not average)."""
+    tf = model.tf_tables[col]
+    rarest = tf[f"tf_{col}"].min() if tf.height else None
+    seen = [f.select(pl.col(col).cast(tf.schema[col])) for f in frames if col in f.columns]
+    if rarest is None or not seen:
+        return tf
+    unseen = pl.concat(seen).drop_nulls().unique().join(tf, on=col, how="anti")
+    return pl.concat([tf, unseen.with_columns(pl.lit(rarest, dtype=pl.Float64).alias(f"tf_{col}"))]).sort(col)
+
+
+def _linker(model: Model, db: Any, inputs: Any, spec: LinkSpec, frames: list[pl.DataFrame]) -> Linker:
+    """A linker for scoring ``frames``: the spec's rules in this backend's SQL, with the model's trained
+    parameters and term frequencies (see ``tf_lookup``).
+
+    Rebuilding the SQL from the spec (instead of replaying the saved SQL) is what makes a model trained on
+    DuckDB usable on Spark: only the parameters travel.
+    """
+    linker = Linker(inputs, _settings(spec, db, model), log_level=None, validate_settings=False)
+    for col in model.tf_tables:
+        tf_sdf = _register(db, tf_lookup(model, col, frames), f"tf_lookup_{col}")
+        linker.table_management.register_term_frequency_lookup(tf_sdf, col)
+    return linker
+
+
+def _pairs(pred: pl.DataFrame, model: Model) -> pl.DataFrame:
+    """Scored pairs in cilink's shape: canonical order (record_id_l < record_id_r), weight, probability,
+    and per comparison its contribution to the weight (``w_<name>``, log2 Bayes factor incl. term frequency)."""
+    names = [c["output_column_name"] for c in model.settings["comparisons"]]
+    cols: list[pl.Expr] = [pl.col("match_weight").cast(pl.Float64), pl.col("match_probability").cast(pl.Float64)]
+    for n in names:
+        w = pl.col(f"mw_{n}").cast(pl.Float64)
+        if f"mw_tf_adj_{n}" in pred.columns:
+            w = w + pl.col(f"mw_tf_adj_{n}").cast(pl.Float64).fill_null(0.0)
+        cols.append(w.alias(f"w_{n}"))
+    lo = pl.min_horizontal(f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r").alias("record_id_l")
+    hi = pl.max_horizontal(f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r").alias("record_id_r")
+    return pred.select(lo, hi, *cols).sort("record_id_l", "record_id_r")
+
+
+def pairs_schema(model: Model) -> pl.Schema:
+    """Columns of the frames ``score_all`` and ``score_new`` return."""
+    schema: dict[str, pl.DataType] = {"record_id_l": pl.String(), "record_id_r": pl.String(),
+                                      "match_weight": pl.Float64(), "match_probability": pl.Float64()}
+    for c in model.settings["comparisons"]:
+        schema[f"w_{c['output_column_name']}"] = pl.Float64()
+    return pl.Schema(schema)
+
+
+@dataclass
+class Scored:
+    """Scored pairs at or above the floor, and how many candidate pairs blocking produced."""
+
+    pairs: pl.DataFrame
+    candidates: int
+
+
+def score_all(model: Model, records: pl.DataFrame, spec: LinkSpec, *, min_weight: float,
+              engine: EngineSettings) -> Scored:
+    """Every candidate pair of ``records`` (by the spec's blocking rules) with match weight ≥ ``min_weight``."""
+    if records.height < 2:
+        return Scored(pl.DataFrame(schema=pairs_schema(model)), 0)
+    with _quiet_splink():
+        db = _db_api(engine)
+        linker = _linker(model, db, _register(db, records.select([c for c in spec.columns if c in records.columns]),
+                                              "records"), spec, [records])
+        blocked = linker.inference.compute_blocked_pairs_for_predict()  # cached; predict() reuses it
+        candidates = int(_to_polars(linker.misc.query_sql(
+            f"select count(*) as n from {blocked.physical_name}", output_type="splink_df"))["n"][0])
+        pred = _to_polars(linker.inference.predict(threshold_match_weight=min_weight, warning_mode="never"))
+    pairs = _pairs(pred, model) if pred.height else pl.DataFrame(schema=pairs_schema(model))
+    return Scored(pairs, candidates)
+
+
+def _neighbours(records: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) -> pl.DataFrame:
+    """The records sharing a blocking key with some new record (the new ones among them) — the only
+    records a new one can be paired with, so the backend need not see the others."""
+    lazy = records.lazy()
+    hits = [lazy.join(keys.lazy(), on=cols, how="semi").select(UNIQUE_ID)
+            for cols in (list(r.columns) for r in spec.blocking_rules)
+            if (keys := new.select(cols).drop_nulls().unique()).height]
+    if not hits:
+        return new
+    ids = pl.concat(hits).unique().collect()
+    return records.join(ids, on=UNIQUE_ID, how="semi")
+
+
+def score_new(model: Model, records: pl.DataFrame, new_ids: pl.Series, spec: LinkSpec, *, min_weight: float,
+              engine: EngineSettings) -> Scored:
+    """Pairs involving the records ``new_ids`` only — new × other and new × new — scored as ``score_all``
+    would score them; pairs among the other ``records`` are not rescored (Splink's ``predict_between``)."""
+    columns = [c for c in spec.columns if c in records.columns]
+    new = records.filter(pl.col(UNIQUE_ID).is_in(new_ids.implode())).select(columns)
+    if new.height == 0:
+        return Scored(pl.DataFrame(schema=pairs_schema(model)), 0)
+    with _quiet_splink():
+        db = _db_api(engine)
+        new_sdf = _register(db, new, "new_records")
+        neighbours = _neighbours(records.select(columns), new, spec)
+        # a value's term frequency does not depend on the other records (see tf_lookup), so the lookup
+        # needs only the values of the records scored here
+        linker = _linker(model, db, new_sdf, spec, [neighbours])
+        # left = the records that share a blocking key with a new one (the new ones included), right = the
+        # new ones: new × new pairs come out in both orders and each new record is paired with itself;
+        # both are dropped below
+        left = _register(db, neighbours, "neighbour_records")
+        pred = _to_polars(linker.inference.predict_between(left, new_sdf, warning_mode="never"))
+    pred = pred.filter(pl.col(f"{UNIQUE_ID}_l") != pl.col(f"{UNIQUE_ID}_r"))
+    if pred.height == 0:
+        return Scored(pl.DataFrame(schema=pairs_schema(model)), 0)
+    pairs = _pairs(pred, model).unique(["record_id_l", "record_id_r"], keep="first").sort("record_id_l", "record_id_r")
+    return Scored(pairs.filter(pl.col("match_weight") >= min_weight), pairs.height)
+
+
+# --- the model on disk -------------------------------------------------------------------------------------
+
+
+def save_model(model: Model, directory: Path) -> None:
+    """Write model.json (Splink's own format, loadable by Splink), model_meta.json and the TF tables."""
+    atomic.write_text(directory / MODEL_FILE, json.dumps(model.settings, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(directory / MODEL_META_FILE, json.dumps(model.meta, indent=2, sort_keys=True) + "\n")
+    tf = pl.concat(
+        [t.rename({col: "value", f"tf_{col}": "tf"}).with_columns(pl.lit(col).alias("column"))
+         .select("column", "value", "tf") for col, t in sorted(model.tf_tables.items())],
+        how="vertical_relaxed",
+    ) if model.tf_tables else pl.DataFrame(schema={"column": pl.String, "value": pl.String, "tf": pl.Float64})
+    atomic.write_parquet(directory / MODEL_TF_FILE, tf)
+
+
+def load_model(directory: Path) -> Model | None:
+    """The saved model in ``directory``, or None if there is none."""
+    path = directory / MODEL_FILE
+    if not path.is_file():
+        return None
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    meta_path = directory / MODEL_META_FILE
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    tf_tables: dict[str, pl.DataFrame] = {}
+    tf_path = directory / MODEL_TF_FILE
+    if tf_path.is_file():
+        tf = pl.read_parquet(tf_path)
+        for col in _tf_columns(settings):
+            part = tf.filter(pl.col("column") == col)
+            tf_tables[col] = part.select(pl.col("value").alias(col), pl.col("tf").alias(f"tf_{col}"))
+    return Model(settings=settings, tf_tables=tf_tables, meta=meta)
+
+
+def model_weights(model: Model) -> list[LevelWeight]:
+    """The model as a table: every comparison level with m, u and match weight (null levels carry none)."""
+    rows = [LevelWeight("(prior)", "two random records match",
+                        float(model.settings["probability_two_random_records_match"]), None,
+                        round(model.prior_weight, 2), False)]
+    for comp in model.settings["comparisons"]:
+        for lv in comp["comparison_levels"]:
+            label = lv.get("label_for_charts") or lv["sql_condition"]
+            if lv.get("is_null_level"):
+                rows.append(LevelWeight(comp["output_column_name"], label, None, None, None, False))
+                continue
+            m, u = lv.get("m_probability"), lv.get("u_probability")
+            w = round(math.log2(m / u), 2) if m and u else None
+            rows.append(LevelWeight(comp["output_column_name"], label, m, u, w, bool(lv.get("tf_adjustment_column"))))
+    return rows

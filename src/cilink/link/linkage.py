@@ -1,0 +1,358 @@
+"""`cilink link` end to end: records → model → scored pairs → decisions → clusters → stable person IDs.
+
+Incremental by default: records of partners whose active batches changed are rebuilt, only new or
+changed records are scored (against the others and among themselves), earlier pairs are reused as they
+were, and decisions, clusters and IDs are redone only in the components that changed
+(``cilink.link.persons``). ``full=True`` relinks from scratch with the same model; ``retrain=True`` trains a
+new one first. Everything is written as one link generation (``cilink.generations``) under the writer lock;
+ID-history events are committed to the ledger after the generation is published, and by the next run if a
+crash came in between (``cilink.link.outputs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from cilink.errors import CilinkError, WorkspaceError
+from cilink.generations import new_link_generation
+from cilink.ledger import Batch, Ledger, now_utc
+from cilink.link import engine
+from cilink.link.comparisons import LinkSpec, link_spec
+from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW, Thresholds, latest_decisions
+from cilink.link.outputs import (
+    COMPONENT,
+    CROSSWALK_FILE,
+    PAIRS_FILE,
+    QUEUE_FILE,
+    commit_pending_events,
+    load_previous,
+    read_records,
+    write_events,
+    write_frame,
+    write_records,
+    write_state,
+)
+from cilink.link.person_ids import IdEvent, id_generator
+from cilink.link.persons import Context, resolve_all, resolve_changed
+from cilink.link.records import KEY_COLUMNS, build_records, changed_record_ids, empty_records
+from cilink.locking import writer_lock
+from cilink.logs import RunLog
+from cilink.staging import staged_records
+from cilink.workspace import Workspace
+
+
+@dataclass
+class LinkResult:
+    """What one link run did (counts only — never identifiers)."""
+
+    run_id: str
+    mode: str
+    trained: bool
+    train_reason: str | None
+    records: int
+    records_scored: int
+    records_removed: int
+    candidate_pairs: int
+    pairs_kept: int
+    links: int
+    review_queue: int
+    must_link: int
+    cannot_link: int
+    persons: int
+    link_threshold: float
+    review_floor: float
+    seconds: float
+    records_reclustered: int = 0
+    guards: dict[str, int] = field(default_factory=dict)
+    clusters_by_partners: dict[str, int] = field(default_factory=dict)
+    id_events: dict[str, int] = field(default_factory=dict)
+    model: list[dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _model_id(link_dir: Path) -> str | None:
+    path = link_dir / engine.MODEL_FILE
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
+
+
+# --- person-ID bookkeeping in the ledger -------------------------------------------------------------------
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def _issue_order(ledger: Ledger) -> Callable[[list[str]], dict[str, int]]:
+    """person_id → ledger sequence of the event that issued it (``new``, or the ``split`` creating it)."""
+    def order(ids: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            rows = ledger.conn.execute(
+                f"SELECT person_id, MIN(seq) FROM id_history WHERE event = 'new' AND person_id IN ({marks}) "
+                f"GROUP BY person_id UNION ALL SELECT other_person_id, MIN(seq) FROM id_history "
+                f"WHERE event = 'split' AND other_person_id IN ({marks}) GROUP BY other_person_id",
+                chunk + chunk,
+            )
+            for pid, seq in rows:
+                out[pid] = min(seq, out.get(pid, seq))
+        return out
+    return order
+
+
+def _taken(ledger: Ledger, current: set[str]) -> Callable[[list[str]], set[str]]:
+    """Which of some candidate IDs were ever issued (in the ID history or the current crosswalk)."""
+    def taken(ids: list[str]) -> set[str]:
+        out = set(ids) & current
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            out |= {r[0] for r in ledger.conn.execute(
+                f"SELECT person_id FROM id_history WHERE person_id IN ({marks}) UNION "
+                f"SELECT other_person_id FROM id_history WHERE other_person_id IN ({marks})", chunk + chunk)}
+        return out
+    return taken
+
+
+# --- records -----------------------------------------------------------------------------------------------
+
+
+def _batch_ids(batches: list[Batch]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for b in batches:
+        out.setdefault(b.partner, []).append(b.batch_id)
+    return out
+
+
+@dataclass
+class Records:
+    """The run's linkable records: ``all`` (only the columns linkage reads, partner by partner), the
+    ``rebuilt`` partners' records in full (to be written), and the ``partners`` present."""
+
+    all: pl.DataFrame
+    rebuilt: dict[str, pl.DataFrame]
+    partners: set[str]
+
+
+def current_records(ws: Workspace, batches: list[Batch], columns: list[str],
+                    previous_batches: dict[str, list[str]] | None) -> Records:
+    """Linkable records of the active batches. Partners whose active batches are unchanged since
+    ``previous_batches`` are read back from the current generation (only ``columns``); the others, or all
+    when ``previous_batches`` is None, are rebuilt from their staged rows."""
+    order = {b.batch_id: i for i, b in enumerate(batches)}
+    now = _batch_ids(batches)
+    if previous_batches is None:
+        changed = set(now)
+    else:
+        changed = {p for p in set(now) | set(previous_batches) if now.get(p) != previous_batches.get(p)}
+    rebuilt = {p: build_records(staged_records(ws, p), order) for p in sorted(changed & set(now))}
+    kept = sorted(set(now) - set(rebuilt))
+    old = read_records(ws.link_dir, kept, columns) if kept else None
+    parts = [rebuilt[p].select(columns) if p in rebuilt else old.filter(pl.col("partner") == p)  # type: ignore[union-attr]
+             for p in sorted(now)]
+    empty = empty_records().select(columns)
+    frame = pl.concat([f for f in parts if f.height] or [empty], how="vertical_relaxed")
+    return Records(frame, rebuilt, set(now))
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+
+def _train_reason(model: engine.Model | None, spec: LinkSpec, retrain: bool, purged: set[str]) -> str | None:
+    if retrain:
+        return "--retrain"
+    if model is None:
+        return "no saved model"
+    if model.meta.get("spec_fingerprint") != spec.fingerprint:
+        return "the comparisons or training rules changed"
+    if purged & set(model.meta.get("training_batches", [])):
+        return "the model was trained on data that has since been purged"
+    return None
+
+
+def _full_reason(full: bool, trained: bool, state: dict[str, Any], model_id: str | None, spec: LinkSpec,
+                 thresholds: Thresholds, complete: bool) -> str | None:
+    if full:
+        return "--full"
+    if trained:
+        return "new model"
+    if not complete:
+        return "first link"
+    if state.get("model_id") != model_id:
+        return "model changed"
+    if state.get("blocking") != spec.blocking_fingerprint:
+        return "blocking rules changed"
+    if float(state.get("floor", 1e9)) > thresholds.floor:
+        return "review floor lowered"
+    return None
+
+
+def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False) -> LinkResult:
+    """Link the workspace's active staged records into persons (design §5); returns the run's summary.
+
+    Example: ``link_workspace(Workspace.open("ws")).links``
+    """
+    started = time.monotonic()
+    log = RunLog(ws.logs_dir, "link")
+    with writer_lock(ws.lock_path, "link"), Ledger(ws.ledger_path) as ledger:
+        commit_pending_events(ws, ledger)
+        cfg = ws.config
+        spec = link_spec(cfg.link)
+        secret = ws.secret()
+        batches = ledger.active_batches()
+        if not batches:
+            raise WorkspaceError("nothing to link: no staged batches", hint="ingest partner files first "
+                                 "(`cilink ingest PARTNER FILE`), then run `cilink link`")
+        ledger.start_run(log.run_id, "link")
+        log.event("start", batches=len(batches), full=full, retrain=retrain)
+        try:
+            with new_link_generation(ws) as gen:
+                result, events = _run(gen, ledger, spec, secret, batches, full=full, retrain=retrain,
+                                      run_id=log.run_id, log=log)
+                result.seconds = round(time.monotonic() - started, 3)
+            commit_pending_events(ws, ledger)
+        except CilinkError as e:
+            ledger.finish_run(log.run_id, e.exit_code, {"error": type(e).__name__})
+            ledger.audit("link", "link", f"exit {e.exit_code}", details={"run_id": log.run_id,
+                                                                         "error": type(e).__name__})
+            log.event("error", error=type(e).__name__)
+            raise
+        summary = {k: v for k, v in result.to_dict().items() if k != "model"}
+        ledger.finish_run(log.run_id, 0, summary)
+        ledger.audit("link", "link", "ok", inputs={"batches": sorted(b.batch_id for b in batches),
+                                                   "full": full, "retrain": retrain}, details=summary)
+        log.event("finish", mode=result.mode, trained=result.trained, records=result.records,
+                  candidate_pairs=result.candidate_pairs, links=result.links, review_queue=result.review_queue,
+                  persons=result.persons, id_events=len(events))
+    return result
+
+
+def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches: list[Batch], *, full: bool,
+         retrain: bool, run_id: str, log: RunLog) -> tuple[LinkResult, list[IdEvent]]:
+    cfg = gen.config
+    link_dir = gen.link_dir
+    thresholds = Thresholds(cfg.link.link_threshold, cfg.link.review_band)
+    prev = load_previous(link_dir)
+    state = prev.state
+
+    # records and model
+    model = None if retrain else engine.load_model(link_dir)
+    purged = {b.batch_id for b in ledger.batches(status="purged")}
+    reason = _train_reason(model, spec, retrain, purged)
+    rebuild_all = full or reason is not None or not prev.complete
+    columns = list(dict.fromkeys([*KEY_COLUMNS, *spec.columns, "ssn"]))
+    recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"))
+    records, rebuilt = recs.all, set(recs.rebuilt)
+    log.event("records", records=records.height, rebuilt_partners=len(rebuilt))
+    if reason is not None:
+        model = engine.train(records, spec, seed=cfg.link.seed, max_pairs_u=cfg.link.max_pairs_u, engine=cfg.engine)
+        model.meta["training_batches"] = sorted(b.batch_id for b in batches)
+        model.meta["trained_at"] = now_utc()
+        engine.save_model(model, link_dir)
+        log.event("trained", reason=reason, records=records.height)
+    assert model is not None
+    model_id = _model_id(link_dir)
+
+    # scored pairs: everything, or only new and changed records
+    why_full = _full_reason(full, reason is not None, state, model_id, spec, thresholds, prev.complete)
+    ids = records["record_id"]
+    if why_full is not None:
+        scored = engine.score_all(model, records, spec, min_weight=thresholds.floor, engine=cfg.engine)
+        pairs, new_pairs = scored.pairs, scored.pairs
+        changed, gone = ids, pl.Series("record_id", [], dtype=pl.String)
+    else:
+        assert prev.pairs is not None
+        before = read_records(link_dir, sorted(rebuilt))
+        changed, gone = changed_record_ids(
+            before if before is not None else empty_records(),
+            pl.concat([recs.rebuilt[p] for p in sorted(recs.rebuilt)] or [empty_records()], how="vertical_relaxed"))
+        touched = pl.concat([changed, gone]).implode()
+        kept = prev.pairs.filter(
+            pl.col("match_weight").is_not_null() & (pl.col("match_weight") >= thresholds.floor)
+            & ~pl.col("record_id_l").is_in(touched) & ~pl.col("record_id_r").is_in(touched)
+        ).select(list(engine.pairs_schema(model)))
+        scored = engine.score_new(model, records, changed, spec, min_weight=thresholds.floor, engine=cfg.engine)
+        new_pairs = scored.pairs
+        pairs = pl.concat([kept, new_pairs], how="vertical_relaxed")
+    log.event("scored", mode="full" if why_full else "incremental", candidates=scored.candidates,
+              pairs=pairs.height)
+
+    # decisions, clusters, person IDs
+    review_rows = ledger.conn.execute(
+        "SELECT seq, record_id_l, record_id_r, decision FROM review_decisions ORDER BY seq").fetchall()
+    reviewed = latest_decisions([tuple(r[1:]) for r in review_rows])
+    reviewed = reviewed.filter(pl.col("record_id_l").is_in(ids.implode()) & pl.col("record_id_r").is_in(ids.implode()))
+    review_seq = review_rows[-1][0] if review_rows else 0
+    prev_ids = set(prev.crosswalk["person_id"].to_list()) if prev.crosswalk is not None else set()
+    history_seq = ledger.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM id_history").fetchone()[0]
+    ctx = Context(
+        thresholds=thresholds, reviewed=reviewed, household=spec.household_comparisons(),
+        ssn=records.filter(pl.col("ssn").is_not_null()).select("record_id", "ssn"),
+        issue_order=_issue_order(ledger), taken=_taken(ledger, prev_ids),
+        rng=id_generator(secret, cfg.link.seed, history_seq),
+    )
+    same_rules = (state.get("link_threshold") == thresholds.link and state.get("floor") == thresholds.floor)
+    if why_full is not None or not same_rules:
+        persons = resolve_all(ids, pairs, prev.crosswalk, ctx)
+    else:
+        assert prev.pairs is not None
+        new_reviews = [r for r in review_rows if r[0] > int(state.get("review_seq", 0))]
+        reviewed_ids = pl.Series("record_id", [r[i] for r in new_reviews for i in (1, 2)], dtype=pl.String)
+        persons = resolve_changed(ids, pairs, new_pairs, changed, gone, reviewed_ids, prev.pairs, prev.people(),
+                                  ctx)
+    log.event("persons", reclustered=persons.reclustered, id_events=len(persons.events))
+    decided = persons.decided
+    crosswalk = (records.select("partner", "source_person_id", "record_id")
+                 .join(persons.people.rename({"component": COMPONENT}), on="record_id", how="left",
+                       maintain_order="left"))
+    queue = decided.filter(pl.col("decision") == REVIEW).sort(["match_weight", "record_id_l", "record_id_r"],
+                                                              descending=[True, False, False], nulls_last=True)
+
+    # outputs (one generation; the caller publishes it)
+    write_records(link_dir, recs.rebuilt, recs.partners)
+    write_frame(link_dir / PAIRS_FILE, decided)
+    write_frame(link_dir / CROSSWALK_FILE, crosswalk)
+    (link_dir / "clusters.parquet").unlink(missing_ok=True)  # written by earlier cilink versions
+    write_frame(link_dir / QUEUE_FILE, queue)
+    write_events(link_dir, persons.events)
+    write_state(link_dir, {
+        "run_id": run_id, "finished_at": now_utc(), "batches": _batch_ids(batches), "model_id": model_id,
+        "spec": spec.fingerprint, "blocking": spec.blocking_fingerprint, "floor": thresholds.floor,
+        "link_threshold": thresholds.link, "review_seq": review_seq, "id_events": len(persons.events),
+    })
+
+    counts = decided.group_by("decision").len()
+    n = dict(zip(counts["decision"].to_list(), counts["len"].to_list(), strict=True))
+    guards = decided.filter(pl.col("guard").is_not_null()).group_by("guard").len().sort("guard")
+    per_person = crosswalk.group_by("person_id").agg(pl.col("partner").n_unique().alias("k"))
+    by_partners = per_person.group_by("k").len().sort("k")
+    result = LinkResult(
+        run_id=run_id, mode="full" if why_full else "incremental", trained=reason is not None,
+        train_reason=reason, records=records.height,
+        records_scored=records.height if why_full else changed.len(), records_removed=gone.len(),
+        candidate_pairs=scored.candidates, pairs_kept=decided.filter(pl.col("match_weight").is_not_null()).height,
+        links=n.get(LINK, 0), review_queue=queue.height, must_link=n.get(MUST_LINK, 0),
+        cannot_link=n.get(CANNOT_LINK, 0), persons=per_person.height, link_threshold=thresholds.link,
+        review_floor=thresholds.floor, seconds=0.0, records_reclustered=persons.reclustered,
+        guards=dict(guards.iter_rows()), clusters_by_partners={str(k): v for k, v in by_partners.iter_rows()},
+        id_events=dict(sorted(Counter(e.event for e in persons.events).items())),
+        model=[asdict(w) for w in engine.model_weights(model)] if reason is not None else None,
+    )
+    return result, persons.events
+
+
+def model_table(ws: Workspace) -> list[engine.LevelWeight]:
+    """The current model's weights per comparison level (for `cilink link --show-model`)."""
+    model = engine.load_model(ws.link_dir)
+    if model is None:
+        raise WorkspaceError("no trained model yet", hint="run `cilink link` first")
+    return engine.model_weights(model)

@@ -1,0 +1,144 @@
+"""The link stage's files in a link generation (docs/internals.md), the run state, and pending ID events.
+
+``records-<partner>.parquet`` (one file per partner, so an incremental run rewrites only the partners whose
+data changed), ``pairs.parquet``, ``crosswalk.parquet`` and ``review_queue.parquet`` are the contract with
+other stages. The crosswalk also carries ``_cilink_component`` (each record's connected component before the
+guards), which with ``state.json`` (what the run consumed) and ``id_events.parquet`` (this run's ID-history
+events) lets the next run work incrementally. ID events reach the ledger after the generation is
+published; if a crash comes in between, the next run finds them here and commits them
+(``commit_pending_events``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from cilink import atomic
+from cilink.ledger import Ledger, now_utc
+from cilink.link.person_ids import IdEvent
+from cilink.workspace import Workspace
+
+RECORDS_PREFIX = "records-"
+PAIRS_FILE = "pairs.parquet"
+CROSSWALK_FILE = "crosswalk.parquet"
+QUEUE_FILE = "review_queue.parquet"
+COMPONENT = "_cilink_component"
+EVENTS_FILE = "id_events.parquet"
+STATE_FILE = "state.json"
+
+
+@dataclass
+class Previous:
+    """What the last run left in the generation (each part None when absent; records are read per partner
+    when needed, see ``read_records``)."""
+
+    state: dict[str, Any]
+    has_records: bool
+    pairs: pl.DataFrame | None
+    crosswalk: pl.DataFrame | None
+
+    @property
+    def complete(self) -> bool:
+        """Everything an incremental run needs is there."""
+        cw = self.crosswalk
+        return (bool(self.state) and self.has_records and self.pairs is not None and cw is not None
+                and COMPONENT in cw.columns)
+
+    def people(self) -> pl.DataFrame:
+        """record_id, person_id, component of the last run."""
+        assert self.crosswalk is not None
+        return self.crosswalk.select("record_id", "person_id", pl.col(COMPONENT).alias("component"))
+
+
+def _read(path: Path) -> pl.DataFrame | None:
+    return pl.read_parquet(path) if path.is_file() else None
+
+
+def read_state(link_dir: Path) -> dict[str, Any]:
+    """The state the run that wrote ``link_dir`` recorded (empty if none)."""
+    path = link_dir / STATE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def records_path(link_dir: Path, partner: str) -> Path:
+    """Where one partner's linkable records live in a generation."""
+    return link_dir / f"{RECORDS_PREFIX}{partner}.parquet"
+
+
+def record_partners(link_dir: Path) -> list[str]:
+    """Partners with a records file in a generation."""
+    return sorted(f.name.removeprefix(RECORDS_PREFIX).removesuffix(".parquet")
+                  for f in link_dir.glob(f"{RECORDS_PREFIX}*.parquet"))
+
+
+def read_records(link_dir: Path, partners: list[str] | None = None,
+                 columns: list[str] | None = None) -> pl.DataFrame | None:
+    """Linkable records of a generation — all partners or ``partners``, all columns or ``columns``
+    (None when there are none)."""
+    names = record_partners(link_dir) if partners is None else partners
+    files = [p for p in (records_path(link_dir, n) for n in names) if p.is_file()]
+    if not files:
+        return None
+    return pl.concat([pl.read_parquet(f, columns=columns) for f in files], how="vertical_relaxed")
+
+
+def write_records(link_dir: Path, rebuilt: dict[str, pl.DataFrame], present: set[str]) -> None:
+    """Write the rebuilt partners' record files (the others stay as they are) and drop the files of
+    partners no longer ``present``."""
+    for partner, frame in sorted(rebuilt.items()):
+        write_frame(records_path(link_dir, partner), frame)
+    for partner in record_partners(link_dir):
+        if partner not in present:
+            records_path(link_dir, partner).unlink()
+
+
+def load_previous(link_dir: Path) -> Previous:
+    return Previous(
+        state=read_state(link_dir),
+        has_records=bool(record_partners(link_dir)),
+        pairs=_read(link_dir / PAIRS_FILE),
+        crosswalk=_read(link_dir / CROSSWALK_FILE),
+    )
+
+
+def write_frame(path: Path, frame: pl.DataFrame) -> None:
+    """Atomically write a link output (lz4: these files are rewritten on every run, speed matters)."""
+    with atomic.atomic_path(path) as tmp:
+        frame.write_parquet(tmp, compression="lz4")
+        os.chmod(tmp, 0o600)
+
+
+def write_events(link_dir: Path, events: list[IdEvent]) -> None:
+    frame = pl.DataFrame([asdict(e) for e in events],
+                         schema={"event": pl.String, "person_id": pl.String, "other_person_id": pl.String})
+    write_frame(link_dir / EVENTS_FILE, frame)
+
+
+def write_state(link_dir: Path, state: dict[str, Any]) -> None:
+    atomic.write_text(link_dir / STATE_FILE, json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+def commit_pending_events(ws: Workspace, ledger: Ledger) -> int:
+    """Write the current generation's ID-history events to the ledger unless they are already there;
+    returns how many were written."""
+    state = read_state(ws.link_dir)
+    run_id = state.get("run_id")
+    path = ws.link_dir / EVENTS_FILE
+    if not run_id or not path.is_file() or not state.get("id_events"):
+        return 0
+    if ledger.conn.execute("SELECT 1 FROM id_history WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+        return 0
+    events = pl.read_parquet(path)
+    at = state.get("finished_at") or now_utc()
+    with ledger.transaction() as c:
+        c.executemany(
+            "INSERT INTO id_history (at, run_id, event, person_id, other_person_id) VALUES (?, ?, ?, ?, ?)",
+            [(at, run_id, e, p, o) for e, p, o in events.iter_rows()],
+        )
+    return events.height

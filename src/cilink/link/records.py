@@ -1,0 +1,131 @@
+"""Linkable records: one per (partner, source_person_id), built from that partner's staged rows.
+
+Each identity field takes its most recent non-null value (batches in ingest order, then entry date, then
+source row). Known variants are kept where they help: every first name seen (as nickname/alias sets) and
+every last-name token seen (hyphenated, double and maiden names). Derived columns (``_cilink_*``) feed the
+blocking rules and comparisons in ``cilink.link.comparisons``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from cilink.link.addresses import street_key
+from cilink.link.names import alias_series, phonetic_series
+
+#: Identity fields of a linkable record, in order (design §4).
+IDENTITY_FIELDS = (
+    "first_name", "middle_name", "last_name", "name_suffix", "dob", "sex", "ssn", "ssn_last4", "street",
+    "unit", "city", "state", "zip5", "phone", "email",
+)
+KEY_COLUMNS = ("record_id", "partner", "source_person_id")
+DERIVED = (
+    "_cilink_first_aliases", "_cilink_last_tokens", "_cilink_first_phonetic", "_cilink_last_phonetic",
+    "_cilink_first_initial", "_cilink_dob_digits", "_cilink_birth_year", "_cilink_birth_month",
+    "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_street_key",
+)
+RECORD_COLUMNS = (*KEY_COLUMNS, *IDENTITY_FIELDS, *DERIVED)
+
+_IDENTITY_DTYPES: dict[str, pl.DataType] = {f: pl.String() for f in IDENTITY_FIELDS}
+_IDENTITY_DTYPES["dob"] = pl.Date()
+
+
+def record_id(partner: pl.Expr, source_person_id: pl.Expr) -> pl.Expr:
+    """``"<partner>:<source_person_id>"`` — the key of a linkable record."""
+    return pl.concat_str([partner, pl.lit(":"), source_person_id])
+
+
+def empty_records() -> pl.DataFrame:
+    """A frame with the linkable-record schema and no rows."""
+    schema: dict[str, pl.DataType] = {c: pl.String() for c in KEY_COLUMNS}
+    schema.update(_IDENTITY_DTYPES)
+    schema.update({c: pl.String() for c in DERIVED})
+    schema["_cilink_first_aliases"] = pl.List(pl.String())
+    schema["_cilink_last_tokens"] = pl.List(pl.String())
+    return pl.DataFrame(schema=schema)
+
+
+def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str, int]) -> pl.DataFrame:
+    """Collapse staged rows into linkable records (sorted by ``record_id``).
+
+    ``batch_order`` ranks batch ids by ingest time (older first); it decides which value is most recent.
+    Example: ``build_records(staged_records(ws), {b.batch_id: i for i, b in enumerate(batches)})``
+    """
+    lf = staged.lazy()
+    names = lf.collect_schema().names()
+    when = pl.col("entry_date") if "entry_date" in names else pl.lit(None, dtype=pl.Date)
+    present = [f for f in IDENTITY_FIELDS if f in names]
+    lf = lf.select(
+        pl.col("_cilink_partner").alias("partner"),
+        pl.col("source_person_id"),
+        *[pl.col(f).cast(_IDENTITY_DTYPES[f]) for f in present],
+        *[pl.lit(None, dtype=_IDENTITY_DTYPES[f]).alias(f) for f in IDENTITY_FIELDS if f not in present],
+        pl.col("_cilink_batch_id").replace_strict(dict(batch_order), default=-1, return_dtype=pl.Int64).alias("_ord"),
+        when.alias("_when"),
+        pl.col("_cilink_row").alias("_row"),
+    ).filter(pl.col("source_person_id").is_not_null() & (pl.col("source_person_id") != ""))
+    grouped = (
+        lf.sort(["partner", "source_person_id", "_ord", "_when", "_row"], nulls_last=False)
+        .group_by(["partner", "source_person_id"], maintain_order=True)
+        .agg(
+            *[pl.col(f).drop_nulls().last() for f in IDENTITY_FIELDS],
+            pl.col("first_name").drop_nulls().unique(maintain_order=True).alias("_first_variants"),
+            pl.col("last_name").drop_nulls().unique(maintain_order=True).alias("_last_variants"),
+        )
+        .collect()
+    )
+    return _derive(grouped)
+
+
+def _derive(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the record key and the derived ``_cilink_*`` columns."""
+    frame = frame.with_columns(
+        record_id(pl.col("partner"), pl.col("source_person_id")).alias("record_id"),
+        # a full SSN decides the last four; a masked one (last four only) is kept as given
+        pl.coalesce(pl.col("ssn").str.slice(-4), pl.col("ssn_last4")).alias("ssn_last4"),
+    )
+    variants = frame.select("record_id", "_first_variants").explode("_first_variants").drop_nulls()
+    variants = variants.with_columns(alias_series(variants["_first_variants"]).alias("_a"))
+    first_aliases = (
+        variants.explode("_a").drop_nulls("_a").group_by("record_id")
+        .agg(pl.col("_a").unique().sort().alias("_cilink_first_aliases"))
+    )
+    last_tokens = (
+        frame.select("record_id", "_last_variants").explode("_last_variants").drop_nulls()
+        .with_columns(pl.concat_list(pl.col("_last_variants"), pl.col("_last_variants").str.split(" ")).alias("_t"))
+        .explode("_t").filter(pl.col("_t").str.len_chars() > 1)
+        .group_by("record_id").agg(pl.col("_t").unique().sort().alias("_cilink_last_tokens"))
+    )
+    dob = pl.col("dob")
+    frame = (
+        frame.join(first_aliases, on="record_id", how="left")
+        .join(last_tokens, on="record_id", how="left")
+        .with_columns(
+            phonetic_series(frame["first_name"]).alias("_cilink_first_phonetic"),
+            phonetic_series(frame["last_name"]).alias("_cilink_last_phonetic"),
+            pl.col("first_name").str.slice(0, 1).alias("_cilink_first_initial"),
+            dob.dt.strftime("%Y%m%d").alias("_cilink_dob_digits"),
+            dob.dt.strftime("%Y").alias("_cilink_birth_year"),
+            dob.dt.strftime("%m").alias("_cilink_birth_month"),
+            dob.dt.strftime("%d").alias("_cilink_birth_day"),
+            dob.dt.strftime("%m%d").alias("_cilink_birth_month_day"),
+            street_key(pl.col("street")).alias("_cilink_street_key"),
+        )
+    )
+    return frame.select(RECORD_COLUMNS).sort("record_id")
+
+
+def changed_record_ids(previous: pl.DataFrame, current: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """(record ids new or changed in ``current``, record ids no longer present) compared with ``previous``."""
+    cols = list(RECORD_COLUMNS)
+    if any(c not in previous.columns for c in cols):  # written by another cilink version: all new
+        cur_ids = current["record_id"]
+        return cur_ids, previous.filter(~pl.col("record_id").is_in(cur_ids.implode()))["record_id"]
+    prev = previous.select("record_id", previous.select(cols).hash_rows(seed=7).alias("_h"))
+    cur = current.select("record_id", current.select(cols).hash_rows(seed=7).alias("_h"))
+    joined = cur.join(prev, on="record_id", how="left", suffix="_prev")
+    changed = joined.filter(pl.col("_h_prev").is_null() | (pl.col("_h") != pl.col("_h_prev")))["record_id"]
+    removed = prev.join(cur, on="record_id", how="anti")["record_id"]
+    return changed.sort(), removed.sort()

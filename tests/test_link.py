@@ -1,0 +1,449 @@
+"""The link stage (issue 5): rules, records, guards, stable IDs, incremental ≡ full, determinism, review, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cilink.config import LinkSettings
+from cilink.errors import ConfigError, InputRejected, UsageError
+from cilink.ledger import Ledger
+from cilink.link import engine
+from cilink.link.clusters import cluster_records
+from cilink.link.comparisons import block_on, link_spec, name_comparison
+from cilink.link.decisions import GUARD_ADDRESS, GUARD_FIRST_NAME, Thresholds, decide, latest_decisions
+from cilink.link.evaluate import evaluate
+from cilink.link.linkage import link_workspace
+from cilink.link.names import aliases
+from cilink.link.person_ids import IdEvent, assign_person_ids
+from cilink.link.records import build_records
+from cilink.link.review import read_decisions
+from cilink.workspace import Workspace
+from tests.conftest import TEST_SECRET, run_cli
+from tests.link_synth import new_workspace, partner_records, population, stage_batch, staged_frame, truth_of
+
+# --- names, rules, records -----------------------------------------------------------------------------------
+
+
+def test_nickname_aliases_come_from_the_nicknames_package() -> None:
+    def same(a: str, b: str) -> bool:
+        return bool(set(aliases(a)) & set(aliases(b)))
+
+    assert same("robert", "bob") and same("bob", "rob") and same("elizabeth", "liz") and same("liz", "beth")
+    assert not same("robert", "william"), "two formal names must not match through a shared nickname (bill)"
+    assert "luis" in aliases("luis angel")
+
+
+def test_rules_are_printable_and_overridable() -> None:
+    spec = link_spec(LinkSettings())
+    text = str(spec)
+    assert "nickname or alias" in text and "day and month swapped" in text and "dob & ssn" not in text
+    assert "first_name & last_name" in text
+    custom = link_spec(LinkSettings(comparisons=["first_name", "dob"], blocking_rules=[["dob"], ["last_name", "zip5"]]))
+    assert [c.name for c in custom.comparisons] == ["first_name", "dob"]
+    assert [str(r) for r in custom.blocking_rules] == ["dob", "last_name & zip5"]
+    assert custom.fingerprint != spec.fingerprint
+    with pytest.raises(ConfigError) as e:
+        link_spec(LinkSettings(comparisons=["first_name", "shoe_size"], blocking_rules=[["dob", "nope"]]))
+    assert "link.comparisons" in e.value.message and "link.blocking_rules[0]" in e.value.message
+    assert str(name_comparison("first_name")).startswith("first_name (identity)")
+    assert block_on("birth_year").columns == ("_cilink_birth_year",)
+
+
+def test_records_take_the_latest_values_and_keep_name_variants() -> None:
+    rows = pl.DataFrame({
+        "source_person_id": ["1", "1", "2"], "first_name": ["robert", "bob", "ann"],
+        "last_name": ["smith", "smith jones", "lee"], "dob": [dt.date(1990, 5, 4), None, dt.date(2001, 1, 1)],
+        "ssn": [None, "123456789", None], "zip5": ["01040", "01013", None],
+    })
+    frames = [staged_frame(rows[:1], "p", "b1"), staged_frame(rows[1:], "p", "b2")]
+    recs = build_records(pl.concat(frames), {"b1": 0, "b2": 1}).to_dicts()
+    r1 = recs[0]
+    assert r1["record_id"] == "p:1" and r1["first_name"] == "bob" and r1["zip5"] == "01013"
+    assert r1["dob"] == dt.date(1990, 5, 4), "a missing value does not overwrite an earlier one"
+    assert r1["ssn_last4"] == "6789" and r1["_cilink_birth_month_day"] == "0504"
+    assert {"bob", "robert"} <= set(r1["_cilink_first_aliases"])
+    assert {"smith", "jones"} <= set(r1["_cilink_last_tokens"])
+
+
+# --- decisions, clusters, IDs, evaluation ----------------------------------------------------------------
+
+
+def _pairs(rows: list[tuple[str, str, float, dict[str, float]]]) -> pl.DataFrame:
+    cols = ["w_first_name", "w_ssn", "w_email", "w_street", "w_zip5", "w_phone"]
+    return pl.DataFrame([{"record_id_l": a, "record_id_r": b, "match_weight": w, "match_probability": 0.9,
+                          **{c: parts.get(c, 0.0) for c in cols}} for a, b, w, parts in rows])
+
+
+def test_guards_hold_back_address_only_and_twin_links() -> None:
+    pairs = _pairs([
+        ("a:1", "b:1", 9.0, {"w_first_name": 8.0}),
+        ("a:2", "b:2", 4.2, {"w_first_name": 1.0, "w_street": 2.0, "w_zip5": 0.5, "w_phone": 2.0}),
+        ("a:3", "b:3", 7.0, {"w_first_name": -7.0}),  # twins: same last name and birth date
+        ("a:4", "b:4", 7.0, {"w_first_name": -7.0, "w_ssn": 12.0}),  # an SSN vouches for it
+        ("a:5", "b:5", 1.0, {}),
+    ])
+    reviewed = latest_decisions([("b:5", "a:5", "match"), ("a:1", "b:1", "match"), ("b:1", "a:1", "non_match")])
+    d = decide(pairs, Thresholds(4.0, 4.0), reviewed, ["street", "zip5", "phone"])
+    got = {(r["record_id_l"], r["decision"], r["guard"]) for r in d.to_dicts()}
+    assert ("a:1", "cannot_link", None) in got, "the latest reviewer decision wins"
+    assert ("a:2", "review", GUARD_ADDRESS) in got
+    assert ("a:3", "review", GUARD_FIRST_NAME) in got
+    assert ("a:4", "link", None) in got
+    assert ("a:5", "must_link", None) in got
+
+
+def test_clusters_refuse_ssn_chains_and_reviewer_distinct_records() -> None:
+    ids = ["a:1", "a:2", "b:1", "c:1", "c:2"]
+    edges = pl.DataFrame({"record_id_l": ["a:1", "a:1", "a:2", "b:1"], "record_id_r": ["b:1", "c:1", "c:2", "c:2"],
+                          "match_weight": [9.0, 8.0, 7.0, 6.0]})
+    ssn = {"b:1": "123456789", "c:1": "987654321"}  # b:1 and c:1 are different people; a:1 has no SSN
+    cannot = pl.DataFrame({"record_id_l": ["a:2"], "record_id_r": ["b:1"]})
+    c = cluster_records(ids, edges, cannot_link=cannot, ssn=ssn)
+    cluster = dict(c.clusters.select("record_id", "cluster").iter_rows())
+    assert cluster["a:1"] == cluster["b:1"] != cluster["c:1"], "the weaker edge into an SSN conflict is refused"
+    assert cluster["a:2"] != cluster["b:1"], "a reviewer's non-match holds through other records"
+    assert set(c.refused["reason"]) == {"ssn_conflict", "reviewer_distinct"}
+    # a direct link between two SSNs one typo apart, or between conflicting SSNs, is allowed
+    direct = cluster_records(["x:1", "y:1"], pl.DataFrame({"record_id_l": ["x:1"], "record_id_r": ["y:1"],
+                                                           "match_weight": [12.0]}),
+                             ssn={"x:1": "123456789", "y:1": "555443333"})
+    assert direct.clusters["cluster"].n_unique() == 1 and direct.refused.height == 0
+
+
+def test_person_ids_are_stable_and_merges_keep_the_oldest() -> None:
+    prev = pl.DataFrame({"record_id": ["a", "b", "c", "d", "e", "f"],
+                         "person_id": ["P1", "P2", "P3", "P3", "P3", "P4"]})
+    clusters = pl.DataFrame({"record_id": ["a", "b", "c", "d", "e", "g"],
+                             "cluster": ["a", "a", "c", "c", "e", "g"]})  # P1+P2 merge; P3 splits; f gone; g new
+    out = assign_person_ids(clusters, prev, issue_order={"P2": 0, "P1": 1, "P3": 2, "P4": 3}, rng=random.Random(1))
+    pid = dict(out.person_ids.iter_rows())
+    assert pid["a"] == pid["b"] == "P2", "the oldest ID survives a merge"
+    assert pid["c"] == pid["d"] == "P3" and pid["e"] not in {"P1", "P2", "P3", "P4"}, "the largest part keeps it"
+    events = set(out.events)
+    assert IdEvent("merge", "P2", "P1") in events and IdEvent("split", "P3", pid["e"]) in events
+    assert IdEvent("retire", "P4") in events and IdEvent("new", pid["g"]) in events
+    again = assign_person_ids(clusters, prev, issue_order={"P2": 0, "P1": 1, "P3": 2, "P4": 3}, rng=random.Random(1))
+    assert again.person_ids.equals(out.person_ids), "same inputs and seed, same IDs"
+
+
+def test_evaluate_counts_pairs_and_cluster_errors() -> None:
+    ids = {"partner": ["a"] * 5, "source_person_id": list("12345")}
+    cw = pl.DataFrame({**ids, "person_id": ["X", "X", "X", "Y", "Z"]})
+    truth = pl.DataFrame({**ids, "true_id": ["1", "1", "2", "3", "3"]})
+    e = evaluate(cw, truth)
+    assert (e.predicted_pairs, e.true_pairs, e.correct_pairs) == (3, 2, 1)
+    assert (e.over_merged, e.split) == (1, 1) and e.precision == pytest.approx(1 / 3)
+
+
+# --- workspaces ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_secret() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CILINK_SECRET", TEST_SECRET)
+        yield
+
+
+@pytest.fixture(scope="module")
+def people() -> pl.DataFrame:
+    return population(700, seed=11)
+
+
+@pytest.fixture(scope="module")
+def batches(people: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {
+        "a": partner_records(people.sample(fraction=0.55, seed=1), "a", seed=1, ssn=False),
+        "b": partner_records(people.sample(fraction=0.45, seed=2), "b", seed=2),
+        "c": partner_records(people.sample(fraction=0.3, seed=3), "c", seed=3),
+        "a2": partner_records(people.sample(fraction=0.1, seed=4), "a", seed=4, ssn=False, id_prefix="A2-"),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, batches: dict[str, pl.DataFrame]) -> Path:
+    """A model trained once on partners a and b (copied into workspaces to keep the tests fast)."""
+    ws = new_workspace(tmp_path_factory.mktemp("model") / "ws", ["a", "b", "c"])
+    stage_batch(ws, "a", batches["a"])
+    stage_batch(ws, "b", batches["b"])
+    result = link_workspace(ws)
+    assert result.trained
+    return ws.link_dir
+
+
+def seed_model(ws: Workspace, model_dir: Path) -> None:
+    """Give a fresh workspace an already-trained model (as if `cilink link` had trained it)."""
+    from cilink.generations import new_link_generation
+
+    with new_link_generation(ws) as gen:
+        for name in (engine.MODEL_FILE, engine.MODEL_META_FILE, engine.MODEL_TF_FILE):
+            shutil.copy(model_dir / name, gen.link_dir / name)
+
+
+def crosswalk(ws: Workspace) -> dict[str, str]:
+    return dict(pl.read_parquet(ws.link_dir / "crosswalk.parquet").select("record_id", "person_id").iter_rows())
+
+
+def partition(ws: Workspace) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for rid, pid in crosswalk(ws).items():
+        groups.setdefault(pid, set()).add(rid)
+    return {frozenset(g) for g in groups.values()}
+
+
+def id_history(ws: Workspace) -> list[tuple[str, str, str | None]]:
+    with Ledger(ws.ledger_path) as ledger:
+        return [tuple(r) for r in ledger.conn.execute(
+            "SELECT event, person_id, other_person_id FROM id_history ORDER BY seq")]
+
+
+def _bridge_records() -> dict[str, pl.DataFrame]:
+    """One person A knows without birth date and B knows without last name: only C's record joins them."""
+    dob = dt.date(1981, 3, 14)
+    base = {"sex": "M", "street": None, "zip5": "01040", "phone": None, "true_id": "BRIDGE"}
+    mk = lambda **kw: pl.DataFrame([{**base, **kw}], schema=partner_records(population(1), "x", seed=1).schema)  # noqa: E731
+    return {
+        "a": mk(source_person_id="A-BRIDGE", first_name="zebulon", last_name="quixote", dob=None, ssn=None),
+        "b": mk(source_person_id="B-BRIDGE", first_name="zebulon", last_name=None, dob=dob, ssn="212459876"),
+        "c": mk(source_person_id="C-BRIDGE", first_name="zebulon", last_name="quixote", dob=dob, ssn="212459876"),
+    }
+
+
+def test_person_ids_survive_a_new_partner_with_a_merge_and_a_split(
+    tmp_path: Path, batches: dict[str, pl.DataFrame], trained_model: Path
+) -> None:
+    ws = new_workspace(tmp_path / "ws", ["a", "b", "c"])
+    seed_model(ws, trained_model)
+    bridge = _bridge_records()
+    stage_batch(ws, "a", pl.concat([batches["a"], bridge["a"]]))
+    stage_batch(ws, "b", pl.concat([batches["b"], bridge["b"]]))
+    first = link_workspace(ws)
+    assert not first.trained and first.mode == "full" and first.id_events == {"new": first.persons}
+    before = crosswalk(ws)
+    assert before["a:A-BRIDGE"] != before["b:B-BRIDGE"], "A and B alone cannot tell they are one person"
+
+    # a reviewer says two linked records of one person are different people: the next run splits them
+    pairs = pl.read_parquet(ws.link_dir / "pairs.parquet").filter(pl.col("decision") == "link")
+    split_l, split_r = pairs.filter(pl.col("record_id_l").str.starts_with("a:")
+                                    & pl.col("record_id_r").str.starts_with("b:")).row(0)[:2]
+    review_file = tmp_path / "decided.csv"
+    pl.DataFrame({"record_id_l": [split_l], "record_id_r": [split_r], "decision": ["non_match"]}).write_csv(review_file)
+    assert run_cli("-w", ws.root, "review", "import", review_file).returncode == 0
+
+    stage_batch(ws, "c", pl.concat([batches["c"], bridge["c"]]))
+    second = link_workspace(ws)
+    assert second.mode == "incremental" and second.cannot_link == 1
+    after = crosswalk(ws)
+    survivor, merged_from = before["a:A-BRIDGE"], before["b:B-BRIDGE"]  # a's cluster sorts (and was issued) first
+    assert after["a:A-BRIDGE"] == after["b:B-BRIDGE"] == after["c:C-BRIDGE"] == survivor
+    assert after[split_l] != after[split_r]
+    assert (after[split_l] == before[split_l]) != (after[split_r] == before[split_r]), "one side keeps the ID"
+    new_side = split_l if after[split_l] != before[split_l] else split_r
+    history = id_history(ws)
+    assert ("merge", survivor, merged_from) in history
+    assert ("split", before[split_l], after[new_side]) in history
+    merged_into = {other: pid for event, pid, other in history if event == "merge"}
+    for rid, pid in before.items():
+        if rid != new_side:
+            assert after[rid] == merged_into.get(pid, pid), "everyone else keeps their person_id (or the survivor's)"
+    assert second.id_events["merge"] >= 1 and second.id_events["split"] >= 1
+
+
+def test_incremental_batches_give_the_same_clusters_as_full(
+    tmp_path: Path, batches: dict[str, pl.DataFrame], trained_model: Path
+) -> None:
+    ws = new_workspace(tmp_path / "ws", ["a", "b", "c"])
+    seed_model(ws, trained_model)
+    modes = []
+    for name in ("a", "b", "c", "a2"):
+        stage_batch(ws, name[0], batches[name])
+        modes.append(link_workspace(ws).mode)
+    assert modes == ["full", "incremental", "incremental", "incremental"]
+    incremental, ids = partition(ws), crosswalk(ws)
+    pairs_inc = pl.read_parquet(ws.link_dir / "pairs.parquet")
+    full = link_workspace(ws, full=True)
+    assert full.mode == "full" and full.id_events == {}
+    assert partition(ws) == incremental
+    assert crosswalk(ws) == ids
+    pairs_full = pl.read_parquet(ws.link_dir / "pairs.parquet")
+    assert pairs_full.select("record_id_l", "record_id_r", "decision").equals(
+        pairs_inc.select("record_id_l", "record_id_r", "decision"))
+
+
+def test_two_full_runs_on_the_same_data_are_identical(tmp_path: Path, batches: dict[str, pl.DataFrame]) -> None:
+    outputs = []
+    for name in ("one", "two"):
+        ws = new_workspace(tmp_path / name, ["a", "b", "c"])
+        for p in ("a", "b", "c"):
+            stage_batch(ws, p, batches[p])
+        result = link_workspace(ws, full=True)
+        assert result.trained
+        outputs.append((ws.link_dir / engine.MODEL_FILE).read_text())
+        outputs.append(pl.read_parquet(ws.link_dir / "pairs.parquet"))
+        outputs.append(pl.read_parquet(ws.link_dir / "crosswalk.parquet"))
+    model_1, pairs_1, cw_1, model_2, pairs_2, cw_2 = outputs
+    assert model_1 == model_2
+    assert pairs_1.equals(pairs_2)
+    assert cw_1.equals(cw_2), "same pairs, clusters and person IDs"
+    assert cw_1["person_id"].str.contains(r"^P[0-9A-Z]{12}$").all()
+    assert not cw_1["person_id"].is_in(cw_1["source_person_id"].implode()).any()
+
+
+def test_a_tiny_workspace_still_links(tmp_path: Path) -> None:
+    ws = new_workspace(tmp_path / "ws", ["a", "b"])
+    few = population(6, seed=5)
+    stage_batch(ws, "a", partner_records(few, "a", seed=1, noise=0))
+    stage_batch(ws, "b", partner_records(few, "b", seed=2, noise=0))
+    result = link_workspace(ws)
+    assert result.trained and result.records == 12
+    meta = json.loads((ws.link_dir / engine.MODEL_META_FILE).read_text())
+    assert any("skipped" in note for note in meta["training"])
+    assert result.persons <= 8
+
+
+# --- CLI: link, review, crosswalk, evaluate --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory: pytest.TempPathFactory, batches: dict[str, pl.DataFrame], trained_model: Path) -> Path:
+    root = tmp_path_factory.mktemp("cli") / "ws"
+    ws = new_workspace(root, ["a", "b", "c"])
+    seed_model(ws, trained_model)
+    formula = batches["b"].head(3).with_columns(pl.Series("source_person_id", ["=HYPERLINK(1)", "+1", "@x"]))
+    stage_batch(ws, "a", batches["a"])
+    stage_batch(ws, "b", pl.concat([batches["b"].slice(3), formula]))
+    truth_of(("a", batches["a"]), ("b", pl.concat([batches["b"].slice(3), formula]))).write_csv(root / "truth.csv")
+    return root
+
+
+def test_link_cli_prints_the_summary_and_model(linked: Path) -> None:
+    out = run_cli("-w", linked, "link", "--show-model")
+    assert out.returncode == 0, out.stderr
+    assert "nickname or alias" in out.stdout and "persons in 2 partner(s)" in out.stdout
+    assert "candidate pairs" in out.stdout and "review queue" in out.stdout
+    js = json.loads(run_cli("-w", linked, "link", "--json").stdout)
+    assert js["mode"] == "incremental" and js["records_scored"] == 0
+
+
+def test_evaluate_cli(linked: Path) -> None:
+    run_cli("-w", linked, "link")
+    out = run_cli("-w", linked, "evaluate", linked / "truth.csv", "--json")
+    assert out.returncode == 0, out.stderr
+    e = json.loads(out.stdout)
+    assert e["precision"] >= 0.98 and e["f1"] >= 0.97 and e["missing_from_truth"] == 0
+    assert "F1" in run_cli("-w", linked, "evaluate", linked / "truth.csv").stdout
+    assert run_cli("-w", linked, "evaluate", linked / "nope.csv").returncode == 3
+
+
+def test_review_export_is_formula_safe_and_import_is_all_or_nothing(linked: Path, tmp_path: Path) -> None:
+    run_cli("-w", linked, "link")
+    queue_file = tmp_path / "review.csv"
+    out = run_cli("-w", linked, "review", "export", queue_file)
+    assert out.returncode == 0, out.stderr
+    assert oct(queue_file.stat().st_mode & 0o777) == "0o600"
+    queue = pl.read_csv(queue_file, infer_schema=False)
+    assert queue.height > 0 and {"first_name_l", "first_name_r", "dob_l", "dob_r", "decision"} <= set(queue.columns)
+    assert not queue.select(pl.all().str.contains(r"^[=+@\-]").any()).row(0).__contains__(True)
+    assert not queue["ssn_l"].drop_nulls().str.contains(r"^\d{9}$").any(), "SSNs are masked"
+    bad = queue.with_columns(pl.when(pl.col("pair") == "1").then(pl.lit("maybe")).otherwise(pl.lit("match"))
+                             .alias("decision"))
+    bad.write_csv(tmp_path / "bad.csv")
+    out = run_cli("-w", linked, "review", "import", tmp_path / "bad.csv")
+    assert out.returncode == 3 and "rows 2" in out.stderr
+    ws = Workspace.open(linked)
+    with Ledger(ws.ledger_path) as ledger:
+        assert ledger.conn.execute("SELECT count(*) FROM review_decisions").fetchone()[0] == 0
+    good = queue.with_columns(pl.lit("non_match").alias("decision"))
+    good.write_csv(tmp_path / "good.csv")
+    assert run_cli("-w", linked, "review", "import", tmp_path / "good.csv").returncode == 0
+    js = json.loads(run_cli("-w", linked, "link", "--json").stdout)
+    assert js["cannot_link"] == queue.height and js["review_queue"] == 0
+
+
+def test_read_decisions_unescapes_formula_guarded_ids(tmp_path: Path) -> None:
+    f = tmp_path / "r.csv"
+    pl.DataFrame({"record_id_l": ["'=x:1"], "record_id_r": ["b:2"], "decision": ["Same"]}).write_csv(f)
+    rows, undecided = read_decisions(f, {"=x:1", "b:2"})
+    assert rows.row(0) == ("=x:1", "b:2", "match") and undecided == 0
+    with pytest.raises(InputRejected):
+        read_decisions(f, {"b:2"})
+
+
+def test_crosswalk_export_is_restricted(linked: Path, tmp_path: Path) -> None:
+    run_cli("-w", linked, "link")
+    target = tmp_path / "cw.csv"
+    out = run_cli("-w", linked, "crosswalk", "export", target)
+    assert out.returncode == 0, out.stderr
+    cw = pl.read_csv(target, infer_schema=False)
+    assert cw.columns == ["partner", "source_person_id", "person_id"]
+    assert "'=HYPERLINK(1)" in cw["source_person_id"].to_list()
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    refused = run_cli("-w", linked, "crosswalk", "export", linked / "releases" / "cw.csv")
+    assert refused.returncode == 2 and not (linked / "releases" / "cw.csv").exists()
+    ws = Workspace.open(linked)
+    with Ledger(ws.ledger_path) as ledger:
+        assert any(e["action"] == "crosswalk_export" for e in ledger.audit_entries())
+
+
+def test_link_logs_and_audit_carry_no_identifiers(linked: Path) -> None:
+    run_cli("-w", linked, "link", "--full")
+    ws = Workspace.open(linked)
+    from cilink.link.outputs import read_records
+
+    names = set(read_records(ws.link_dir)["last_name"].drop_nulls().to_list())
+    text = "".join(p.read_text() for p in ws.logs_dir.glob("*.jsonl"))
+    conn = sqlite3.connect(ws.ledger_path)
+    text += json.dumps(conn.execute("SELECT * FROM audit").fetchall())
+    conn.close()
+    assert not [n for n in names if f'"{n}"' in text or f" {n} " in text]
+    assert not (os.stat(ws.link_dir).st_mode & 0o077), "link outputs stay in the restricted zone"
+
+
+def test_missing_data_and_bad_targets_are_clear_errors(tmp_path: Path) -> None:
+    ws = new_workspace(tmp_path / "ws", ["a"])
+    out = run_cli("-w", ws.root, "link")
+    assert out.returncode == 2 and "nothing to link" in out.stderr
+    assert run_cli("-w", ws.root, "review", "export", tmp_path / "q.csv").returncode == 2
+    with pytest.raises(UsageError):
+        from cilink.link.restricted_csv import check_target
+
+        check_target(ws, ws.releases_dir / "x.csv")
+
+
+def test_demo_data_links_with_high_precision_and_recall(tmp_path: Path) -> None:
+    """End to end on the demo generator's partner exports (the demo's own truth file scores it)."""
+    from cilink.demo import generate_demo
+    from cilink.ingest.batches import ingest_file
+    from cilink.workspace import ensure_layout
+
+    root = tmp_path / "demo"
+    generate_demo(root, people=1500, seed=1)
+    ensure_layout(root)
+    ws = Workspace.open(root)
+    for partner in ws.config.partners:
+        for f in sorted(ws.inbox_dir(partner.id).iterdir()):
+            ingest_file(ws, partner.id, f)
+    assert run_cli("-w", root, "link").returncode == 0
+    out = run_cli("-w", root, "evaluate", root / ".cilink" / "truth.csv", "--json")
+    assert out.returncode == 0, out.stderr
+    e = json.loads(out.stdout)
+    assert e["precision"] >= 0.98 and e["f1"] >= 0.97, e
+    assert e["missing_from_crosswalk"] == 0
+
+
+def test_a_single_record_gets_a_person_id(tmp_path: Path) -> None:
+    ws = new_workspace(tmp_path / "ws", ["a"])
+    stage_batch(ws, "a", partner_records(population(1, seed=2), "a", seed=1))
+    result = link_workspace(ws)
+    assert result.records == 1 and result.persons == 1 and result.candidate_pairs == 0
+    assert len(crosswalk(ws)) == 1
