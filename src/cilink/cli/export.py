@@ -1,0 +1,42 @@
+"""`cilink export`: write a de-identified release, or refuse (exit 5) and write nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cilink.cli import output
+
+
+def export(
+    audience: Annotated[str | None, typer.Option(
+        "--audience", help="An [[export.audiences]] id (its own person_key secret and profile); "
+        "default: the workspace secret")] = None,
+    release_id: Annotated[str | None, typer.Option("--release-id", help="Directory name under releases/; "
+                                                   "default: the UTC time. The same id, inputs, config and "
+                                                   "secret give byte-identical files")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+) -> None:
+    """Write releases/<release_id>/: persons, events, spells, panel, dictionary, manifest, README.
+
+    Every table passes the privacy gate first (identifiers, k-anonymity, small cells); on failure the
+    command exits 5 naming each column and rule, and nothing is written.
+    Example: cilink export --release-id 2026-q3
+    """
+    from cilink.export.release import export_release
+
+    result = export_release(output.open_workspace(), audience=audience, release_id=release_id)
+    if json_out:
+        output.emit_json(result.to_dict())
+        return
+    anon = result.anonymization
+    output.line(f"Released {result.release_id} to {result.path} (profile {result.profile}, audience {result.audience})")
+    output.table("Rows", ["file", "rows"], [[name, n] for name, n in result.rows.items()])
+    gen = ", ".join(f"{k} {v}" for k, v in anon["generalization"].items())
+    output.line(f"k-anonymity: k={anon['k']} reached (smallest group {anon['achieved_k']}); {gen}; "
+                f"{anon['suppressed_persons']} person(s) with suppressed quasi-identifiers")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(export)

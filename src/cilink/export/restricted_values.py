@@ -1,0 +1,99 @@
+"""Hash sets of the identifying values in the restricted zone, for the privacy gate to look for in a release.
+
+Built from the staged records of the active batches and the crosswalk: names, SSNs, dates of birth, street
+addresses, phone numbers, e-mails, partner source ids (person, enrollment, household) and cilink's own
+record and person ids. Kept as polars Series so every check is a vectorized ``is_in`` (a hash join), and
+never written anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from cilink.schemas import domain_fields
+from cilink.staging import staged_records
+from cilink.workspace import Workspace
+
+#: Partner-supplied ids shorter than this are not matched by value: codes of one to three characters
+#: (grades, school numbers "12") collide with short ids by chance, and so short an id identifies no one
+#: without the partner's own list. Column-name checks still catch such a column.
+MIN_ID_CHARS = 4
+#: Names of one letter (initials) are not matched by value, for the same reason.
+MIN_NAME_CHARS = 2
+
+DOB_TEXT_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%-m/%-d/%Y", "%Y%m%d", "%d/%m/%Y", "%Y/%m/%d")
+
+
+def normalize_name(expr: pl.Expr) -> pl.Expr:
+    """A value in the staged names' standard form: lower-case letters, single spaces."""
+    return (expr.str.to_lowercase().str.replace_all(r"[^a-z]+", " ").str.strip_chars()
+            .str.replace_all(r"\s+", " "))
+
+
+def digits(expr: pl.Expr) -> pl.Expr:
+    return expr.str.replace_all(r"[\s\-\.\(\)\+/]", "")
+
+
+@dataclass
+class RestrictedValues:
+    """The identifying values of the restricted zone, one deduplicated Series per kind."""
+
+    names: pl.Series
+    ssn: pl.Series
+    dob: pl.Series
+    dob_text: pl.Series
+    street: pl.Series
+    phone: pl.Series
+    email: pl.Series
+    source_ids: pl.Series
+
+    def sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.__dict__.items()}
+
+
+def collect_restricted_values(ws: Workspace, crosswalk: pl.DataFrame | None = None) -> RestrictedValues:
+    """Read every identifying value of the active staged batches (and the crosswalk) into hash sets.
+
+    One partner at a time: its identifying columns are read once, reduced to distinct values, and freed.
+    Staged values are already in standard form (docs/internals.md: names lower-case, SSN and phone digits,
+    e-mail lower-case, street upper-case), so they are kept as they are and the gate normalizes the release
+    side instead. Ids — often one per row — are kept raw and not de-duplicated: the look-up streams them
+    past the release's candidates, where duplicates cost nothing (de-duplicating ten million ids did).
+    """
+    first, last, middle = pl.col("first_name"), pl.col("last_name"), pl.col("middle_name")
+    kinds: dict[str, list[pl.Series]] = {k: [] for k in ("names", "ssn", "dob", "street", "phone", "email", "ids")}
+    for partner in ws.config.partners:
+        extra = [f for f in ("enrollment_id", "household_id") if f in domain_fields(str(partner.domain))]
+        frame = staged_records(ws, partner.id).select(
+            "first_name", "middle_name", "last_name", "ssn", "dob", "street", "phone", "email",
+            pl.col("source_person_id").cast(pl.String), *[pl.col(f).cast(pl.String) for f in extra]).collect()
+        # full-name forms are built from the distinct (first, middle, last) triples, not from every row
+        triples = frame.select(first, middle, last).unique()
+        kinds["names"] += [triples.select(e.alias("v")).to_series().drop_nulls() for e in (
+            first, last, middle, pl.concat_str([first, last], separator=" "),
+            pl.concat_str([last, first], separator=" "), pl.concat_str([first, middle, last], separator=" "))]
+        for kind in ("ssn", "dob", "street", "phone", "email"):
+            kinds[kind].append(frame.get_column(kind).drop_nulls().unique())
+        kinds["ids"] += [frame.get_column(c).drop_nulls() for c in ("source_person_id", *extra)]
+        del frame, triples
+    if crosswalk is not None:
+        kinds["ids"] += [crosswalk.get_column(c).cast(pl.String) for c in ("record_id", "person_id")]
+
+    def merged(kind: str, dtype: pl.DataType | None = None, *, unique: bool = True) -> pl.Series:
+        parts = kinds[kind]
+        if not parts:
+            return pl.Series("v", [], dtype=dtype or pl.String())
+        out = pl.concat(parts, rechunk=False).rename("v")
+        return out.unique() if unique else out
+
+    names = merged("names")
+    ids = merged("ids", unique=False)
+    dob = merged("dob", pl.Date())
+    dob_text = pl.concat([dob.dt.strftime(f) for f in DOB_TEXT_FORMATS]).unique() if len(dob) else (
+        pl.Series("v", [], dtype=pl.String))
+    return RestrictedValues(
+        names=names.filter(names.str.len_chars() >= MIN_NAME_CHARS), ssn=merged("ssn"), dob=dob,
+        dob_text=dob_text, street=merged("street"), phone=merged("phone"), email=merged("email"),
+        source_ids=ids.filter(ids.str.len_chars() >= MIN_ID_CHARS))
