@@ -1,0 +1,1 @@
+"""Shared measures computed from a release (``cilink indicators``): declared in definitions, counted in units."""

@@ -1,0 +1,1 @@
+"""The partner report: one self-contained HTML file of aggregates (``cilink report``)."""

@@ -1,0 +1,238 @@
+"""`cilink report` and `cilink indicators` on a demo workspace: renders in headless Chromium without errors,
+carries no identifier of the staged data, and never prints a small cell, directly or by subtraction."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cilink.errors import WorkspaceError
+from cilink.indicators.compute import write_indicators
+from cilink.operate.demo import run_demo
+from cilink.operate.inbox import run_inbox
+from cilink.report import sections
+from cilink.report.document import CHARTS, build_report
+from cilink.report.suppression import Cells, subtraction_attack
+from cilink.staging import staged_records
+from cilink.workspace import Workspace
+from tests.conftest import TEST_SECRET
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+SRC = Path(__file__).parents[1] / "src" / "cilink"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """An 800-person demo workspace, linked and exported (k-anonymity allowed more suppression at this size)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CILINK_SECRET", TEST_SECRET)
+        root = tmp_path_factory.mktemp("demo") / "ws"
+        run_demo(root, people=800, seed=2, pipeline=False)
+        with (root / "cilink.toml").open("a", encoding="utf-8") as fh:
+            fh.write("\n[export]\nmax_suppression = 0.5\n")
+        ws = Workspace.open(root)
+        result = run_inbox(ws)
+        assert result.exit_code == 0 and result.release_id, result.errors
+        return ws
+
+
+@pytest.fixture(scope="module")
+def outputs(demo: Workspace, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CILINK_SECRET", TEST_SECRET)
+        report = build_report(demo, tmp_path_factory.mktemp("out") / "report.html")
+        indicators = write_indicators(demo)
+    assert sorted(report.charts) == sorted(CHARTS)
+    assert indicators.path is not None
+    return report.path, indicators.path
+
+
+# --- renders in a browser ---------------------------------------------------------------------------------------
+
+_PROBE = """<script>
+window.__errs = [];
+window.addEventListener('error', e => __errs.push('error: ' + (e.message || (e.target && e.target.tagName))), true);
+document.addEventListener('securitypolicyviolation', e => __errs.push('csp: ' + e.violatedDirective));
+const _ce = console.error; console.error = (...a) => { __errs.push('console: ' + a.join(' ')); _ce(...a); };
+window.addEventListener('load', () => {
+  const drawn = [...document.querySelectorAll('figure[data-chart]')].filter(f => {
+    const s = f.querySelector('svg'); if (!s) return false;
+    const r = s.getBoundingClientRect();
+    return r.width > 150 && r.height > 80 && s.querySelectorAll('path, rect, text').length > 5;
+  }).map(f => f.dataset.chart);
+  document.body.setAttribute('data-drawn', drawn.join(','));
+  document.body.setAttribute('data-errors', __errs.join(' | ') || 'none');
+});
+</script>"""
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _run_chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr", "--v=0", *args],
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "HOME": str(tmp)})
+
+
+def test_report_renders_in_headless_chromium(request, tmp_path):
+    binary = _chromium()
+    if binary is None:  # checked before the demo workspace is built
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)")
+    report, _ = request.getfixturevalue("outputs")
+    html = report.read_text(encoding="utf-8")
+    # a copy with a probe that records script errors, CSP violations and console errors into the DOM
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("default-src 'none';", "default-src 'none'; script-src 'unsafe-inline';", 1)
+                     .replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8")
+    dom = _run_chromium(binary, tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    body = re.search(r"<body([^>]*)>", dom.stdout)
+    assert body, dom.stderr[-2000:]
+    attrs = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', body.group(1)))
+    assert attrs.get("data-errors") == "none", attrs
+    assert sorted(attrs["data-drawn"].split(",")) == sorted(CHARTS)
+    # the report as shipped: screenshot kept as an artifact, and Chromium logs no page errors
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    run = _run_chromium(binary, tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", report.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 50_000, run.stderr[-2000:]
+    page_errors = [ln for ln in run.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln or "Refused" in ln]
+    assert not page_errors, page_errors
+    print(f"report screenshot: {shot}")
+
+
+def test_report_is_self_contained(outputs):
+    html = outputs[0].read_text(encoding="utf-8")
+    assert "<script" not in html
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing fetched, nothing linked off the page
+    assert html.count("<svg") == len(CHARTS)
+
+
+# --- no identifiers ---------------------------------------------------------------------------------------------
+
+
+def _identifiers(ws: Workspace) -> dict[str, set[str]]:
+    names: set[str] = set()
+    full: set[str] = set()
+    ssn: set[str] = set()
+    dob: set[str] = set()
+    ids: set[str] = set()
+    for p in ws.config.partners:
+        f = staged_records(ws, p.id).collect()
+        for c in ("first_name", "middle_name", "last_name"):
+            for v in f.get_column(c).drop_nulls().unique().to_list():
+                names |= {t for t in v.split() if len(t) >= 2}
+        full |= {f"{a} {b}" for a, b in f.select("first_name", "last_name").drop_nulls().iter_rows()}
+        ssn |= set(f.get_column("ssn").drop_nulls().to_list())
+        for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"):
+            dob |= set(f.get_column("dob").drop_nulls().dt.strftime(fmt).to_list())
+        for c in ("source_person_id", "enrollment_id", "household_id"):
+            if c in f.columns:
+                ids |= {str(v).lower() for v in f.get_column(c).drop_nulls().to_list() if len(str(v)) >= 4}
+    return {"name": names, "full_name": full, "ssn": ssn, "dob": dob, "source_id": ids}
+
+
+def _cilink_vocabulary(ws: Workspace) -> set[str]:
+    """Words cilink itself writes: its source code (templates, labels, codes) and the workspace config."""
+    text = " ".join(p.read_text(encoding="utf-8") for p in SRC.rglob("*.py")) + ws.config_path.read_text()
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def _texts(report: Path, indicators: Path) -> dict[str, str]:
+    out = {"report.html": report.read_text(encoding="utf-8")}
+    for f in sorted(indicators.iterdir()):
+        if f.suffix == ".parquet":
+            frame = pl.read_parquet(f)
+            out[f.name] = " ".join(str(v) for c in frame.columns for v in frame.get_column(c).to_list())
+        else:
+            out[f.name] = f.read_text(encoding="utf-8")
+    return out
+
+
+def test_no_identifier_in_report_or_indicators(demo, outputs):
+    ids = _identifiers(demo)
+    assert all(ids.values()), {k: len(v) for k, v in ids.items()}  # the scan has something to look for
+    vocabulary = _cilink_vocabulary(demo)
+    for name, text in _texts(*outputs).items():
+        low = text.lower()
+        tokens = set(re.findall(r"[a-z0-9]+", low))
+        # SSNs and dates of birth anywhere (chart coordinates are rounded to 2 decimals, so no long digit runs)
+        assert not [s for s in ids["ssn"] if s in text], name
+        assert not [d for d in ids["dob"] if d in text], name
+        # source ids as whole tokens (an id can't hide in a longer token such as a chart's element id)
+        plain = {i for i in ids["source_id"] if i.isalnum()}
+        assert not tokens & plain, (name, sorted(tokens & plain)[:3])
+        assert not [i for i in ids["source_id"] - plain if i in low], name
+        # names: no full name, and no name word that cilink does not itself use (e.g. "day", "cross")
+        assert not [n for n in ids["full_name"] if n in low], name
+        words = set(re.findall(r"[a-z]+", low))
+        assert not (words & ids["name"]) - vocabulary, (name, sorted((words & ids["name"]) - vocabulary)[:5])
+
+
+# --- no small cell, directly or by subtraction ----------------------------------------------------------------
+
+
+def test_report_never_prints_a_small_cell(demo, outputs):
+    # the same sections the report is built from, with their relations
+    ctx = sections.load_context(demo)
+    cells = Cells(min_cell=demo.config.export.min_cell)
+    sections.ingest_reconciliation(ctx, cells)
+    sections.field_quality(ctx, cells)
+    _, decisions = sections.match_weights(ctx, cells)
+    sections.review(ctx, cells, decisions)
+    sections.clusters_and_overlap(ctx, cells)
+    sections.linkage_bias(ctx, cells)
+    protection = cells.protect()
+    published = protection.published()
+    assert not [k for k, v in published.items() if 0 < v < cells.min_cell]
+    recovered = subtraction_attack(published, cells.relations)
+    assert not [k for k, v in recovered.items() if 0 < v < cells.min_cell]
+    assert protection.suppressed  # the demo has small cells, so the test exercises suppression
+    # and the page shows exactly the published counts: every number in a count cell is ≥ min_cell or 0
+    html = outputs[0].read_text(encoding="utf-8")
+    printed = [int(c.replace(",", "")) for c in re.findall(r'<td class="n c">([\d,]+)</td>', html)]
+    assert printed and all(n == 0 or n >= cells.min_cell for n in printed)
+
+
+def test_indicator_outputs(demo, outputs):
+    _, folder = outputs
+    assert folder == demo.root / "indicators" / folder.name
+    table = pl.read_parquet(folder / "indicators.parquet")
+    csv = pl.read_csv(folder / "indicators.csv")
+    assert table.height == csv.height > 0
+    counts = [v for c in ("numerator", "denominator") for v in table.get_column(c).drop_nulls().to_list()]
+    assert all(v == 0 or v >= 11 for v in counts)
+    definitions = json.loads((folder / "definitions.json").read_text())
+    assert set(table.get_column("indicator").to_list()) <= {d["id"] for d in definitions["indicators"]}
+    for d in definitions["indicators"]:
+        assert {"population", "numerator", "period", "unit"} <= set(d)
+    # the release stays as it was: indicators are never written into it
+    release = demo.releases_dir / folder.name
+    assert not (release / "indicators").exists()
+
+
+def test_cli_json(demo, tmp_path, capsys):
+    # in-process (typer's runner would do too): a subprocess per command costs seconds of imports
+    from cilink.cli import app
+
+    out = tmp_path / "r.html"
+    for args in (["report", "--out", str(out), "--json"], ["indicators", "--json"]):
+        with pytest.raises(SystemExit) as done:
+            app(["-w", str(demo.root), *args])
+        assert done.value.code == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["path"] == (str(out) if args[0] == "report" else str(demo.root / "indicators" /
+                                                                              summary["release_id"]))
+    assert out.is_file()
+    with pytest.raises(WorkspaceError, match="not found"):  # exit 2 through the CLI's one error handler
+        write_indicators(demo, "no-such-release")
