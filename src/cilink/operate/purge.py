@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,14 +32,6 @@ class PurgeResult:
         return asdict(self)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _remove(path: Path) -> int:
     if path.is_dir():
         n = sum(1 for p in path.rglob("*") if p.is_file())
@@ -54,7 +45,11 @@ def _remove(path: Path) -> int:
 
 def _purge_batches(ws: Workspace, ledger: Ledger, batches: list[Batch], result: PurgeResult) -> None:
     """Remove batches' staged rows, quarantine files and the raw exports kept in the inbox."""
+    from cilink.errors import CilinkError
+    from cilink.ingest.batches import export_fingerprint
+
     shas = {(b.partner, b.sha256) for b in batches}
+    partners = {p.id: p for p in ws.config.partners}
     for b in batches:
         result.staged_rows += b.accepted
         result.files_removed += _remove(ws.root / b.staged_path)
@@ -62,12 +57,17 @@ def _purge_batches(ws: Workspace, ledger: Ledger, batches: list[Batch], result: 
             qp = ws.root / b.quarantine_path
             result.files_removed += _remove(qp)
             result.files_removed += sum(_remove(p) for p in qp.parent.glob(f"{b.batch_id}*"))
-        for folder in ("processed", "rejected"):
-            kept = ws.inbox_dir(b.partner) / folder
-            if kept.is_dir():
-                for f in kept.iterdir():
-                    if f.is_file() and (b.partner, _sha256(f)) in shas:
-                        result.files_removed += _remove(f)
+        settings = partners.get(b.partner)
+        kept = ws.inbox_dir(b.partner) / "processed"
+        if settings is None or not kept.is_dir():
+            continue
+        for f in kept.iterdir():
+            try:
+                fingerprint = export_fingerprint(f, settings)
+            except CilinkError:
+                continue
+            if (b.partner, fingerprint) in shas:
+                result.files_removed += _remove(f)
     ledger.set_batch_status([b.batch_id for b in batches], "purged")
     result.batches = len(batches)
 
@@ -108,6 +108,9 @@ def purge(ws: Workspace, *, partner: str | None = None, before: dt.date | None =
             batches = [b for b in ledger.batches() if b.status != "purged" and b.created_at[:10] < cutoff]
         _purge_batches(ws, ledger, batches, result)
         if partner is not None:
+            # the agreement has ended: every raw export we kept from this partner goes too
+            inbox = ws.inbox_dir(partner)
+            result.files_removed += _remove(inbox / "processed") + _remove(inbox / "rejected")
             result.files_removed += _remove(ws.staged_dir(partner)) + _remove(ws.quarantine_dir / partner)
             cur = ledger.conn.execute(
                 "DELETE FROM review_decisions WHERE record_id_l LIKE ? OR record_id_r LIKE ?",
