@@ -182,3 +182,11 @@ def test_crash_at_any_point_then_rerun_completes(demo_source: Path, tmp_path: Pa
     staged_invariants(ws, linked=True)
     assert crosswalk_partition(ws) == uninterrupted
     assert any((ws / "releases").iterdir()), "the rerun finished the export"
+
+
+def test_staged_records_of_an_empty_partner_keep_its_domain_columns(demo_source: Path, tmp_path: Path) -> None:
+    from cilink.staging import staged_records
+
+    ws = Workspace.open(fresh_workspace(demo_source, tmp_path))
+    frame = staged_records(ws, "coc-hmis").collect()
+    assert frame.height == 0 and {"project_type", "destination_category"} <= set(frame.columns)

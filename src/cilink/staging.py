@@ -32,6 +32,8 @@ def staged_records(ws: Workspace, partner_id: str | None = None, *, domain: str 
         if p is None or (domain is not None and str(p.domain) != domain):
             continue
         frames.append(pl.scan_parquet(ws.root / b.staged_path))
+    if domain is None and partner_id is not None and partner_id in partners:
+        domain = str(partners[partner_id].domain)  # an empty result still has the partner's columns
     if domain is not None:
         schema = polars_schema(domain)
     else:
