@@ -375,9 +375,19 @@ def train(records: pl.DataFrame, spec: LinkSpec, *, seed: int, max_pairs_u: floa
             if n < MIN_EM_PAIRS:  # Splink's EM on an empty rule also corrupts the linker's settings
                 notes.append(f"EM on '{rule}' skipped: {n} pair(s)")
                 continue
-            linker.training.estimate_parameters_using_expectation_maximisation(
-                splink_rule, estimate_without_term_frequencies=True
-            )
+            before = linker.misc.save_model_to_json()
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    splink_rule, estimate_without_term_frequencies=True
+                )
+            except ValueError as e:
+                # Splink refuses an m or u that underflows to 0 (a level never observed among this rule's
+                # pairs) and leaves the linker half-updated: restore the model as it was and skip the rule.
+                if "underflow" not in str(e):
+                    raise
+                linker = Linker(sdf, before, log_level=None)
+                notes.append(f"EM on '{rule}' skipped: a level was never observed among its {n} pairs")
+                continue
             notes.append(f"EM on '{rule}': {n} pairs")
         settings = _rounded_settings(linker.misc.save_model_to_json())
         settings.pop("linker_uid", None)  # random per linker; the saved model must depend on its inputs only
