@@ -51,6 +51,7 @@ def _register() -> None:
         audit,
         crosswalk,
         demo,
+        encode,
         evaluate,
         export,
         indicators,
@@ -76,6 +77,7 @@ def _register() -> None:
     purge.register(app)
     audit.register(app)
     demo.register(app)
+    encode.register(app)
 
 
 _register()

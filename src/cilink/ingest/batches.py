@@ -125,6 +125,15 @@ def _read(path: Path, partner: PartnerSettings) -> tuple[str, int, Any]:
     return hashlib.sha256(data).hexdigest(), len(data), load
 
 
+def read_export(path: Path, partner: PartnerSettings) -> tuple[str, Mapped]:
+    """(sha256, mapped batch) of one export, read exactly as ingest reads it (no workspace needed).
+
+    Used by ``cilink encode`` at a partner's site; raises InputRejected for whole-file problems.
+    """
+    sha, _, load = _read(Path(path), partner)
+    return sha, load()
+
+
 def validate_batch(mapped: Mapped, partner: PartnerSettings, domain: str, today: dt.date | None = None) -> Checked:
     """Standardize and validate a mapped batch with the partner's rules (no I/O)."""
     rules = Rules(

@@ -1,0 +1,83 @@
+"""The encoding scheme: which fields are encoded how, its parameters, and the metadata an encoded file carries.
+
+The metadata (Parquet key-value metadata under ``cilink.encoding``) names the scheme and its parameters and
+carries a *key fingerprint* — HMAC of a fixed label under the encoding secret — so the hub can tell whether
+two partners encoded with the same secret without ever holding it. The secret itself is never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from cilink.errors import ConfigError
+
+SCHEME_ID = "cilink-fbf-bigram-v1"
+SECRET_ENV = "CILINK_ENCODING_SECRET"
+METADATA_KEY = b"cilink.encoding"
+ENC_PREFIX = "enc_"
+_FINGERPRINT_LABEL = b"cilink encoding key fingerprint v1"
+
+#: identifier fields replaced by encodings (names, birth date, SSN, address, contact)
+ENCODED_FIELDS = (
+    "first_name", "middle_name", "last_name", "dob", "ssn", "ssn_last4", "street", "zip5", "phone", "email",
+)
+#: identifying fields dropped outright (too little signal to be worth an encoding)
+DROPPED_FIELDS = ("name_suffix", "unit")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """Parameters of one encoding: filter size ``m`` bits, ``k`` bit positions per bigram, hardening.
+
+    ``blip``: probability with which every bit is flipped (0 = unhardened). ``salt_names``: mix birth year
+    into the keys of name bigrams (balances name frequencies over years; a wrong birth year then also
+    breaks the name comparison).
+    """
+
+    m: int = 1024
+    k: int = 15
+    blip: float = 0.01
+    salt_names: bool = False
+    fields: tuple[str, ...] = ENCODED_FIELDS
+    scheme: str = field(default=SCHEME_ID)
+
+    def metadata(self, secret: bytes) -> dict[str, object]:
+        """The metadata written with an encoded file (parameters + key fingerprint, never the key)."""
+        out = asdict(self)
+        out["fields"] = list(self.fields)
+        out["key_fingerprint"] = key_fingerprint(secret)
+        return out
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, object]) -> Scheme:
+        """The scheme an encoded file was written with."""
+        return cls(m=int(meta["m"]), k=int(meta["k"]), blip=float(meta["blip"]),  # type: ignore[arg-type]
+                   salt_names=bool(meta["salt_names"]), fields=tuple(meta["fields"]),  # type: ignore[arg-type]
+                   scheme=str(meta["scheme"]))
+
+
+def key_fingerprint(secret: bytes) -> str:
+    """HMAC-SHA256 of a fixed label under the secret (first 16 hex digits): equal secrets ⇔ equal prints."""
+    return hmac.new(secret, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:16]
+
+
+def read_encoding_secret(env_name: str = SECRET_ENV) -> bytes:
+    """The partners' shared encoding secret from the environment (a clear ConfigError when unset)."""
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(f"the encoding secret is missing: environment variable {env_name} is not set",
+                          hint=f"set {env_name} to the secret the partners agreed on (never give it to the hub "
+                               "unless the hub encodes plaintext partners, see docs/encodings.md)")
+    if len(value) < 16:
+        raise ConfigError(f"{env_name} is too short ({len(value)} characters)",
+                          hint="use at least 16 random characters, e.g. `openssl rand -hex 32`")
+    return value.encode("utf-8")
+
+
+def metadata_bytes(meta: dict[str, object]) -> bytes:
+    """Canonical JSON for the Parquet key-value metadata."""
+    return json.dumps(meta, sort_keys=True).encode()
