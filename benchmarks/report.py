@@ -1,0 +1,278 @@
+"""Results as Markdown tables (printed, and written into README.md between the bench markers) and a chart.
+
+Ratios are cilink ÷ peer on the same machine in the same run — below 1 means cilink is faster or smaller —
+so they stay meaningful where absolute numbers do not. A peer that hit a limit gets a bound ("< 0.5").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from collections.abc import Callable, Iterable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from benchmarks.measure import Limits
+from benchmarks.results import CILINK, Row, human
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+PACKAGES = ("cilink", "splink", "duckdb", "polars", "recordlinkage", "pandas", "numpy")
+CHART = Path("docs/img/bench.png")
+
+
+# --- context -------------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    """CPU, cores, memory, OS — one line."""
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = psutil.virtual_memory().total / 1e9
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GB RAM, {platform.system()} {platform.release()}"
+
+
+def versions() -> str:
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return ", ".join([f"Python {platform.python_version()}", *(f"{p} {v(p)}" for p in PACKAGES)])
+
+
+def run_record(command: str, started: dt.datetime, minutes: float, load: float, rows: int) -> dict[str, Any]:
+    return {"command": command, "date": f"{started:%Y-%m-%d %H:%M} UTC", "minutes": round(minutes, 1),
+            "load": round(load, 1), "rows": rows}
+
+
+def header(meta: dict[str, Any]) -> str:
+    """Machine, versions, date(s) and limits of the results, Markdown."""
+    runs = meta["runs"]
+    said = [f"`{r['command']}` on {r['date']} ({r['minutes']:.0f} min, load average {r['load']:.1f} at start)"
+            for r in runs]
+    if len(said) > 1:
+        said = [said[0]] + [f"{s}, which re-measured {r['rows']} rows" for s, r in zip(said[1:], runs[1:],
+                                                                                    strict=True)]
+    return "\n".join([
+        f"Measured by {'; then '.join(said)}. The machine was shared with other jobs, so seconds are noisy: "
+        "compare the ratios.  ",
+        f"Machine: {meta['machine']}.  ",
+        f"Versions: {meta['versions']}.  ",
+        f"Limits: {meta['timeout_s']:g} s and {meta['memory_gb']:g} GB RSS per step; each tool and each cilink "
+        "stage ran in its own child process.",
+    ])
+
+
+# --- numbers -------------------------------------------------------------------------------------------------
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "" if x is None else format(x, fmt)
+
+
+def _gb(mb: float | None) -> str:
+    return "" if mb is None else f"{mb / 1024:.2f}"
+
+
+def _ratio(cilink: float | None, peer: Row, attr: str, limit: float | None) -> str:
+    """cilink ÷ peer, or a bound when the peer hit ``limit`` (it would have taken/used more)."""
+    value = getattr(peer, attr)
+    if cilink is None:
+        return "n/a"
+    if peer.ok and value:
+        return f"{cilink / value:.2f}"
+    if not peer.ok and limit:
+        return f"< {cilink / limit:.2f}"
+    return "n/a"
+
+
+def _limit_for(row: Row, limits: Limits, attr: str) -> float | None:
+    if attr == "wall_s" and row.status == "timeout":
+        return limits.timeout_s
+    if attr == "peak_mb" and row.status == "oom":
+        return limits.memory_gb * 1e9 / 2**20
+    return None
+
+
+def _status(r: Row) -> str:
+    note = r.note.replace("|", "\\|")  # an error message must not break the Markdown table
+    return note if r.ok else f"**{note}**"
+
+
+# --- tables --------------------------------------------------------------------------------------------------
+
+
+def _table(head: list[str], body: Iterable[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def _against_cilink(rows: list[Row], limits: Limits, head: list[str],
+                    cells: Callable[[Row, str, str], list[str]]) -> str:
+    body = []
+    for r in rows:
+        ref = next((c for c in rows if c.tool == CILINK and c.task == "link" and c.dataset == r.dataset), None)
+        if r.tool == CILINK:
+            t = m = "—"
+        else:
+            t = _ratio(ref.wall_s if ref and ref.ok else None, r, "wall_s", _limit_for(r, limits, "wall_s"))
+            m = _ratio(ref.peak_mb if ref and ref.ok else None, r, "peak_mb", _limit_for(r, limits, "peak_mb"))
+        body.append(cells(r, t, m))
+    return _table(head, body)
+
+
+def febrl4_table(rows: list[Row], limits: Limits) -> str:
+    rows = [r for r in rows if r.section == "febrl4"]
+    return _against_cilink(
+        rows, limits,
+        ["tool", "precision", "recall", "F1", "wall s", "peak GB", "time: cilink ÷ tool", "memory: cilink ÷ tool",
+         "note"],
+        lambda r, t, m: [r.tool, _num(r.precision, ".4f"), _num(r.recall, ".4f"), _num(r.f1, ".4f"),
+                         _num(r.wall_s, ".1f"), _gb(r.peak_mb), t, m, _status(r)],
+    )
+
+
+def scale_table(rows: list[Row], limits: Limits) -> str:
+    rows = [r for r in rows if r.section == "scale"]
+    order = {CILINK: 0}
+    rows = sorted(rows, key=lambda r: (r.size, order.get(r.tool, 1), r.task != "pipeline", r.tool))
+    return _against_cilink(
+        rows, limits,
+        ["people", "records", "tool", "task", "precision", "recall", "F1", "wall s", "peak GB",
+         "time: cilink ÷ tool", "memory: cilink ÷ tool", "note"],
+        lambda r, t, m: [f"{r.size:,}", _num(r.records, ","), r.tool,
+                         "ingest → link → export" if r.task == "pipeline" else r.task,
+                         _num(r.precision, ".4f"), _num(r.recall, ".4f"), _num(r.f1, ".4f"), _num(r.wall_s, ".1f"),
+                         _gb(r.peak_mb), t, m, _status(r)],
+    )
+
+
+def incremental_table(rows: list[Row], limits: Limits) -> str:
+    inc_rows = [r for r in rows if r.section == "incremental"]
+    body = []
+    for r in sorted(inc_rows, key=lambda r: (r.size, r.task != "incremental")):
+        full = next((f for f in inc_rows if f.size == r.size and f.task == "full"), None)
+        splink = next((s for s in rows if s.section == "scale" and s.size == r.size and s.tool == "splink"), None)
+        speedup = vs_splink = ""
+        if r.task == "incremental" and r.ok:
+            if full is not None and full.ok:
+                speedup = f"{r.wall_s / full.wall_s:.2f}"
+            if splink is not None:
+                vs_splink = _ratio(r.wall_s, splink, "wall_s", _limit_for(splink, limits, "wall_s"))
+        body.append([f"{r.size:,}", _num(r.records, ","),
+                     "incremental `cilink link`" if r.task == "incremental" else "`cilink link --full`",
+                     _num(r.wall_s, ".1f"), _gb(r.peak_mb), speedup, vs_splink, _status(r)])
+    return _table(["people", "linked records", "run", "wall s", "peak GB", "time: incremental ÷ full",
+                   "time: incremental ÷ Splink relinking all", "note"], body)
+
+
+def accuracy_summary(rows: list[Row]) -> str:
+    """One line per accuracy dataset: cilink's F1 against the best peer's (a failed run has no F1)."""
+    lines = []
+    datasets = dict.fromkeys(r.dataset for r in rows if r.section in ("febrl4", "scale"))
+    for dataset in datasets:
+        mine = next((r for r in rows if r.dataset == dataset and r.tool == CILINK and r.task == "link"), None)
+        peers = [r for r in rows if r.dataset == dataset and r.tool != CILINK and r.f1 is not None]
+        if mine is None or mine.f1 is None or not peers:
+            continue
+        best = max(peers, key=lambda r: r.f1 or 0.0)
+        verdict = "≥" if mine.f1 >= (best.f1 or 0.0) else "**<**"
+        lines.append(f"- {dataset}: cilink F1 {mine.f1:.4f} {verdict} best peer {best.tool} {best.f1:.4f}")
+    return "\n".join(lines)
+
+
+def tables(rows: list[Row], limits: Limits) -> str:
+    """The three sections' tables (those with rows) and the accuracy summary, Markdown."""
+    parts = []
+    if any(r.section == "febrl4" for r in rows):
+        parts += ["**1. FEBRL4** (5,000 + 5,000 records, 5,000 true links; pairwise scores against the true links; "
+                  "for cilink, the links it makes automatically — pairs held in its review queue count as not "
+                  "linked)", "", febrl4_table(rows, limits), ""]
+    if any(r.section == "scale" for r in rows):
+        parts += ["**2. Synthetic scale** (`cilink demo` populations; pairwise scores against the demo truth, "
+                  "cilink's review queue counting as not linked; the peers link the records cilink staged)", "",
+                  scale_table(rows, limits), ""]
+    if any(r.section == "incremental" for r in rows):
+        parts += ["**3. Incremental** (1,000 new records from a fourth partner into the linked workspace)", "",
+                  incremental_table(rows, limits), ""]
+    summary = accuracy_summary(rows)
+    if summary:
+        parts += ["**Accuracy: cilink against the best peer on each dataset**", "", summary, ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+# --- README and chart -------------------------------------------------------------------------------------------
+
+
+def write_readme(readme: Path, block: str) -> None:
+    """Replace what is between the bench markers (adding a Benchmarks section with them if missing)."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        text = text.rstrip() + f"\n\n## Benchmarks\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{block.strip()}\n{END}{tail}")
+
+
+def chart(rows: list[Row], path: Path, limits: Limits) -> None:
+    """Wall time and peak memory vs population size, log–log; a failed run is an × at the limit it hit."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [
+        ("cilink ingest → link → export", lambda r: r.section == "scale" and r.tool == CILINK and r.task == "pipeline",
+         "C0", "-"),
+        ("cilink link (first run: trains the model)",
+         lambda r: r.section == "scale" and r.tool == CILINK and r.task == "link", "C0", "--"),
+        ("cilink link --full, +1,000 records (saved model)",
+         lambda r: r.section == "incremental" and r.task == "full", "C2", "--"),
+        ("cilink link, +1,000 records (incremental)", lambda r: r.section == "incremental" and r.task == "incremental",
+         "C2", ":"),
+        ("Splink 5 (plain)", lambda r: r.section == "scale" and r.tool == "splink", "C1", "-"),
+        ("recordlinkage", lambda r: r.section == "scale" and r.tool == "recordlinkage-ecm", "C3", "-"),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, attr, unit, scale, limit in (
+        (axes[0], "wall_s", "wall time (s)", 1.0, limits.timeout_s),
+        (axes[1], "peak_mb", "peak memory (GB)", 1 / 1024, limits.memory_gb * 1e9 / 2**30),
+    ):
+        for name, pick, color, style in series:
+            pts = sorted((r for r in rows if pick(r)), key=lambda r: r.size)
+            ok = [(r.size, getattr(r, attr) * scale) for r in pts if r.ok and getattr(r, attr) is not None]
+            if ok:
+                ax.plot(*zip(*ok, strict=True), marker="o", color=color, linestyle=style, label=name)
+            failed = [r for r in pts if not r.ok and r.status in ("timeout", "oom")]
+            for r in failed:
+                ax.scatter([r.size], [limit], marker="x", s=70, color=color)
+                ax.annotate(r.status, (r.size, limit), textcoords="offset points", xytext=(4, -12), fontsize=8,
+                            color=color)
+        ax.axhline(limit, color="grey", linewidth=0.8, linestyle=(0, (2, 3)))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        sizes = sorted({r.size for r in rows if r.section in ("scale", "incremental")})
+        ax.set_xticks(sizes, [human(n) for n in sizes])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlabel("synthetic population (people)")
+        ax.set_ylabel(unit)
+        ax.grid(True, which="both", alpha=0.25)
+    axes[0].set_title("Wall time (dotted line: time limit)")
+    axes[1].set_title("Peak resident memory (dotted line: memory limit)")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
