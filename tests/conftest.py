@@ -39,3 +39,8 @@ def cli():
 @pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CILINK_SECRET", TEST_SECRET)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pyproject's markers list is not ours to edit here; registered so `-m spark` / `-m 'not spark'` work
+    config.addinivalue_line("markers", "spark: needs pyspark (the spark extra) and Java 17+; skipped without them")

@@ -61,7 +61,10 @@ on_run = true                   # `cilink run` exports after linking
 # profile = "limited"
 
 [engine]
-backend = "duckdb"              # duckdb | spark
+backend = "duckdb"              # duckdb | spark (pip install 'cilink[spark]', Java 17+); or `cilink link --backend`
+# spark_master = "local[*]"     # or spark://host:7077, yarn, k8s://… (see docs/scaling.md)
+# spark_conf = {{ "spark.driver.memory" = "8g" }}
+# checkpoint_dir = "/mnt/shared/cilink-spark"  # Spark scratch; on a cluster, storage every executor sees
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -9,17 +10,24 @@ import typer
 from cilink.cli import output
 
 
+class Backend(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 def link(
     full: Annotated[bool, typer.Option("--full", help="Relink from scratch (same model)")] = False,
     retrain: Annotated[bool, typer.Option("--retrain", help="Train a new model first (implies --full)")] = False,
     show_model: Annotated[bool, typer.Option("--show-model", help="Print the model's weights table")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the link summary as JSON")] = False,
+    backend: Annotated[Backend | None, typer.Option(
+        "--backend", help="Linkage engine for this run (default: [engine] backend in cilink.toml)")] = None,
 ) -> None:
     """Score candidate pairs, decide links and the review queue, cluster, and assign stable person IDs."""
     from cilink.link.linkage import link_workspace, model_table
 
     ws = output.open_workspace()
-    r = link_workspace(ws, full=full, retrain=retrain)
+    r = link_workspace(ws, full=full, retrain=retrain, backend=backend.value if backend else None)
     if json_out:
         output.emit_json(r.to_dict())
         return

@@ -1,10 +1,10 @@
-"""The Splink adapter — the only module that imports splink.
+"""The Splink adapter — the only module that imports splink (with ``spark_backend``, which it alone uses).
 
 It turns cilink rule specs (``cilink.link.comparisons``) into Splink settings, trains the Fellegi–Sunter
 model (prior from deterministic rules, u by seeded random sampling, m by EM), scores pairs (all of them, or
 new records against existing ones and within themselves) and saves/loads the model. Tables go in and come
 out as polars frames; the SQL backend (embedded DuckDB by default, Spark for scale-out) is chosen here and
-nowhere else, from ``[engine] backend``.
+nowhere else, from ``[engine] backend`` (Spark's session and Parquet exchange: ``cilink.link.spark_backend``).
 
 Term frequencies are part of the model: they are computed from the training records and frozen with it, so
 an incremental run and a full run score any pair identically. Values first seen after training get no
@@ -33,6 +33,7 @@ from splink import block_on as splink_block_on
 from cilink import atomic
 from cilink.config import EngineSettings
 from cilink.errors import CilinkError, ConfigError
+from cilink.link import spark_backend
 from cilink.link.comparisons import Comparison, Level, LinkSpec
 from cilink.link.comparisons import column as column_of
 
@@ -106,29 +107,32 @@ def _db_api(engine: EngineSettings) -> Any:
         db.duckdb_con.execute("SET enable_progress_bar = false")  # cilink renders its own output
         return db
     if engine.backend == "spark":
-        try:
-            from pyspark.sql import SparkSession
-            from splink import SparkAPI
-        except ImportError as e:
-            raise ConfigError(
-                "engine.backend = 'spark' but pyspark is not installed",
-                hint="pip install 'cilink[spark]' (needs Java 17+), or set [engine] backend = \"duckdb\"",
-            ) from e
-        builder = SparkSession.builder.master(engine.spark_master).appName("cilink")
-        for k, v in engine.spark_conf.items():
-            builder = builder.config(k, v)
-        spark = builder.getOrCreate()
-        if engine.checkpoint_dir is not None:
-            spark.sparkContext.setCheckpointDir(str(engine.checkpoint_dir))
-        return SparkAPI(spark_session=spark)
+        return spark_backend.db_api(engine)
     raise ConfigError(f"unknown engine.backend {engine.backend!r}", hint="use duckdb or spark")
 
 
+def check_backend(engine: EngineSettings) -> None:
+    """Fail fast (ConfigError, exit 2, with the install command) if the chosen backend cannot run here."""
+    if engine.backend == "spark":
+        spark_backend.require_pyspark()
+
+
 def _register(db_api: Any, frame: pl.DataFrame, name: str) -> Any:
-    table: Any = frame.to_arrow()
-    if type(db_api).__name__ == "SparkAPI":
-        table = db_api.spark.createDataFrame(frame.to_pandas())
-    return db_api.register(table, dataset_display_name=name)
+    if spark_backend.is_spark(db_api):  # Spark reads the records from Parquet, not through the driver
+        return spark_backend.register(db_api, frame, name)
+    return db_api.register(frame.to_arrow(), dataset_display_name=name)
+
+
+def _predictions(db: Any, sdf: Any, model: Model, where: pl.Expr | None = None) -> pl.DataFrame:
+    """Splink's scored pairs as polars, only the columns ``_pairs`` reads (and rows matching ``where``):
+    on Spark written as Parquet by the executors and read back with polars, never collected."""
+    if not spark_backend.is_spark(db):
+        pred = _to_polars(sdf)
+        return pred if where is None else pred.filter(where)
+    names = [c["output_column_name"] for c in model.settings["comparisons"]]
+    columns = [f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r", "match_weight", "match_probability",
+               *(f"mw_{n}" for n in names), *(f"mw_tf_adj_{n}" for n in names)]
+    return spark_backend.read_back(db, sdf, columns, where)
 
 
 def _to_polars(sdf: Any) -> pl.DataFrame:
@@ -261,8 +265,9 @@ def _training_rule(rule: Any) -> Any:
     """A cilink training rule as Splink SQL (``apart`` fields must differ or be missing)."""
     if not rule.apart:
         return splink_block_on(*rule.columns)
-    agree = " AND ".join(f'l."{c}" = r."{c}"' for c in rule.columns)
-    apart = " AND ".join(f'(l."{c}" IS NULL OR r."{c}" IS NULL OR l."{c}" <> r."{c}")'
+    # unquoted: cilink's column names are plain lower-case identifiers, and "x" is a string literal in Spark SQL
+    agree = " AND ".join(f"l.{c} = r.{c}" for c in rule.columns)
+    apart = " AND ".join(f"(l.{c} IS NULL OR r.{c} IS NULL OR l.{c} <> r.{c})"
                          for c in (column_of(a) for a in rule.apart))
     return f"{agree} AND {apart}"
 
@@ -504,7 +509,8 @@ def score_all(model: Model, records: pl.DataFrame, spec: LinkSpec, *, min_weight
         blocked = linker.inference.compute_blocked_pairs_for_predict()  # cached; predict() reuses it
         candidates = int(_to_polars(linker.misc.query_sql(
             f"select count(*) as n from {blocked.physical_name}", output_type="splink_df"))["n"][0])
-        pred = _to_polars(linker.inference.predict(threshold_match_weight=min_weight, warning_mode="never"))
+        pred = _predictions(db, linker.inference.predict(threshold_match_weight=min_weight, warning_mode="never"),
+                            model)
     pairs = _pairs(pred, model) if pred.height else pl.DataFrame(schema=pairs_schema(model))
     return Scored(pairs, candidates)
 
@@ -541,8 +547,8 @@ def score_new(model: Model, records: pl.DataFrame, new_ids: pl.Series, spec: Lin
         # new ones: new × new pairs come out in both orders and each new record is paired with itself;
         # both are dropped below
         left = _register(db, neighbours, "neighbour_records")
-        pred = _to_polars(linker.inference.predict_between(left, new_sdf, warning_mode="never"))
-    pred = pred.filter(pl.col(f"{UNIQUE_ID}_l") != pl.col(f"{UNIQUE_ID}_r"))
+        pred = _predictions(db, linker.inference.predict_between(left, new_sdf, warning_mode="never"), model,
+                            pl.col(f"{UNIQUE_ID}_l") != pl.col(f"{UNIQUE_ID}_r"))
     if pred.height == 0:
         return Scored(pl.DataFrame(schema=pairs_schema(model)), 0)
     pairs = _pairs(pred, model).unique(["record_id_l", "record_id_r"], keep="first").sort("record_id_l", "record_id_r")

@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from cilink.config import EngineSettings
 from cilink.errors import CilinkError, WorkspaceError
 from cilink.generations import new_link_generation
 from cilink.ledger import Batch, Ledger, now_utc
@@ -196,12 +197,17 @@ def _full_reason(full: bool, trained: bool, state: dict[str, Any], model_id: str
     return None
 
 
-def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False) -> LinkResult:
+def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
+                   backend: str | None = None) -> LinkResult:
     """Link the workspace's active staged records into persons (design §5); returns the run's summary.
+    ``backend`` ("duckdb" or "spark") overrides ``[engine] backend`` for this run.
 
     Example: ``link_workspace(Workspace.open("ws")).links``
     """
     started = time.monotonic()
+    engine_settings = ws.config.engine if backend is None else ws.config.engine.model_copy(
+        update={"backend": backend})
+    engine.check_backend(engine_settings)  # before the lock: a missing pyspark is a config error (exit 2)
     log = RunLog(ws.logs_dir, "link")
     with writer_lock(ws.lock_path, "link"), Ledger(ws.ledger_path) as ledger:
         commit_pending_events(ws, ledger)
@@ -213,11 +219,11 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False) -> 
             raise WorkspaceError("nothing to link: no staged batches", hint="ingest partner files first "
                                  "(`cilink ingest PARTNER FILE`), then run `cilink link`")
         ledger.start_run(log.run_id, "link")
-        log.event("start", batches=len(batches), full=full, retrain=retrain)
+        log.event("start", batches=len(batches), full=full, retrain=retrain, backend=engine_settings.backend)
         try:
             with new_link_generation(ws) as gen:
                 result, events = _run(gen, ledger, spec, secret, batches, full=full, retrain=retrain,
-                                      run_id=log.run_id, log=log)
+                                      run_id=log.run_id, log=log, engine_settings=engine_settings)
                 result.seconds = round(time.monotonic() - started, 3)
             commit_pending_events(ws, ledger)
         except CilinkError as e:
@@ -237,8 +243,10 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False) -> 
 
 
 def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches: list[Batch], *, full: bool,
-         retrain: bool, run_id: str, log: RunLog) -> tuple[LinkResult, list[IdEvent]]:
+         retrain: bool, run_id: str, log: RunLog,
+         engine_settings: EngineSettings | None = None) -> tuple[LinkResult, list[IdEvent]]:
     cfg = gen.config
+    engine_settings = engine_settings or cfg.engine
     link_dir = gen.link_dir
     thresholds = Thresholds(cfg.link.link_threshold, cfg.link.review_band)
     prev = load_previous(link_dir)
@@ -254,7 +262,8 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     records, rebuilt = recs.all, set(recs.rebuilt)
     log.event("records", records=records.height, rebuilt_partners=len(rebuilt))
     if reason is not None:
-        model = engine.train(records, spec, seed=cfg.link.seed, max_pairs_u=cfg.link.max_pairs_u, engine=cfg.engine)
+        model = engine.train(records, spec, seed=cfg.link.seed, max_pairs_u=cfg.link.max_pairs_u,
+                             engine=engine_settings)
         model.meta["training_batches"] = sorted(b.batch_id for b in batches)
         model.meta["trained_at"] = now_utc()
         engine.save_model(model, link_dir)
@@ -266,7 +275,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     why_full = _full_reason(full, reason is not None, state, model_id, spec, thresholds, prev.complete)
     ids = records["record_id"]
     if why_full is not None:
-        scored = engine.score_all(model, records, spec, min_weight=thresholds.floor, engine=cfg.engine)
+        scored = engine.score_all(model, records, spec, min_weight=thresholds.floor, engine=engine_settings)
         pairs, new_pairs = scored.pairs, scored.pairs
         changed, gone = ids, pl.Series("record_id", [], dtype=pl.String)
     else:
@@ -280,7 +289,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
             pl.col("match_weight").is_not_null() & (pl.col("match_weight") >= thresholds.floor)
             & ~pl.col("record_id_l").is_in(touched) & ~pl.col("record_id_r").is_in(touched)
         ).select(list(engine.pairs_schema(model)))
-        scored = engine.score_new(model, records, changed, spec, min_weight=thresholds.floor, engine=cfg.engine)
+        scored = engine.score_new(model, records, changed, spec, min_weight=thresholds.floor, engine=engine_settings)
         new_pairs = scored.pairs
         pairs = pl.concat([kept, new_pairs], how="vertical_relaxed")
     log.event("scored", mode="full" if why_full else "incremental", candidates=scored.candidates,
