@@ -123,7 +123,10 @@ def test_purge_partner_removes_its_data_everywhere(demo_source: Path, tmp_path: 
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["batches"] == 1
     w = Workspace.open(ws)
-    assert not list((w.restricted / "staged").rglob("*coc-hmis*"))
+    with Ledger(w.ledger_path) as ledger:
+        purged = ledger.batches("coc-hmis")
+    assert [b.status for b in purged] == ["purged"]
+    assert not (w.root / purged[0].staged_path).exists()
     assert not (w.staged_dir("coc-hmis")).exists() or not any(w.staged_dir("coc-hmis").iterdir())
     cw = pl.read_parquet(w.link_dir / "crosswalk.parquet")
     assert "coc-hmis" not in cw["partner"].to_list() and cw.height > 0

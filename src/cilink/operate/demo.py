@@ -40,5 +40,4 @@ def run_demo(directory: Path, *, people: int = 2000, seed: int = 1, pipeline: bo
     for p in ws.config.partners:
         ws.inbox_dir(p.id).mkdir(parents=True, exist_ok=True)
     run = run_inbox(ws) if pipeline else None
-    truth = getattr(files, "truth", None) or directory / ".cilink" / "truth.csv"
-    return DemoResult(workspace=directory, people=people, seed=seed, run=run, truth=Path(truth))
+    return DemoResult(workspace=directory, people=people, seed=seed, run=run, truth=files.truth)

@@ -135,21 +135,18 @@ def run_inbox(ws: Workspace, *, link: bool = True, export: bool | None = None) -
                     result.exit_code = max(result.exit_code, e.exit_code)
                     continue
                 _move(item, ws.inbox_dir(partner.id) / PROCESSED)
-                skipped = bool(getattr(res, "already_ingested", False))
-                new_batches += 0 if skipped else 1
+                new_batches += 0 if res.already_ingested else 1
                 result.files.append(FileOutcome(
-                    partner.id, item.name, "already_ingested" if skipped else "ingested",
-                    batch_id=getattr(res, "batch_id", None), rows_in=getattr(res, "rows_in", None),
-                    accepted=getattr(res, "accepted", None), quarantined=getattr(res, "quarantined", None),
+                    partner.id, item.name, "already_ingested" if res.already_ingested else "ingested",
+                    batch_id=res.batch_id, rows_in=res.rows_in, accepted=res.accepted, quarantined=res.quarantined,
                 ))
         log.event("ingested", files=len(result.files), new_batches=new_batches)
         if link and (new_batches or link_is_stale(ws, ledger)):
             try:
                 from cilink.link.linkage import link_workspace
 
-                summary = link_workspace(ws)
+                result.link_summary = link_workspace(ws).to_dict()
                 result.linked = True
-                result.link_summary = summary.to_dict() if hasattr(summary, "to_dict") else None
                 log.event("linked")
             except CilinkError as e:
                 result.errors.append(f"link: {e.message}")
@@ -159,8 +156,7 @@ def run_inbox(ws: Workspace, *, link: bool = True, export: bool | None = None) -
             try:
                 from cilink.export.release import export_release
 
-                rel = export_release(ws)
-                result.release_id = getattr(rel, "release_id", None)
+                result.release_id = export_release(ws).release_id
                 log.event("exported", release_id=result.release_id)
             except CilinkError as e:
                 result.errors.append(f"export: {e.message}")

@@ -45,31 +45,40 @@ def _remove(path: Path) -> int:
 
 def _purge_batches(ws: Workspace, ledger: Ledger, batches: list[Batch], result: PurgeResult) -> None:
     """Remove batches' staged rows, quarantine files and the raw exports kept in the inbox."""
-    from cilink.errors import CilinkError
-    from cilink.ingest.batches import export_fingerprint
-
-    shas = {(b.partner, b.sha256) for b in batches}
-    partners = {p.id: p for p in ws.config.partners}
     for b in batches:
         result.staged_rows += b.accepted
         result.files_removed += _remove(ws.root / b.staged_path)
-        if b.quarantine_path:
-            qp = ws.root / b.quarantine_path
-            result.files_removed += _remove(qp)
-            result.files_removed += sum(_remove(p) for p in qp.parent.glob(f"{b.batch_id}*"))
-        settings = partners.get(b.partner)
-        kept = ws.inbox_dir(b.partner) / "processed"
-        if settings is None or not kept.is_dir():
-            continue
-        for f in kept.iterdir():
-            try:
-                fingerprint = export_fingerprint(f, settings)
-            except CilinkError:
-                continue
-            if (b.partner, fingerprint) in shas:
-                result.files_removed += _remove(f)
+        if b.quarantine_path:  # <batch_id>.parquet and the .csv sent back to the partner
+            qdir = (ws.root / b.quarantine_path).parent
+            result.files_removed += sum(_remove(p) for p in qdir.glob(f"{b.batch_id}.*"))
+    for partner_id in sorted({b.partner for b in batches}):
+        result.files_removed += _remove_kept_exports(ws, partner_id, {b.sha256 for b in batches
+                                                                        if b.partner == partner_id})
     ledger.set_batch_status([b.batch_id for b in batches], "purged")
     result.batches = len(batches)
+
+
+def _remove_kept_exports(ws: Workspace, partner_id: str, fingerprints: set[str]) -> int:
+    """Delete the partner's processed exports whose ingest fingerprint is among ``fingerprints``.
+
+    Each kept file is hashed once, the way ingest hashed it (an HMIS export by its CSV contents).
+    """
+    from cilink.errors import CilinkError
+    from cilink.ingest.batches import export_fingerprint
+
+    settings = next((p for p in ws.config.partners if p.id == partner_id), None)
+    kept = ws.inbox_dir(partner_id) / "processed"
+    if settings is None or not kept.is_dir():
+        return 0
+    removed = 0
+    for f in list(kept.iterdir()):
+        try:
+            fingerprint = export_fingerprint(f, settings)
+        except CilinkError:  # not an export we can read: not one of these batches
+            continue
+        if fingerprint in fingerprints:
+            removed += _remove(f)
+    return removed
 
 
 def _relink(ws: Workspace, ledger: Ledger, result: PurgeResult) -> None:
