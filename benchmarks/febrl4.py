@@ -35,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("cilink", "splink", "recordlinkage")
-MAX_PAIRS_U = 2e6  # the same u-sampling budget for cilink and plain Splink
+MAX_PAIRS_U = 2e6  # plain Splink's u-sampling budget (cilink uses its own default, [link] max_pairs_u)
 
 
 def load() -> tuple[Any, Any, set[tuple[str, str]]]:
@@ -78,8 +78,7 @@ def run_cilink(a: Any, b: Any) -> set[tuple[str, str]]:
         f'[[partners]]\nid = "{p}"\ndomain = "school"\n[partners.columns]\nsource_person_id = "rec_id"\n\n'
         for p in ("febrl-a", "febrl-b")
     )
-    ws = init_workspace(root, config_text=f"[project]\nname = \"febrl4\"\n\n{partners}[link]\n"
-                        f"max_pairs_u = {MAX_PAIRS_U}\n")
+    ws = init_workspace(root, config_text=f"[project]\nname = \"febrl4\"\n\n{partners}")
     schema = polars_schema("school")
 
     def dob(v: str | None) -> dt.date | None:

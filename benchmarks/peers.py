@@ -37,7 +37,7 @@ PEERS = ("splink", "recordlinkage")
 VARIANTS = {"splink": ("splink",), "recordlinkage": ("recordlinkage-ecm", "recordlinkage-rule")}
 #: identity fields the peers compare (cilink's standardized values)
 FIELDS = ("first_name", "last_name", "dob", "sex", "ssn", "street", "zip5", "phone", "email")
-MAX_PAIRS_U = 2e6  # cilink's default [link] max_pairs_u
+MAX_PAIRS_U = 2e6  # plain Splink's u-sampling budget (Splink's tutorials use 1e6)
 THRESHOLD = 0.9
 
 

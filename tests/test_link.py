@@ -102,6 +102,24 @@ def test_guards_hold_back_address_only_and_twin_links() -> None:
     assert ("a:5", "must_link", None) in got
 
 
+def test_without_households_address_needs_one_personal_agreement() -> None:
+    """Where the model found no households (FEBRL-like data), an address vouches for a pair that also agrees
+    on something personal, and a first-name typo no longer looks like a twin; address alone still never links."""
+    pairs = _pairs([
+        ("a:1", "b:1", 6.0, {"w_first_name": 1.5, "w_street": 6.0, "w_zip5": 2.0}),  # weak name + address
+        ("a:2", "b:2", 5.0, {"w_first_name": -2.0, "w_street": 6.0, "w_zip5": 2.0}),  # address alone
+        ("a:3", "b:3", 7.0, {"w_first_name": -7.0, "w_street": 6.0}),  # first-name typo, same surname/DOB
+    ]).with_columns(pl.Series("w_sex", [0.0, 1.0, 0.0]), pl.Series("w_last_name", [0.0, -1.0, 8.0]))
+    household = ["street", "zip5", "phone"]
+    absent = {r["record_id_l"]: (r["decision"], r["guard"])
+              for r in decide(pairs, Thresholds(4.0, 4.0), latest_decisions([]), household, False).to_dicts()}
+    assert absent == {"a:1": ("link", None), "a:2": ("review", GUARD_ADDRESS), "a:3": ("link", None)}
+    present = {r["record_id_l"]: (r["decision"], r["guard"])
+               for r in decide(pairs, Thresholds(4.0, 4.0), latest_decisions([]), household, True).to_dicts()}
+    assert present == {"a:1": ("review", GUARD_ADDRESS), "a:2": ("review", GUARD_ADDRESS),
+                       "a:3": ("review", GUARD_FIRST_NAME)}
+
+
 def test_clusters_refuse_ssn_chains_and_reviewer_distinct_records() -> None:
     ids = ["a:1", "a:2", "b:1", "c:1", "c:2"]
     edges = pl.DataFrame({"record_id_l": ["a:1", "a:1", "a:2", "b:1"], "record_id_r": ["b:1", "c:1", "c:2", "c:2"],
@@ -179,6 +197,23 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, batches: dict[str, p
     result = link_workspace(ws)
     assert result.trained
     return ws.link_dir
+
+
+def test_the_model_measures_whether_records_come_in_households(
+    trained_model: Path, tmp_path: Path, batches: dict[str, pl.DataFrame]
+) -> None:
+    """Families share surname and address in the synthetic population; with addresses dealt out at random
+    (FEBRL-like data) the same-surname lift is gone and the model says so."""
+    meta = engine.load_model(trained_model).meta  # type: ignore[union-attr]
+    assert meta["households_present"] is True and meta["household_lift"]["street"] > engine.HOUSEHOLD_LIFT
+    people = population(900, seed=5)
+    dealt = people.with_columns(people.select("street", "zip5", "phone").sample(fraction=1.0, shuffle=True, seed=9))
+    ws = new_workspace(tmp_path / "ws", ["a", "b"])
+    stage_batch(ws, "a", partner_records(dealt, "a", seed=1))
+    stage_batch(ws, "b", partner_records(dealt.sample(fraction=0.5, seed=2), "b", seed=2))
+    link_workspace(ws)
+    meta = engine.load_model(ws.link_dir).meta  # type: ignore[union-attr]
+    assert meta["households_present"] is False and meta["household_lift"]["street"] < engine.HOUSEHOLD_LIFT
 
 
 def seed_model(ws: Workspace, model_dir: Path) -> None:

@@ -6,10 +6,14 @@
 
 Pair guards (household members are the main source of false links, design §5):
 
-- ``address_only`` — the pair would not even reach the review floor without its household evidence
-  (street, zip, home phone): agreement on address alone never makes a link;
+- ``address_only`` — agreement on address alone never makes a link. Where the data come in households
+  (the model measured it: ``Model.meta["households_present"]``), the pair must reach the review floor
+  without its household evidence (street, zip, home phone); where they do not (address agreement is as
+  rare among same-surname pairs as among random ones, so it is strong evidence of one person), the pair
+  needs at least one personal identifier — name, birth date, SSN or e-mail — that agrees;
 - ``first_name_conflict`` — first names disagree outright (no exact, alias, swapped or close-spelling
-  level) while no SSN or e-mail agrees: twins and siblings share last name, birth date and address.
+  level) while no SSN or e-mail agrees: twins and siblings share last name, birth date and address. Only
+  where the data come in households: elsewhere that pattern is one person with a mistyped first name.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ GUARD_ADDRESS = "address_only"
 GUARD_FIRST_NAME = "first_name_conflict"
 #: an SSN or e-mail agreement at least this strong (log2) vouches for a pair whose first names differ
 _STRONG_ID_WEIGHT = 8.0
+#: comparisons that agree for half of all pairs by chance: never the personal evidence a link needs
+_NOT_PERSONAL = {"w_sex"}
 
 
 @dataclass(frozen=True)
@@ -56,21 +62,30 @@ def latest_decisions(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
     )
 
 
+def _address_only(pairs: pl.DataFrame, floor: float, household: list[str], households_present: bool) -> pl.Expr:
+    hh_cols = [f"w_{h}" for h in household if f"w_{h}" in pairs.columns]
+    if households_present:
+        household_w = pl.sum_horizontal(*[pl.col(c).clip(lower_bound=0) for c in hh_cols]) if hh_cols else 0.0
+        return (pl.col("match_weight") - household_w) < floor
+    personal = [c for c in pairs.columns if c.startswith("w_") and c not in hh_cols and c not in _NOT_PERSONAL]
+    return ~pl.any_horizontal(*[pl.col(c) > 0 for c in personal]) if personal else pl.lit(True)
+
+
 def decide(pairs: pl.DataFrame, thresholds: Thresholds, reviewed: pl.DataFrame,
-           household: list[str]) -> pl.DataFrame:
+           household: list[str], households_present: bool = True) -> pl.DataFrame:
     """Add ``decision`` and ``guard`` to scored ``pairs`` (and add reviewed pairs that were not scored).
 
     ``reviewed``: latest reviewer decisions (record_id_l, record_id_r, decision: match | non_match);
-    ``household``: names of the household comparisons (their ``w_<name>`` columns).
+    ``household``: names of the household comparisons (their ``w_<name>`` columns);
+    ``households_present``: whether the data come in households (see the module docstring).
     """
-    hh_cols = [f"w_{h}" for h in household if f"w_{h}" in pairs.columns]
-    household_w = pl.sum_horizontal(*[pl.col(c).clip(lower_bound=0) for c in hh_cols]) if hh_cols else pl.lit(0.0)
     strong = [pl.col(c) >= _STRONG_ID_WEIGHT for c in ("w_ssn", "w_email") if c in pairs.columns]
-    first_conflict = (pl.col("w_first_name") < 0) if "w_first_name" in pairs.columns else pl.lit(False)
+    first_conflict = ((pl.col("w_first_name") < 0) if "w_first_name" in pairs.columns and households_present
+                      else pl.lit(False))
     if strong:
         first_conflict = first_conflict & ~pl.any_horizontal(*strong)
     guard = (
-        pl.when((pl.col("match_weight") - household_w) < thresholds.floor).then(pl.lit(GUARD_ADDRESS))
+        pl.when(_address_only(pairs, thresholds.floor, household, households_present)).then(pl.lit(GUARD_ADDRESS))
         .when(first_conflict).then(pl.lit(GUARD_FIRST_NAME))
         .otherwise(pl.lit(None, dtype=pl.String))
     )

@@ -263,6 +263,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     log.event("records", records=records.height, rebuilt_partners=len(rebuilt))
     if reason is not None:
         model = engine.train(records, spec, seed=cfg.link.seed, max_pairs_u=cfg.link.max_pairs_u,
+                             max_pairs_em=cfg.link.max_pairs_em,
                              engine=engine_settings)
         model.meta["training_batches"] = sorted(b.batch_id for b in batches)
         model.meta["trained_at"] = now_utc()
@@ -305,6 +306,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     history_seq = ledger.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM id_history").fetchone()[0]
     ctx = Context(
         thresholds=thresholds, reviewed=reviewed, household=spec.household_comparisons(),
+        households_present=bool(model.meta.get("households_present", True)),
         ssn=records.filter(pl.col("ssn").is_not_null()).select("record_id", "ssn"),
         issue_order=_issue_order(ledger), taken=_taken(ledger, prev_ids),
         rng=id_generator(secret, cfg.link.seed, history_seq),

@@ -42,6 +42,7 @@ class Context:
     thresholds: Thresholds
     reviewed: pl.DataFrame
     household: list[str]
+    households_present: bool
     ssn: pl.DataFrame  # record_id, ssn (valid SSNs only)
     issue_order: Callable[[list[str]], dict[str, int]]
     taken: Callable[[list[str]], set[str]]
@@ -75,7 +76,7 @@ def _cluster(record_ids: list[str], decided: pl.DataFrame, ctx: Context) -> tupl
 def resolve_all(record_ids: pl.Series, pairs: pl.DataFrame, previous_ids: pl.DataFrame | None,
                 ctx: Context) -> Persons:
     """Decide every pair, cluster every record, assign every cluster an ID (stable against ``previous_ids``)."""
-    decided = decide(pairs, ctx.thresholds, ctx.reviewed, ctx.household)
+    decided = decide(pairs, ctx.thresholds, ctx.reviewed, ctx.household, ctx.households_present)
     clusters, decided = _cluster(record_ids.to_list(), decided, ctx)
     assignment = assign_person_ids(clusters, previous_ids, issue_order=ctx.issue_order, rng=ctx.rng,
                                    taken=ctx.taken)
@@ -97,7 +98,7 @@ def resolve_changed(
     """Re-decide, re-cluster and re-assign IDs inside the components touched by new or ``changed``
     records, ``gone`` records, records with new reviewer decisions (``reviewed_ids``) and new links among
     ``new_pairs``; carry everything else over from the previous run."""
-    fresh_new = decide(new_pairs, ctx.thresholds, ctx.reviewed.clear(), ctx.household)
+    fresh_new = decide(new_pairs, ctx.thresholds, ctx.reviewed.clear(), ctx.household, ctx.households_present)
     linked = fresh_new.filter(pl.col("decision") == LINK)
     seeds = pl.concat([changed, gone, reviewed_ids, linked["record_id_l"], linked["record_id_r"]]).unique()
     components = previous_people.filter(_in("record_id", seeds))["component"].unique()
@@ -108,7 +109,7 @@ def resolve_changed(
 
     touches = _in("record_id_l", affected) | _in("record_id_r", affected)
     reviewed = ctx.reviewed.filter(touches)
-    fresh = decide(pairs.filter(touches), ctx.thresholds, reviewed, ctx.household)
+    fresh = decide(pairs.filter(touches), ctx.thresholds, reviewed, ctx.household, ctx.households_present)
     clusters, fresh = _cluster(affected.to_list(), fresh, ctx)
     redone = pl.concat([old_members, affected]).unique()
     # a pair of the last run with neither record redone is unchanged (gone records are all redone)
