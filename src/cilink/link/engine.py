@@ -33,7 +33,7 @@ from splink import block_on as splink_block_on
 from cilink import atomic
 from cilink.config import EngineSettings
 from cilink.errors import CilinkError, ConfigError
-from cilink.link import spark_backend
+from cilink.link import compiled_scoring, spark_backend
 from cilink.link.comparisons import Comparison, Level, LinkSpec
 from cilink.link.comparisons import column as column_of
 
@@ -63,6 +63,8 @@ class Model:
     settings: dict[str, Any]
     tf_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Splink's scoring SQL for incremental runs, compiled once (``compile_scoring``)
+    scoring_sql: dict[str, Any] | None = None
 
     @property
     def prior_weight(self) -> float:
@@ -559,27 +561,72 @@ def _neighbours(records: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) -> pl.
     return records.join(ids, on=UNIQUE_ID, how="semi")
 
 
+def _between(model: Model, neighbours: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec,
+             engine: EngineSettings) -> tuple[pl.DataFrame, list[str]]:
+    """Splink's ``predict_between`` of ``neighbours`` × ``new``, and (on DuckDB) the SQL it ran."""
+    not_self = pl.col(f"{UNIQUE_ID}_l") != pl.col(f"{UNIQUE_ID}_r")
+    with _quiet_splink():
+        db = _db_api(engine)
+        recorder = contextlib.nullcontext([]) if spark_backend.is_spark(db) else compiled_scoring.recording(db)
+        with recorder as statements:
+            new_sdf = _register(db, new, "new_records")
+            # a value's term frequency does not depend on the other records (see tf_lookup), so the lookup
+            # needs only the values of the records scored here
+            linker = _linker(model, db, new_sdf, spec, [neighbours])
+            left = _register(db, neighbours, "neighbour_records")
+            pred = _predictions(db, linker.inference.predict_between(left, new_sdf, warning_mode="never"), model,
+                                not_self)
+    return pred.filter(not_self), list(statements)
+
+
+def _scoring_key(model: Model, spec: LinkSpec, schema: pl.Schema) -> str:
+    return compiled_scoring.cache_key(model.settings, spec.fingerprint, splink_version, schema,
+                                      list(model.tf_tables))
+
+
+def compile_scoring(model: Model, spec: LinkSpec, records: pl.DataFrame) -> bool:
+    """Record the SQL Splink runs to score new ``records`` with ``model`` (on empty tables of their schema)
+    into ``model.scoring_sql``, unless it is there already for this model; True if it was (re)compiled."""
+    schema = records.select([c for c in spec.columns if c in records.columns]).schema
+    key = _scoring_key(model, spec, schema)
+    if model.scoring_sql and model.scoring_sql.get("key") == key:
+        return False
+    empty = pl.DataFrame(schema=schema)
+    _, statements = _between(model, empty, empty, spec, EngineSettings(backend="duckdb"))
+    model.scoring_sql = {"key": key, "splink_version": splink_version, "statements": statements} \
+        if statements else None
+    return model.scoring_sql is not None
+
+
+def save_scoring_sql(model: Model, directory: Path) -> None:
+    """Save ``model.scoring_sql`` beside the model (see ``cilink.link.compiled_scoring``)."""
+    if model.scoring_sql:
+        compiled_scoring.save(model.scoring_sql, directory)
+
+
 def score_new(model: Model, records: pl.DataFrame, new_ids: pl.Series, spec: LinkSpec, *, min_weight: float,
               engine: EngineSettings) -> Scored:
     """Pairs involving the records ``new_ids`` only — new × other and new × new — scored as ``score_all``
-    would score them; pairs among the other ``records`` are not rescored (Splink's ``predict_between``)."""
+    would score them; pairs among the other ``records`` are not rescored (Splink's ``predict_between``, or
+    on DuckDB its SQL compiled for this model, see ``compile_scoring``)."""
     columns = [c for c in spec.columns if c in records.columns]
     new = records.filter(pl.col(UNIQUE_ID).is_in(new_ids.implode())).select(columns)
     if new.height == 0:
         return Scored(pl.DataFrame(schema=pairs_schema(model)), 0)
-    with _quiet_splink():
-        db = _db_api(engine)
-        new_sdf = _register(db, new, "new_records")
-        neighbours = _neighbours(records.select(columns), new, spec)
-        # a value's term frequency does not depend on the other records (see tf_lookup), so the lookup
-        # needs only the values of the records scored here
-        linker = _linker(model, db, new_sdf, spec, [neighbours])
-        # left = the records that share a blocking key with a new one (the new ones included), right = the
-        # new ones: new × new pairs come out in both orders and each new record is paired with itself;
-        # both are dropped below
-        left = _register(db, neighbours, "neighbour_records")
-        pred = _predictions(db, linker.inference.predict_between(left, new_sdf, warning_mode="never"), model,
-                            pl.col(f"{UNIQUE_ID}_l") != pl.col(f"{UNIQUE_ID}_r"))
+    # left = the records that share a blocking key with a new one (the new ones included), right = the new
+    # ones: new × new pairs come out in both orders and each new record is paired with itself; both are
+    # dropped
+    neighbours = _neighbours(records.select(columns), new, spec)
+    compiled = model.scoring_sql
+    pred = None
+    if engine.backend == "duckdb" and compiled and compiled.get("key") == _scoring_key(model, spec, new.schema):
+        tables = {"new_records": new, "neighbour_records": neighbours,
+                  **{f"tf_lookup_{col}": tf_lookup(model, col, [neighbours]) for col in model.tf_tables}}
+        pred = compiled_scoring.replay(compiled["statements"], tables)
+        if pred is not None:
+            pred = pred.filter(pl.col(f"{UNIQUE_ID}_l") != pl.col(f"{UNIQUE_ID}_r"))
+    if pred is None:
+        pred, _ = _between(model, neighbours, new, spec, engine)
     if pred.height == 0:
         return Scored(pl.DataFrame(schema=pairs_schema(model)), 0)
     pairs = _pairs(pred, model).unique(["record_id_l", "record_id_r"], keep="first").sort("record_id_l", "record_id_r")
@@ -616,7 +663,7 @@ def load_model(directory: Path) -> Model | None:
         for col in _tf_columns(settings):
             part = tf.filter(pl.col("column") == col)
             tf_tables[col] = part.select(pl.col("value").alias(col), pl.col("tf").alias(f"tf_{col}"))
-    return Model(settings=settings, tf_tables=tf_tables, meta=meta)
+    return Model(settings=settings, tf_tables=tf_tables, meta=meta, scoring_sql=compiled_scoring.load(directory))
 
 
 def model_weights(model: Model) -> list[LevelWeight]:

@@ -111,10 +111,11 @@ def _issue_order(ledger: Ledger) -> Callable[[list[str]], dict[str, int]]:
     return order
 
 
-def _taken(ledger: Ledger, current: set[str]) -> Callable[[list[str]], set[str]]:
-    """Which of some candidate IDs were ever issued (in the ID history or the current crosswalk)."""
+def _taken(ledger: Ledger, current: pl.Series) -> Callable[[list[str]], set[str]]:
+    """Which of some candidate IDs were ever issued (in the ID history or the ``current`` crosswalk's IDs)."""
     def taken(ids: list[str]) -> set[str]:
-        out = set(ids) & current
+        asked = pl.Series(ids, dtype=pl.String)
+        out = set(asked.filter(asked.is_in(current.implode())).to_list())
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             out |= {r[0] for r in ledger.conn.execute(
@@ -271,6 +272,8 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         log.event("trained", reason=reason, records=records.height)
     assert model is not None
     model_id = _model_id(link_dir)
+    if engine_settings.backend == "duckdb" and engine.compile_scoring(model, spec, records):
+        engine.save_scoring_sql(model, link_dir)  # later incremental runs replay it (engine.score_new)
 
     # scored pairs: everything, or only new and changed records
     why_full = _full_reason(full, reason is not None, state, model_id, spec, thresholds, prev.complete)
@@ -300,9 +303,11 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     review_rows = ledger.conn.execute(
         "SELECT seq, record_id_l, record_id_r, decision FROM review_decisions ORDER BY seq").fetchall()
     reviewed = latest_decisions([tuple(r[1:]) for r in review_rows])
-    reviewed = reviewed.filter(pl.col("record_id_l").is_in(ids.implode()) & pl.col("record_id_r").is_in(ids.implode()))
+    if reviewed.height:  # decisions on records that are gone no longer apply
+        reviewed = reviewed.filter(pl.col("record_id_l").is_in(ids.implode())
+                                   & pl.col("record_id_r").is_in(ids.implode()))
     review_seq = review_rows[-1][0] if review_rows else 0
-    prev_ids = set(prev.crosswalk["person_id"].to_list()) if prev.crosswalk is not None else set()
+    prev_ids = prev.crosswalk["person_id"] if prev.crosswalk is not None else pl.Series("person_id", [], pl.String)
     history_seq = ledger.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM id_history").fetchone()[0]
     ctx = Context(
         thresholds=thresholds, reviewed=reviewed, household=spec.household_comparisons(),
