@@ -1,10 +1,17 @@
 """`python -m benchmarks`: cilink against recordlinkage and plain Splink 5, on this machine, in one run.
 
-    python -m benchmarks                  # full: FEBRL4; 10k, 100k, 1M people; incremental at each size
-    python -m benchmarks --quick          # FEBRL4, 10k people, 10k incremental (a few minutes)
+    python -m benchmarks                  # full: FEBRL4; 10k, 100k, 1M people; incremental at each size;
+                                          #   DuckDB vs Spark local[2] at 100k and 1M
+    python -m benchmarks --quick          # FEBRL4, 10k people, 10k incremental (a few minutes; no Spark)
     python -m benchmarks --sizes 10000,100000 --sections scale    # partial: printed only
+    python -m benchmarks --sizes 10000 --sections scale,spark --peers ''   # Spark smoke test at 10k
     python -m benchmarks --quick --merge  # re-measure the quick rows inside the full results, redraw README
     python -m benchmarks --render-only    # redraw README table and chart from the last results CSV
+
+Sections: febrl4 (1), scale (2), incremental (3), spark (4: ``cilink link --full`` on DuckDB and on Spark
+``--spark-master``, same records and model, at sizes of 100k people and up — or at every size ``--sizes``
+names; needs the ``spark`` extra and Java 17+, else its rows say why not). --quick leaves spark out unless
+--sections names it.
 
 Writes ``benchmarks/results/bench.csv`` and beside it ``bench.meta.json`` (machine, versions, dates,
 limits), prints the tables, and writes them into README.md between the bench markers, with the chart at
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,14 +33,16 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.accuracy import run_febrl4
+from benchmarks.backends import DRIVER_MEMORY, MASTER, MIN_PEOPLE, run_backends
 from benchmarks.measure import Limits, Runner
 from benchmarks.new_records import run_new_records
 from benchmarks.peers import PEERS
-from benchmarks.results import Row, load_meta, merge, read_csv, save_meta, write_csv
+from benchmarks.results import Row, human, load_meta, merge, read_csv, save_meta, write_csv
 from benchmarks.scale import run_scale
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("febrl4", "scale", "incremental")
+SECTIONS = ("febrl4", "scale", "incremental", "spark")
+QUICK_SECTIONS = ("febrl4", "scale", "incremental")
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000,)
 SECRET = "benchmark-secret-not-for-production"
@@ -42,8 +52,12 @@ def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="FEBRL4 + 10k people + 10k incremental")
     p.add_argument("--sizes", help="population sizes, comma-separated (default 10000,100000,1000000)")
-    p.add_argument("--sections", default=",".join(SECTIONS), help=f"any of {','.join(SECTIONS)}")
+    p.add_argument("--sections",
+                   help=f"any of {','.join(SECTIONS)} (default: all; with --quick: {','.join(QUICK_SECTIONS)})")
     p.add_argument("--peers", default=",".join(PEERS), help="peers to run at scale ('' for none)")
+    p.add_argument("--spark-master", default=MASTER, help=f"Spark master of the spark section (default {MASTER})")
+    p.add_argument("--spark-driver-memory", default=DRIVER_MEMORY,
+                   help=f"spark.driver.memory of the spark section (default {DRIVER_MEMORY})")
     p.add_argument("--seed", type=int, default=1, help="demo population seed")
     p.add_argument("--timeout", type=float, default=1800, help="wall-clock limit per step, seconds")
     p.add_argument("--memory-gb", type=float, default=16, help="RSS limit per step, GB")
@@ -60,9 +74,12 @@ def _args() -> argparse.Namespace:
 def main() -> None:
     args = _args()
     limits = Limits(args.timeout, args.memory_gb)
+    sections = set(args.sections.split(",")) if args.sections else set(QUICK_SECTIONS if args.quick else SECTIONS)
+    if sections - set(SECTIONS):
+        sys.exit(f"unknown section(s) {','.join(sorted(sections - set(SECTIONS)))}; choose from {','.join(SECTIONS)}")
     # only a full run (or --merge) replaces the committed results; a quick or partial run is a smoke test
     # whose CSV stays with the working files
-    full = not (args.quick or args.sizes or args.sections != ",".join(SECTIONS) or args.peers != ",".join(PEERS))
+    full = not (args.quick or args.sizes or sections != set(SECTIONS) or args.peers != ",".join(PEERS))
     if full or args.merge:
         csv_path = args.out / "bench.csv"
     else:
@@ -75,7 +92,9 @@ def main() -> None:
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     if args.sizes:
         sizes = tuple(int(s) for s in args.sizes.split(","))
-    sections = set(args.sections.split(","))
+    # Spark's fixed start-up cost dominates small populations: a full run compares the backends from 100k
+    # people up; --sizes (or --quick --sections …,spark) is taken as asked, e.g. for a 10k smoke test
+    spark_sizes = sizes if args.sizes or args.quick else tuple(n for n in sizes if n >= MIN_PEOPLE)
     peers = tuple(p for p in args.peers.split(",") if p)
     earlier = read_csv(csv_path) if args.merge and csv_path.is_file() else []
     meta = load_meta(meta_path) if args.merge else {"runs": []}
@@ -86,24 +105,31 @@ def main() -> None:
     started, t0, load = dt.datetime.now(dt.UTC), time.perf_counter(), os.getloadavg()[0]
     env = {**os.environ, "CILINK_SECRET": os.environ.get("CILINK_SECRET", SECRET), "PYTHONPATH": str(ROOT)}
     runner = Runner(limits, args.work / "logs", env, ROOT)
-    print(f"Benchmarks: sections {','.join(s for s in SECTIONS if s in sections)}; sizes {sizes}; {limits}; "
-          f"child logs in {runner.log_dir}", flush=True)
+    spark_at = f" (spark at {', '.join(human(n) for n in spark_sizes) or 'none'})" if "spark" in sections else ""
+    print(f"Benchmarks: sections {','.join(s for s in SECTIONS if s in sections)}; sizes {sizes}{spark_at}; "
+          f"{limits}; child logs in {runner.log_dir}", flush=True)
 
     rows: list[Row] = []
     if "febrl4" in sections:
         rows += run_febrl4(runner)
         write_csv(merge(earlier, rows), csv_path)
-    if sections & {"scale", "incremental"}:
+    if sections & {"scale", "incremental", "spark"}:
         for people in sizes:
+            spark = "spark" in sections and people in spark_sizes
+            if not (sections & {"scale", "incremental"} or spark):
+                continue
             scale = run_scale(runner, people, seed=args.seed, work=args.work,
                               peers=peers if "scale" in sections else ())
             if "scale" in sections:
                 rows += scale.rows
             if "incremental" in sections:
                 rows += run_new_records(runner, scale)
+            if spark:
+                rows += run_backends(runner, scale, master=args.spark_master,
+                                     driver_memory=args.spark_driver_memory).rows
             write_csv(merge(earlier, rows), csv_path)  # after every size: a long run leaves partial results
 
-    command = " ".join(["python -m benchmarks", *sys.argv[1:]])
+    command = " ".join(["python -m benchmarks", *map(shlex.quote, sys.argv[1:])])
     meta["runs"].append(report.run_record(command, started, (time.perf_counter() - t0) / 60, load, len(rows)))
     meta.update(timeout_s=limits.timeout_s, memory_gb=limits.memory_gb, machine=report.machine(),
                 versions=report.versions())

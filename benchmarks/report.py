@@ -2,6 +2,8 @@
 
 Ratios are cilink ÷ peer on the same machine in the same run — below 1 means cilink is faster or smaller —
 so they stay meaningful where absolute numbers do not. A peer that hit a limit gets a bound ("< 0.5").
+The DuckDB vs Spark table (section 4) compares cilink with itself, so its ratios are Spark ÷ DuckDB — above 1
+means Spark is slower or larger — and a Spark run that hit a limit gets a lower bound ("> 20").
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from benchmarks.backends import DUCKDB_TOOL, is_spark_tool
 from benchmarks.measure import Limits
 from benchmarks.results import CILINK, Row, human
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-PACKAGES = ("cilink", "splink", "duckdb", "polars", "recordlinkage", "pandas", "numpy")
+PACKAGES = ("cilink", "splink", "duckdb", "polars", "recordlinkage", "pandas", "numpy", "pyspark")
 CHART = Path("docs/img/bench.png")
 
 
@@ -47,7 +50,20 @@ def versions() -> str:
         except PackageNotFoundError:
             return "not installed"
 
-    return ", ".join([f"Python {platform.python_version()}", *(f"{p} {v(p)}" for p in PACKAGES)])
+    return ", ".join([f"Python {platform.python_version()}", *(f"{p} {v(p)}" for p in PACKAGES), _java()])
+
+
+def _java() -> str:
+    """``java -version``'s first line, shortened ("Java 17.0.15"), or "Java not found"."""
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.SubprocessError):
+        return "Java not found"
+    found = re.search(r'version "([^"]+)"', out)
+    return f"Java {found.group(1)}" if found else "Java not found"
 
 
 def run_record(command: str, started: dt.datetime, minutes: float, load: float, rows: int) -> dict[str, Any]:
@@ -177,13 +193,76 @@ def incremental_table(rows: list[Row], limits: Limits) -> str:
                    "time: incremental ÷ Splink relinking all", "note"], body)
 
 
+def _over(spark: Row, duck: Row | None, attr: str, limit: float | None) -> str:
+    """Spark ÷ DuckDB, or a lower bound when Spark hit ``limit`` (it would have taken/used more)."""
+    base = getattr(duck, attr) if duck is not None and duck.ok else None
+    if not base:
+        return "n/a"
+    if spark.ok and getattr(spark, attr) is not None:
+        return f"{getattr(spark, attr) / base:.2f}"
+    if limit:
+        return f"> {limit / base:.2f}"
+    return "n/a"
+
+
+def spark_table(rows: list[Row], limits: Limits) -> str:
+    """Section 4: `cilink link --full` on DuckDB and on Spark, same records and model; Spark ÷ DuckDB."""
+    rows = sorted((r for r in rows if r.section == "spark"), key=lambda r: (r.size, r.tool != DUCKDB_TOOL, r.tool))
+    body = []
+    for r in rows:
+        duck = next((d for d in rows if d.size == r.size and d.tool == DUCKDB_TOOL), None)
+        if r.tool == DUCKDB_TOOL:
+            t = m = "—"
+        else:
+            t = _over(r, duck, "wall_s", _limit_for(r, limits, "wall_s"))
+            m = _over(r, duck, "peak_mb", _limit_for(r, limits, "peak_mb"))
+        body.append([f"{r.size:,}", _num(r.records, ","), r.tool, _num(r.precision, ".4f"),
+                     _num(r.recall, ".4f"), _num(r.f1, ".4f"), _num(r.wall_s, ".1f"), _num(r.work_s, ".1f"),
+                     _gb(r.peak_mb), t, m, _status(r)])
+    return _table(["people", "records", "backend", "precision", "recall", "F1", "wall s", "link s",
+                   "peak GB", "time: Spark ÷ DuckDB", "memory: Spark ÷ DuckDB", "note"], body)
+
+
+def spark_summary(rows: list[Row], limits: Limits) -> str:
+    """Where (if anywhere) Spark paid off here: its time and memory ratios by size, the trend, and a verdict."""
+    spark_rows = [r for r in rows if r.section == "spark"]
+    lines = []
+    for tool in sorted({r.tool for r in spark_rows if is_spark_tool(r.tool)}):
+        seen: list[tuple[int, str, str]] = []  # (people, time ratio, memory ratio)
+        for r in sorted((r for r in spark_rows if r.tool == tool), key=lambda r: r.size):
+            duck = next((d for d in spark_rows if d.size == r.size and d.tool == DUCKDB_TOOL), None)
+            t = _over(r, duck, "wall_s", _limit_for(r, limits, "wall_s"))
+            if t != "n/a":
+                seen.append((r.size, t, _over(r, duck, "peak_mb", _limit_for(r, limits, "peak_mb"))))
+        if not seen:
+            continue
+        times = ", ".join(f"{t} at {human(n)}" for n, t, _ in seen)
+        mems = ", ".join(f"{m} at {human(n)}" for n, _, m in seen)
+        lines.append(f"- {tool} ÷ DuckDB: wall time {times} people; peak memory {mems} people.")
+        exact = [(n, float(t)) for n, t, _ in seen if not t.startswith(">")]
+        faster = [human(n) for n, t in exact if t < 1]
+        if len(exact) > 1 and exact[0][1] != exact[-1][1]:
+            trend = "narrowed" if exact[-1][1] < exact[0][1] else "widened"
+            lines.append(f"- The time gap {trend} from {exact[0][1]:.2f} at {human(exact[0][0])} to "
+                         f"{exact[-1][1]:.2f} at {human(exact[-1][0])} people.")
+        if faster:
+            lines.append(f"- Spark was faster than DuckDB at {', '.join(faster)} people on this machine.")
+        else:
+            lines.append("- DuckDB was faster at every size measured here: on one machine Spark pays for starting a "
+                         "JVM and for writing every Splink step to Parquet, and has nothing to distribute over. "
+                         "Spark is for candidate pairs that outgrow one machine, on a cluster (not measured here) — "
+                         "see docs/scaling.md, “When to switch”.")
+    return "\n".join(lines)
+
+
 def accuracy_summary(rows: list[Row]) -> str:
     """One line per accuracy dataset: cilink's F1 against the best peer's (a failed run has no F1)."""
     lines = []
     datasets = dict.fromkeys(r.dataset for r in rows if r.section in ("febrl4", "scale"))
     for dataset in datasets:
         mine = next((r for r in rows if r.dataset == dataset and r.tool == CILINK and r.task == "link"), None)
-        peers = [r for r in rows if r.dataset == dataset and r.tool != CILINK and r.f1 is not None]
+        peers = [r for r in rows if r.section in ("febrl4", "scale") and r.dataset == dataset and r.tool != CILINK
+                 and r.f1 is not None]
         if mine is None or mine.f1 is None or not peers:
             continue
         best = max(peers, key=lambda r: r.f1 or 0.0)
@@ -193,7 +272,7 @@ def accuracy_summary(rows: list[Row]) -> str:
 
 
 def tables(rows: list[Row], limits: Limits) -> str:
-    """The three sections' tables (those with rows) and the accuracy summary, Markdown."""
+    """The sections' tables (those with rows), the Spark verdict and the accuracy summary, Markdown."""
     parts = []
     if any(r.section == "febrl4" for r in rows):
         parts += ["**1. FEBRL4** (5,000 + 5,000 records, 5,000 true links; pairwise scores against the true links; "
@@ -206,6 +285,13 @@ def tables(rows: list[Row], limits: Limits) -> str:
     if any(r.section == "incremental" for r in rows):
         parts += ["**3. Incremental** (1,000 new records from a fourth partner into the linked workspace)", "",
                   incremental_table(rows, limits), ""]
+    if any(r.section == "spark" for r in rows):
+        parts += ["**4. DuckDB vs Spark** (`cilink link --full` on section 2's workspace, same records and saved "
+                  "model, on each backend; wall time includes interpreter and JVM start, peak memory the process "
+                  "tree with the JVM)", "", spark_table(rows, limits), ""]
+        verdict = spark_summary(rows, limits)
+        if verdict:
+            parts += [verdict, ""]
     summary = accuracy_summary(rows)
     if summary:
         parts += ["**Accuracy: cilink against the best peer on each dataset**", "", summary, ""]
@@ -245,6 +331,9 @@ def chart(rows: list[Row], path: Path, limits: Limits) -> None:
         ("Splink 5 (plain)", lambda r: r.section == "scale" and r.tool == "splink", "C1", "-"),
         ("recordlinkage", lambda r: r.section == "scale" and r.tool == "recordlinkage-ecm", "C3", "-"),
     ]
+    for i, tool in enumerate(sorted({r.tool for r in rows if r.section == "spark" and is_spark_tool(r.tool)})):
+        series.append((f"{tool.removeprefix('cilink (').removesuffix(')')}: cilink link --full (saved model)",
+                       lambda r, tool=tool: r.section == "spark" and r.tool == tool, f"C{4 + i}", "-."))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, attr, unit, scale, limit in (
         (axes[0], "wall_s", "wall time (s)", 1.0, limits.timeout_s),
@@ -263,7 +352,7 @@ def chart(rows: list[Row], path: Path, limits: Limits) -> None:
         ax.axhline(limit, color="grey", linewidth=0.8, linestyle=(0, (2, 3)))
         ax.set_xscale("log")
         ax.set_yscale("log")
-        sizes = sorted({r.size for r in rows if r.section in ("scale", "incremental")})
+        sizes = sorted({r.size for r in rows if r.section in ("scale", "incremental", "spark")})
         ax.set_xticks(sizes, [human(n) for n in sizes])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("synthetic population (people)")

@@ -25,7 +25,7 @@ def human(n: int) -> str:
 class Row:
     """A tool doing one task on one dataset: how long, how much memory, how accurate.
 
-    ``section`` is febrl4, scale or incremental; ``size`` is the synthetic population (people) or, for
+    ``section`` is febrl4, scale, incremental or spark; ``size`` is the synthetic population (people) or, for
     FEBRL4, the records; ``records`` the linkable records the tools saw; ``status`` ok, timeout, oom or
     error, with the reason in ``note``. ``wall_s`` covers the whole child process; ``work_s`` is the tool's
     own timing of its work where it reports one.

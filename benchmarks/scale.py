@@ -11,7 +11,8 @@ For each population size (people; the demo's three partners hold about 0.74 link
    source_person_id), built by cilink's record builder before the timing starts.
 4. Every crosswalk is scored against the demo truth by ``cilink.link.evaluate`` (pairwise F1).
 
-The linked workspace is kept for section 3 (``benchmarks.new_records``).
+The linked workspace is kept for sections 3 and 4 (``benchmarks.new_records``, ``benchmarks.backends``), which
+work on copies of it.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _inbox_files(ws: Path) -> list[tuple[str, Path]]:
             for f in sorted(d.iterdir()) if f.is_file()]
 
 
-def _score(runner: Runner, name: str, argv: list[str]) -> dict[str, float]:
+def score(runner: Runner, name: str, argv: list[str]) -> dict[str, float]:
     """precision, recall and F1 printed by a scoring child ({} if it failed: the row then has no accuracy)."""
     try:
         payload = runner.setup(name, argv)
@@ -113,7 +114,7 @@ def run_scale(runner: Runner, people: int, *, seed: int, work: Path, peers: tupl
                                              label="cilink export")))
     link_m = next((m for stage, m in stages if stage == "link"), None)
     records = link_m.payload.get("records") if link_m and link_m.ok else None
-    accuracy = _score(runner, f"scale-{label}-score-cilink", runner.cilink(ws, "evaluate", str(truth), "--json")) \
+    accuracy = score(runner, f"scale-{label}-score-cilink", runner.cilink(ws, "evaluate", str(truth), "--json")) \
         if link_m and link_m.ok else {}
     rows = [_pipeline_row(base, stages, records, accuracy)]
     if link_m is not None:
@@ -155,7 +156,7 @@ def _peer_rows(runner: Runner, ws: Path, truth: Path, base: dict, label: str, pe
         m = runner.step(f"scale-{label}-{peer}", runner.python("-m", "benchmarks.peers", "link", peer,
                                                                str(records_file), str(out)), label=peer)
         for variant in VARIANTS[peer]:
-            accuracy = _score(runner, f"scale-{label}-score-{variant}",
+            accuracy = score(runner, f"scale-{label}-score-{variant}",
                               runner.python("-m", "benchmarks.peers", "score", str(out / f"{variant}.parquet"),
                                             str(truth))) if m.ok else {}
             rows.append(Row.measured(m, **base, records=records.get("records"), tool=variant, task="link",
