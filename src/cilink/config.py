@@ -29,6 +29,8 @@ class FileFormat(StrEnum):
     JSON = "json"
     PARQUET = "parquet"
     HMIS_CSV = "hmis-csv"
+    #: Parquet written by `cilink encode` (identifiers as keyed Bloom filters); see docs/encodings.md
+    ENCODED = "encoded"
 
 
 class IngestMode(StrEnum):
@@ -47,6 +49,14 @@ class ProjectSettings(Strict):
     secret_env: str = "CILINK_SECRET"
     secret_file: Path | None = Field(
         default=None, description="Key file outside the workspace; used when secret_env is unset."
+    )
+    encoding_secret_env: str = Field(
+        default="CILINK_ENCODING_SECRET",
+        description="Mixed projects only (some partners encoded): the partners' encoding secret, with which the "
+        "hub encodes plaintext partners' identifiers; see docs/encodings.md",
+    )
+    encoding_secret_file: Path | None = Field(
+        default=None, description="Key file outside the workspace; used when encoding_secret_env is unset."
     )
 
 
@@ -87,7 +97,7 @@ class PartnerSettings(Strict):
             problems.append(
                 f"columns maps unknown field(s) {unknown} for domain '{self.domain}'; known fields: {', '.join(known)}"
             )
-        if self.format != FileFormat.HMIS_CSV and "source_person_id" not in self.columns:
+        if self.format not in (FileFormat.HMIS_CSV, FileFormat.ENCODED) and "source_person_id" not in self.columns:
             problems.append("columns must map source_person_id (the partner's own person identifier)")
         if self.format == FileFormat.HMIS_CSV and self.domain != Domain.HOUSING:
             problems.append("format 'hmis-csv' is only for domain 'housing'")

@@ -15,11 +15,14 @@ def demo(
     people: Annotated[int, typer.Option("--people", help="Size of the synthetic population")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical files")] = 1,
     generate_only: Annotated[bool, typer.Option("--generate-only", help="Write the exports, do not run")] = False,
+    encoded: Annotated[list[str] | None, typer.Option(
+        "--encoded", metavar="PARTNER",
+        help="This partner sends `cilink encode` output instead (repeatable; needs CILINK_ENCODING_SECRET)")] = None,
 ) -> None:
     """Create a synthetic workspace (school CSV, workforce XLSX, HMIS zip) and run ingest → link → export."""
     from cilink.operate.demo import run_demo
 
-    result = run_demo(directory, people=people, seed=seed, pipeline=not generate_only)
+    result = run_demo(directory, people=people, seed=seed, pipeline=not generate_only, encoded=tuple(encoded or ()))
     output.line(f"Demo workspace: {result.workspace} ({people} synthetic people, seed {seed})")
     run = result.run
     if run is not None:

@@ -28,6 +28,7 @@ from cilink import atomic
 from cilink.config import PartnerSettings, load_config
 from cilink.encoding.bloom import blip_matrix, filter_matrix, to_series
 from cilink.encoding.scheme import (
+    BIRTH_YEAR,
     DROPPED_FIELDS,
     ENC_PREFIX,
     METADATA_KEY,
@@ -38,9 +39,6 @@ from cilink.encoding.scheme import (
 from cilink.errors import UsageError
 from cilink.ingest.batches import read_export, validate_batch
 from cilink.schemas import polars_schema
-
-#: clear-text blocking key kept beside the encodings (coarse, as in the release)
-BIRTH_YEAR = "birth_year"
 
 
 @dataclass
@@ -131,6 +129,8 @@ def encode_export(config_path: Path, input_path: Path, output_path: Path, *, par
     secret = secret if secret is not None else read_encoding_secret()
     scheme = scheme or Scheme()
     sha, mapped = read_export(input_path, partner)
+    if mapped.encoding is not None:
+        raise UsageError(f"{input_path} is already an encoded file", hint="encode the partner's original export")
     checked = validate_batch(mapped, partner, str(partner.domain))
     schema = polars_schema(str(partner.domain), with_meta=False)
     accepted = checked.accepted.select([pl.col(n).cast(t) for n, t in schema.items() if n in checked.accepted.columns])

@@ -19,6 +19,8 @@ SCHEME_ID = "cilink-fbf-bigram-v1"
 SECRET_ENV = "CILINK_ENCODING_SECRET"
 METADATA_KEY = b"cilink.encoding"
 ENC_PREFIX = "enc_"
+#: clear-text blocking key an encoded file keeps beside the encodings (coarse, as in the release)
+BIRTH_YEAR = "birth_year"
 _FINGERPRINT_LABEL = b"cilink encoding key fingerprint v1"
 
 #: identifier fields replaced by encodings (names, birth date, SSN, address, contact)

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 import polars as pl
 
-from cilink import atomic
 from cilink.config import FileFormat, IngestMode, PartnerSettings, config_hash
+from cilink.encoding.hub import is_encoded_column
 from cilink.errors import InputRejected
-from cilink.ingest import hmis
+from cilink.ingest import encoded, hmis
 from cilink.ingest.dates import date_parser
 from cilink.ingest.mapping import Mapped, map_columns
 from cilink.ingest.quarantine import write_quarantine
@@ -111,6 +111,9 @@ def _read(path: Path, partner: PartnerSettings) -> tuple[str, int, Any]:
     if not data.strip():
         raise InputRejected(f"{path.name}: the file is empty", hint="ask the partner to export it again",
                             file=path.name, reason=FileProblem.EMPTY_FILE)
+    meta = encoded.file_encoding(data, path.name, partner)
+    if meta is not None:
+        return hashlib.sha256(data).hexdigest(), len(data), lambda: encoded.read_encoded(data, path.name, partner, meta)
 
     def load() -> Mapped:
         raw = read_table(data, path.name, format=str(partner.format), encoding=partner.encoding,
@@ -152,7 +155,8 @@ def staged_frame(checked: Checked, partner_id: str, batch_id: str, domain: str) 
     frame = checked.accepted.with_columns(
         pl.lit(partner_id).alias("_cilink_partner"), pl.lit(batch_id).alias("_cilink_batch_id"),
     )
-    return frame.select([pl.col(n).cast(t) for n, t in schema.items()])
+    extra = [c for c in frame.columns if c not in schema and is_encoded_column(c)]  # encoded partners only
+    return frame.select([pl.col(n).cast(t) for n, t in schema.items()] + [pl.col(c) for c in extra])
 
 
 def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool = False, *,
@@ -185,6 +189,8 @@ def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool 
             log.event("ingest_duplicate", partner=partner.id, sha256=sha, batch_id=existing.batch_id)
             return _duplicate(existing, path, str(partner.mode))
         mapped = load()
+        if mapped.encoding is not None:
+            encoded.check_comparable(ws, partner, mapped.encoding, path.name)
         checked = validate_batch(mapped, partner, str(partner.domain), today)
         if checked.accepted_rows == 0:
             reasons = ", ".join(f"{r} ({n})" for r, n in checked.quarantine_by_reason.items())
@@ -208,7 +214,7 @@ def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool 
     if dry_run:
         return result
     with writer_lock(ws.lock_path, "ingest"):
-        return _write(ws, partner, result, checked, size, log)
+        return _write(ws, partner, result, checked, size, log, mapped.encoding)
 
 
 def _duplicate(existing: Batch, path: Path, mode: str) -> IngestResult:
@@ -222,7 +228,7 @@ def _duplicate(existing: Batch, path: Path, mode: str) -> IngestResult:
 
 
 def _write(ws: Workspace, partner: PartnerSettings, result: IngestResult, checked: Checked, size: int,
-           log: RunLog) -> IngestResult:
+           log: RunLog, encoding: dict[str, Any] | None = None) -> IngestResult:
     """The writing part, under the writer lock: quarantine, staged rows, then ledger + audit."""
     assert result.batch_id is not None
     with Ledger(ws.ledger_path) as ledger:
@@ -238,7 +244,8 @@ def _write(ws: Workspace, partner: PartnerSettings, result: IngestResult, checke
                 result.quarantine_csv = str(q_csv.relative_to(ws.root))
             staged = staged_batch_path(ws, partner.id, result.batch_id)
             written.append(staged)
-            atomic.write_parquet(staged, staged_frame(checked, partner.id, result.batch_id, str(partner.domain)))
+            encoded.write_staged(staged, staged_frame(checked, partner.id, result.batch_id, str(partner.domain)),
+                                 encoding)
             result.staged_path = str(staged.relative_to(ws.root))
             flags_total = {f: sum(c.values()) for f, c in result.flags_by_field.items()}
             batch = Batch(

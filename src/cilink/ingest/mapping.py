@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -33,6 +34,10 @@ class Mapped:
     notes: dict[str, object] = field(default_factory=dict)
     #: typed cells (XLSX, Parquet) arrive as ISO text: accept ISO dates besides the partner's format
     native_dates: bool = False
+    #: encoded files: columns staged as they are (``enc_<field>``, ``birth_year``), keyed by ``_cilink_row``
+    passthrough: pl.DataFrame | None = None
+    #: encoded files: the file's ``cilink.encoding`` metadata (see cilink.ingest.encoded)
+    encoding: dict[str, Any] | None = None
 
 
 def _norm(h: str) -> str:

@@ -57,3 +57,11 @@ class FileProblem(StrEnum):
     ALL_ROWS_QUARANTINED = "all_rows_quarantined"
     #: the same file was ingested before and its data purged on purpose
     PURGED_FILE = "purged_file"
+    #: format "encoded" but the file carries no (complete) cilink.encoding metadata
+    NOT_ENCODED = "not_encoded"
+    #: encoded with another scheme, parameters, domain or partner than this hub or its other encoded partners
+    ENCODING_MISMATCH = "encoding_mismatch"
+    #: encoded with another secret than the hub's encoding secret or another encoded partner
+    ENCODING_KEY_MISMATCH = "encoding_key_mismatch"
+    #: an encoded file that still holds plaintext identifier columns
+    PLAINTEXT_IN_ENCODED = "plaintext_in_encoded"

@@ -345,6 +345,8 @@ def check(mapped: Mapped, rules: Rules) -> Checked:
 
     accepted_df = df.filter(~pl.col("__q"))
     accepted = accepted_df.select(*specs, pl.col(ROW)).with_columns(_flag_lists(accepted_df, flag_cols))
+    if mapped.passthrough is not None:  # encoded files: their encodings go with the accepted rows
+        accepted = accepted.join(mapped.passthrough, on=ROW, how="left", maintain_order="left")
 
     spid = pl.col(f"{RAW}source_person_id") if f"{RAW}source_person_id" in df.columns \
         else pl.lit(None, dtype=pl.String)

@@ -20,10 +20,11 @@ from typing import Literal
 
 from cilink.config import LinkSettings
 from cilink.errors import ConfigError
+from cilink.link.encodings import ENCODED_DERIVED, LSH
 
 LevelKind = Literal[
     "null", "exact", "jaro_winkler", "edit_distance", "array_intersect", "swapped", "swapped_similar",
-    "date_within", "either_equals", "all_of", "else",
+    "date_within", "either_equals", "all_of", "else", "dice", "encoded_null",
 ]
 #: identity evidence (who the person is) vs household evidence (where they live; shared by the household).
 #: Household comparisons get their u from pairs that share a last name (see cilink.link.engine.train), and
@@ -52,11 +53,14 @@ RECORD_FIELDS = (
 
 
 def column(name: str) -> str:
-    """The record column behind a rule field name: identity fields as-is, derived ones by short name."""
-    if name in RECORD_FIELDS or name in DERIVED_COLUMNS.values():
+    """The record column behind a rule field name: identity fields as-is, derived ones by short name
+    (including, in projects with encoded partners, ``cilink.link.encodings.ENCODED_DERIVED``)."""
+    if name in RECORD_FIELDS or name in DERIVED_COLUMNS.values() or name in ENCODED_DERIVED.values():
         return name
     if name in DERIVED_COLUMNS:
         return DERIVED_COLUMNS[name]
+    if name in ENCODED_DERIVED:
+        return ENCODED_DERIVED[name]
     raise KeyError(name)
 
 
@@ -101,7 +105,7 @@ def with_priors(levels: tuple[Level, ...], *mu: tuple[float, float]) -> tuple[Le
     (say, no masked SSNs yet) keeps its prior instead of a guess. The priors are this model trained on
     the synthetic demo population (`cilink demo --people 5000 --seed 1`), rounded.
     """
-    trainable = [i for i, lv in enumerate(levels) if lv.kind != "null"]
+    trainable = [i for i, lv in enumerate(levels) if lv.kind not in ("null", "encoded_null")]
     if len(trainable) != len(mu):
         raise ValueError(f"{len(mu)} priors for {len(trainable)} levels")
     out = list(levels)
@@ -158,6 +162,17 @@ def either_equals(col: str, value: str, label: str | None = None) -> Level:
 def all_of(*levels: Level, label: str) -> Level:
     """Every one of ``levels`` holds."""
     return Level("all_of", label, parts=tuple(levels))
+
+
+def dice(col: str, threshold: float, label: str | None = None) -> Level:
+    """Dice coefficient ``2·|A∧B| / (|A|+|B|)`` of two Bloom-filter encodings at or above ``threshold``."""
+    return Level("dice", label or f"{col} Dice >= {threshold}", (col,), threshold)
+
+
+def encoded_null(plain: str, enc: str, label: str | None = None) -> Level:
+    """No encoded evidence: both records have the plaintext ``plain`` (its own comparison decides), or either
+    lacks the encoding ``enc``."""
+    return Level("encoded_null", label or f"{enc} not compared (both plaintext, or missing)", (plain, enc))
 
 
 def else_level() -> Level:
@@ -316,6 +331,77 @@ def phone_comparison() -> Comparison:
     )
 
 
+# --- comparisons of encodings (projects with encoded partners, docs/encodings.md) -------------------------
+#
+# Each applies only to pairs where a record lacks the plaintext and both have the encoding (the plaintext
+# comparison of the same name is null for exactly those pairs), so no pair counts the same evidence twice
+# and plaintext pairs score as in a plaintext project. Thresholds: equal values keep a Dice of 0.89-1.0
+# under the encoders' BLIP noise, a one-character typo ~0.7-0.8, unrelated values < 0.5 (demo measurements).
+# There are no encoded household comparisons: their u must be measured among same-surname pairs, which the
+# hub cannot form from encodings, and address agreement is what makes household false links.
+
+_ENCODED = "Dice of keyed Bloom-filter encodings, where a record has no plaintext"
+# Priors: this model trained on `cilink demo --people 5000 --seed 1 --encoded workforce-board`, rounded (e-mail:
+# the plaintext e-mail's, as only the workforce board has e-mail addresses there).
+
+
+def encoded_name_comparison(col: str) -> Comparison:
+    """First or last name by the Dice of their encodings: same name (up to noise), close spelling, some
+    shared bigrams. No nickname, swap or term-frequency levels: encodings cannot tell those."""
+    enc = "enc_" + col
+    levels = (
+        encoded_null(col, enc),
+        dice(enc, 0.85, f"{col} encodings agree (Dice >= 0.85)"),
+        dice(enc, 0.7, f"{col} encodings close (Dice >= 0.7)"),
+        dice(enc, 0.5, f"{col} encodings similar (Dice >= 0.5)"),
+        else_level(),
+    )
+    mu = (((0.9, 0.0024), (0.01, 0.0006), (0.05, 0.005), (0.035, 0.99)) if col == "first_name"
+          else ((0.86, 0.0032), (0.02, 0.00035), (0.047, 0.0031), (0.07, 0.99)))
+    return Comparison(f"{col}_enc", with_priors(levels, *mu), description=_ENCODED)
+
+
+def encoded_dob_comparison() -> Comparison:
+    """Date of birth by the Dice of its encodings (same date; one digit off), then the clear birth year."""
+    return Comparison("dob_enc", with_priors((
+        encoded_null("dob", "enc_dob"),
+        dice("enc_dob", 0.85, "dob encodings agree (Dice >= 0.85)"),
+        dice("enc_dob", 0.7, "dob encodings close (Dice >= 0.7: one digit off)"),
+        exact(column("birth_year"), label="same birth year"),
+        else_level(),
+    ), (0.97, 0.0002), (0.014, 0.0022), (0.015, 0.012), (0.002, 0.986)), description=_ENCODED)
+
+
+def encoded_ssn_comparison() -> Comparison:
+    """SSN by the Dice of its encodings (same; one edit), then of the last four digits' encodings."""
+    return Comparison("ssn_enc", with_priors((
+        encoded_null("ssn_last4", "enc_ssn_last4", label="ssn not compared (both plaintext, or missing)"),
+        dice("enc_ssn", 0.85, "ssn encodings agree (Dice >= 0.85)"),
+        dice("enc_ssn", 0.7, "ssn encodings close (Dice >= 0.7: one edit)"),
+        dice("enc_ssn_last4", 0.8, "last four digits' encodings agree (Dice >= 0.8)"),
+        else_level(),
+    ), (0.88, 0.00016), (0.016, 1e-5), (0.092, 0.00015), (0.01, 0.9997)), description=_ENCODED)
+
+
+def encoded_email_comparison() -> Comparison:
+    """E-mail by the Dice of its encodings."""
+    return Comparison("email_enc", with_priors((
+        encoded_null("email", "enc_email"),
+        dice("enc_email", 0.85, "email encodings agree (Dice >= 0.85)"),
+        else_level(),
+    ), (0.8, 1e-5), (0.2, 0.99999)), description=_ENCODED)
+
+
+#: The comparison of encodings standing in for each plaintext comparison (added only with encoded partners).
+ENCODED_COMPARISONS: dict[str, Callable[[], Comparison]] = {
+    "first_name": lambda: encoded_name_comparison("first_name"),
+    "last_name": lambda: encoded_name_comparison("last_name"),
+    "dob": encoded_dob_comparison,
+    "ssn": encoded_ssn_comparison,
+    "email": encoded_email_comparison,
+}
+
+
 #: Every comparison by the name used in ``[link] comparisons``.
 COMPARISONS: dict[str, Callable[[], Comparison]] = {
     "first_name": lambda: name_comparison("first_name"),
@@ -365,6 +451,9 @@ class LinkSpec:
         block_on("first_name", "last_name", apart=("street_key",)),
     )
     deterministic_recall: float = 0.8
+    #: projects with encoded partners: what the encodings and their blocking keys depend on
+    #: (``cilink.link.encodings.EncodingPlan.descriptor``); None in plaintext projects
+    encoding: str | None = None
 
     def __str__(self) -> str:
         parts = ["Comparisons:"]
@@ -373,6 +462,8 @@ class LinkSpec:
         parts += [f"  {r}" for r in self.blocking_rules]
         parts.append("Training: prior from " + "; ".join(map(str, self.deterministic_rules))
                      + f" (recall {self.deterministic_recall}); EM on " + "; ".join(map(str, self.training_rules)))
+        if self.encoding:
+            parts.append(f"Encodings: {self.encoding}")
         return "\n".join(parts)
 
     @property
@@ -380,12 +471,15 @@ class LinkSpec:
         """sha256 of the comparisons and training plan (a model trained under another fingerprint is stale)."""
         text = "\n".join([*(repr(c) for c in self.comparisons), *(repr(r) for r in self.training_rules),
                           *(repr(r) for r in self.deterministic_rules), str(self.deterministic_recall)])
+        if self.encoding:  # absent from plaintext projects, whose fingerprints stay as they were
+            text += "\nencoding " + self.encoding
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def blocking_fingerprint(self) -> str:
         """sha256 of the candidate-pair rules (pairs found under other rules must be recomputed)."""
-        return hashlib.sha256(repr(self.blocking_rules).encode()).hexdigest()[:16]
+        text = repr(self.blocking_rules) + (f"\nencoding {self.encoding}" if self.encoding else "")
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def columns(self) -> list[str]:
@@ -398,6 +492,7 @@ class LinkSpec:
             cols += [c for lv in comp.levels for c in level_columns(lv)]
         for rule in (*self.blocking_rules, *self.deterministic_rules, *self.training_rules):
             cols += list(rule.columns)
+            cols += [column(a) for a in rule.apart]
         return list(dict.fromkeys(cols))
 
     def household_comparisons(self) -> list[str]:
@@ -405,8 +500,36 @@ class LinkSpec:
         return [c.name for c in self.comparisons if c.role == "household"]
 
 
-def link_spec(settings: LinkSettings) -> LinkSpec:
-    """The rule set in force: defaults, or ``[link] comparisons`` / ``blocking_rules`` from cilink.toml.
+def with_encodings(spec: LinkSpec, encoding: str) -> LinkSpec:
+    """``spec`` for a project with encoded partners: each plaintext comparison that has one gets its
+    comparison of encodings (``ENCODED_COMPARISONS``), MinHash LSH keys join the blocking rules, and training
+    gains rules for pairs with an encoded record.
+
+    Training: EM on the first name band, left to pairs with an encoded record whose first and last names
+    are not both in plaintext (which also keeps Splink from training the name comparisons on pairs chosen
+    for their names), trains the birth date, SSN and e-mail encodings; EM on the first birth-date band,
+    likewise, trains the name encodings. Plaintext pairs never enter these rules, so they do not move the
+    plaintext levels. The prior gains pairs agreeing on a name band and a birth-date band.
+    """
+    names = [c.name for c in spec.comparisons]
+    encoded = tuple(ENCODED_COMPARISONS[n]() for n in names if n in ENCODED_COMPARISONS)
+    name, dob = LSH[0], LSH[1]
+    return replace(
+        spec,
+        comparisons=(*spec.comparisons, *encoded),
+        blocking_rules=(*spec.blocking_rules, *(block_on(f.short(i)) for f in LSH for i in range(f.bands))),
+        training_rules=(*spec.training_rules,
+                        block_on(name.short(0), apart=("first_name", "last_name", "plaintext")),
+                        block_on(dob.short(0), apart=("dob", "plaintext"))),
+        deterministic_rules=(*spec.deterministic_rules, *(block_on(name.short(i), dob.short(i)) for i in range(4))),
+        encoding=encoding,
+    )
+
+
+def link_spec(settings: LinkSettings, encoding: str | None = None) -> LinkSpec:
+    """The rule set in force: defaults, or ``[link] comparisons`` / ``blocking_rules`` from cilink.toml;
+    with ``encoding`` (a project with encoded partners: ``EncodingPlan.descriptor``) extended by
+    ``with_encodings``.
 
     Raises ConfigError naming the key when a comparison or field name is unknown.
     """
@@ -437,4 +560,5 @@ def link_spec(settings: LinkSettings) -> LinkSpec:
         raise ConfigError("the [link] rules in cilink.toml are invalid:\n  " + "\n  ".join(problems),
                           hint="fix the keys named above, then run `cilink config check`", problems=problems)
     comparisons = tuple(COMPARISONS[n]() for n in dict.fromkeys(names))
-    return LinkSpec(comparisons=comparisons, blocking_rules=rules)
+    spec = LinkSpec(comparisons=comparisons, blocking_rules=rules)
+    return spec if encoding is None else with_encodings(spec, encoding)

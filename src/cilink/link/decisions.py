@@ -79,9 +79,11 @@ def decide(pairs: pl.DataFrame, thresholds: Thresholds, reviewed: pl.DataFrame,
     ``household``: names of the household comparisons (their ``w_<name>`` columns);
     ``households_present``: whether the data come in households (see the module docstring).
     """
-    strong = [pl.col(c) >= _STRONG_ID_WEIGHT for c in ("w_ssn", "w_email") if c in pairs.columns]
-    first_conflict = ((pl.col("w_first_name") < 0) if "w_first_name" in pairs.columns and households_present
-                      else pl.lit(False))
+    # the *_enc comparisons stand in for the plaintext ones where a record is encoded (docs/encodings.md)
+    strong = [pl.col(c) >= _STRONG_ID_WEIGHT for c in ("w_ssn", "w_email", "w_ssn_enc", "w_email_enc")
+              if c in pairs.columns]
+    first = [c for c in ("w_first_name", "w_first_name_enc") if c in pairs.columns]
+    first_conflict = (pl.min_horizontal(first) < 0) if first and households_present else pl.lit(False)
     if strong:
         first_conflict = first_conflict & ~pl.any_horizontal(*strong)
     guard = (

@@ -151,6 +151,16 @@ def _to_polars(sdf: Any) -> pl.DataFrame:
 # --- spec → Splink -----------------------------------------------------------------------------------------
 
 
+def _dice_sql(col: str, dialect: Any) -> str:
+    """The Dice coefficient of two Bloom-filter encodings (Binary columns) as SQL — DuckDB only: Spark SQL
+    has no bit count over binary values."""
+    if dialect.sql_dialect_str != "duckdb":
+        raise ConfigError("comparing encoded identifiers (Dice of Bloom filters) needs the DuckDB backend",
+                          hint='set [engine] backend = "duckdb" (or run `cilink link --backend duckdb`)')
+    a, b = f"CAST({col}_l AS BIT)", f"CAST({col}_r AS BIT)"
+    return f"2 * BIT_COUNT({a} & {b}) / NULLIF(BIT_COUNT({a}) + BIT_COUNT({b}), 0)"
+
+
 def _level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None)) -> Any:
     col = level.columns[0] if level.columns else None
     if level.kind == "null":
@@ -180,6 +190,12 @@ def _level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None)) -> An
         made = cll.And(*(_level(p, dialect) for p in level.parts))
     elif level.kind == "else":
         made = cll.ElseLevel()
+    elif level.kind == "dice":
+        made = cll.CustomLevel(f"{_dice_sql(col or '', dialect)} >= {level.threshold}")
+    elif level.kind == "encoded_null":  # no encoded evidence: both sides have the plaintext, or a side no encoding
+        plain, enc = level.columns
+        made = cll.CustomLevel(f"({plain}_l IS NOT NULL AND {plain}_r IS NOT NULL) OR {enc}_l IS NULL "
+                               f"OR {enc}_r IS NULL").configure(is_null_level=True)
     else:  # pragma: no cover - the Level type lists every kind
         raise ValueError(f"unknown level kind {level.kind}")
     if level.kind == "null" and len(level.columns) > 1:

@@ -28,6 +28,7 @@ from cilink.ledger import Batch, Ledger, now_utc
 from cilink.link import engine
 from cilink.link.comparisons import LinkSpec, link_spec
 from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW, Thresholds, latest_decisions
+from cilink.link.encodings import EncodingPlan, encoding_plan
 from cilink.link.outputs import (
     COMPONENT,
     CROSSWALK_FILE,
@@ -146,7 +147,7 @@ class Records:
 
 
 def current_records(ws: Workspace, batches: list[Batch], columns: list[str],
-                    previous_batches: dict[str, list[str]] | None) -> Records:
+                    previous_batches: dict[str, list[str]] | None, encoding: EncodingPlan | None = None) -> Records:
     """Linkable records of the active batches. Partners whose active batches are unchanged since
     ``previous_batches`` are read back from the current generation (only ``columns``); the others, or all
     when ``previous_batches`` is None, are rebuilt from their staged rows."""
@@ -156,7 +157,7 @@ def current_records(ws: Workspace, batches: list[Batch], columns: list[str],
         changed = set(now)
     else:
         changed = {p for p in set(now) | set(previous_batches) if now.get(p) != previous_batches.get(p)}
-    rebuilt = {p: build_records(staged_records(ws, p), order) for p in sorted(changed & set(now))}
+    rebuilt = {p: build_records(staged_records(ws, p), order, encoding) for p in sorted(changed & set(now))}
     kept = sorted(set(now) - set(rebuilt))
     old = read_records(ws.link_dir, kept, columns) if kept else None
     parts = [rebuilt[p].select(columns) if p in rebuilt else old.filter(pl.col("partner") == p)  # type: ignore[union-attr]
@@ -219,12 +220,16 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
         if not batches:
             raise WorkspaceError("nothing to link: no staged batches", hint="ingest partner files first "
                                  "(`cilink ingest PARTNER FILE`), then run `cilink link`")
+        encoding = encoding_plan(ws, batches, cfg.link.seed)  # None unless some partner sends encodings
+        if encoding is not None:
+            spec = link_spec(cfg.link, encoding.descriptor)
         ledger.start_run(log.run_id, "link")
         log.event("start", batches=len(batches), full=full, retrain=retrain, backend=engine_settings.backend)
         try:
             with new_link_generation(ws) as gen:
                 result, events = _run(gen, ledger, spec, secret, batches, full=full, retrain=retrain,
-                                      run_id=log.run_id, log=log, engine_settings=engine_settings)
+                                      run_id=log.run_id, log=log, engine_settings=engine_settings,
+                                      encoding=encoding)
                 result.seconds = round(time.monotonic() - started, 3)
             commit_pending_events(ws, ledger)
         except CilinkError as e:
@@ -245,7 +250,8 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
 
 def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches: list[Batch], *, full: bool,
          retrain: bool, run_id: str, log: RunLog,
-         engine_settings: EngineSettings | None = None) -> tuple[LinkResult, list[IdEvent]]:
+         engine_settings: EngineSettings | None = None,
+         encoding: EncodingPlan | None = None) -> tuple[LinkResult, list[IdEvent]]:
     cfg = gen.config
     engine_settings = engine_settings or cfg.engine
     link_dir = gen.link_dir
@@ -259,7 +265,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     reason = _train_reason(model, spec, retrain, purged)
     rebuild_all = full or reason is not None or not prev.complete
     columns = list(dict.fromkeys([*KEY_COLUMNS, *spec.columns, "ssn"]))
-    recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"))
+    recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"), encoding)
     records, rebuilt = recs.all, set(recs.rebuilt)
     log.event("records", records=records.height, rebuilt_partners=len(rebuilt))
     if reason is not None:

@@ -3,7 +3,8 @@
 Each identity field takes its most recent non-null value (batches in ingest order, then entry date, then
 source row). Known variants are kept where they help: every first name seen (as nickname/alias sets) and
 every last-name token seen (hyphenated, double and maiden names). Derived columns (``_cilink_*``) feed the
-blocking rules and comparisons in ``cilink.link.comparisons``.
+blocking rules and comparisons in ``cilink.link.comparisons``. In a project with encoded partners the records
+also carry encodings and their blocking keys (``cilink.link.encodings``, ``ENCODED_RECORD_COLUMNS``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from cilink.encoding.scheme import BIRTH_YEAR
 from cilink.link.addresses import street_key
+from cilink.link.encodings import (
+    ENCODED_COLUMNS,
+    ENCODED_RECORD_COLUMNS,
+    PLAINTEXT_MARK,
+    EncodingPlan,
+    add_encodings,
+)
 from cilink.link.names import alias_series, phonetic_series
 
 #: Identity fields of a linkable record, in order (design §4).
@@ -38,29 +47,36 @@ def record_id(partner: pl.Expr, source_person_id: pl.Expr) -> pl.Expr:
 
 
 def empty_records() -> pl.DataFrame:
-    """A frame with the linkable-record schema and no rows."""
+    """A frame with every column a linkable record can have (those of encoded projects last) and no rows."""
     schema: dict[str, pl.DataType] = {c: pl.String() for c in KEY_COLUMNS}
     schema.update(_IDENTITY_DTYPES)
     schema.update({c: pl.String() for c in DERIVED})
     schema["_cilink_first_aliases"] = pl.List(pl.String())
     schema["_cilink_last_tokens"] = pl.List(pl.String())
+    schema.update({c: pl.Binary() for c in ENCODED_COLUMNS})
+    schema.update({c: pl.Int64() for c in ENCODED_RECORD_COLUMNS if c not in schema})
+    schema[PLAINTEXT_MARK] = pl.String()
     return pl.DataFrame(schema=schema)
 
 
-def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str, int]) -> pl.DataFrame:
+def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str, int],
+                  encoding: EncodingPlan | None = None) -> pl.DataFrame:
     """Collapse staged rows into linkable records (sorted by ``record_id``).
 
     ``batch_order`` ranks batch ids by ingest time (older first); it decides which value is most recent.
+    ``encoding``: the project's plan when some partner is encoded (adds ``ENCODED_RECORD_COLUMNS``).
     Example: ``build_records(staged_records(ws), {b.batch_id: i for i, b in enumerate(batches)})``
     """
     lf = staged.lazy()
     names = lf.collect_schema().names()
     when = pl.col("entry_date") if "entry_date" in names else pl.lit(None, dtype=pl.Date)
     present = [f for f in IDENTITY_FIELDS if f in names]
+    carried = [c for c in (*ENCODED_COLUMNS, BIRTH_YEAR) if c in names] if encoding is not None else []
     lf = lf.select(
         pl.col("_cilink_partner").alias("partner"),
         pl.col("source_person_id"),
         *[pl.col(f).cast(_IDENTITY_DTYPES[f]) for f in present],
+        *[pl.col(c) for c in carried],
         *[pl.lit(None, dtype=_IDENTITY_DTYPES[f]).alias(f) for f in IDENTITY_FIELDS if f not in present],
         pl.col("_cilink_batch_id").replace_strict(dict(batch_order), default=-1, return_dtype=pl.Int64).alias("_ord"),
         when.alias("_when"),
@@ -70,16 +86,16 @@ def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str,
         lf.sort(["partner", "source_person_id", "_ord", "_when", "_row"], nulls_last=False)
         .group_by(["partner", "source_person_id"], maintain_order=True)
         .agg(
-            *[pl.col(f).drop_nulls().last() for f in IDENTITY_FIELDS],
+            *[pl.col(f).drop_nulls().last() for f in (*IDENTITY_FIELDS, *carried)],
             pl.col("first_name").drop_nulls().unique(maintain_order=True).alias("_first_variants"),
             pl.col("last_name").drop_nulls().unique(maintain_order=True).alias("_last_variants"),
         )
         .collect()
     )
-    return _derive(grouped)
+    return _derive(grouped, encoding)
 
 
-def _derive(frame: pl.DataFrame) -> pl.DataFrame:
+def _derive(frame: pl.DataFrame, encoding: EncodingPlan | None = None) -> pl.DataFrame:
     """Add the record key and the derived ``_cilink_*`` columns."""
     frame = frame.with_columns(
         record_id(pl.col("partner"), pl.col("source_person_id")).alias("record_id"),
@@ -114,12 +130,14 @@ def _derive(frame: pl.DataFrame) -> pl.DataFrame:
             street_key(pl.col("street")).alias("_cilink_street_key"),
         )
     )
+    if encoding is not None:
+        return add_encodings(frame, encoding).select(*RECORD_COLUMNS, *ENCODED_RECORD_COLUMNS).sort("record_id")
     return frame.select(RECORD_COLUMNS).sort("record_id")
 
 
 def changed_record_ids(previous: pl.DataFrame, current: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
     """(record ids new or changed in ``current``, record ids no longer present) compared with ``previous``."""
-    cols = list(RECORD_COLUMNS)
+    cols = [*RECORD_COLUMNS, *(c for c in ENCODED_RECORD_COLUMNS if c in current.columns)]
     if any(c not in previous.columns for c in cols):  # written by another cilink version: all new
         cur_ids = current["record_id"]
         return cur_ids, previous.filter(~pl.col("record_id").is_in(cur_ids.implode()))["record_id"]

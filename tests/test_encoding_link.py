@@ -1,0 +1,236 @@
+"""Issue 10, hub side: ingest of encoded files, hub encodings of plaintext partners, Dice comparisons, LSH
+blocking — and a mixed project (one partner encoded) linking within 0.02 F1 of the all-plaintext one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from polars.testing import assert_series_equal
+from splink import DuckDBAPI
+
+from cilink.config import LinkSettings
+from cilink.encoding.bloom import dice, encode_values
+from cilink.encoding.encode import encode_export, encode_frame
+from cilink.encoding.scheme import Scheme, key_fingerprint
+from cilink.errors import ConfigError, InputRejected
+from cilink.ingest import ingest_file
+from cilink.ingest.reasons import FileProblem
+from cilink.ledger import Ledger
+from cilink.link.comparisons import link_spec
+from cilink.link.encodings import LSH, EncodingPlan, minhash_bands
+from cilink.link.engine import _dice_sql
+from cilink.link.evaluate import evaluate_workspace
+from cilink.link.linkage import link_workspace
+from cilink.link.records import RECORD_COLUMNS, build_records
+from cilink.operate.demo import encode_demo_partners, run_demo
+from cilink.staging import staged_records
+from cilink.workspace import Workspace
+from tests.conftest import run_cli
+from tests.ingest_helpers import FIXTURES, make_ws, reason_of, workforce_json, workspace_state
+from tests.link_synth import staged_frame
+
+SECRET = "partners-shared-secret-0123456789"
+OTHER = "another-secret-entirely-9876543210"
+ENV = "CILINK_ENCODING_SECRET"
+
+
+# --- rules and engine pieces ---------------------------------------------------------------------------------
+
+
+def test_plaintext_projects_keep_their_rules_and_encoded_ones_extend_them() -> None:
+    plain = link_spec(LinkSettings())
+    assert plain.encoding is None and not [c for c in plain.columns if "enc_" in c or "_lsh_" in c]
+    enc = link_spec(LinkSettings(), "scheme-descriptor")
+    n, b = len(plain.comparisons), len(plain.blocking_rules)
+    assert enc.comparisons[:n] == plain.comparisons and enc.blocking_rules[:b] == plain.blocking_rules
+    assert [c.name for c in enc.comparisons[n:]] == ["first_name_enc", "last_name_enc", "dob_enc", "ssn_enc",
+                                                     "email_enc"]
+    assert len(enc.blocking_rules) - b == sum(f.bands for f in LSH)
+    assert enc.fingerprint != plain.fingerprint and enc.blocking_fingerprint != plain.blocking_fingerprint
+    assert link_spec(LinkSettings(), "other-key").fingerprint != enc.fingerprint
+    assert "_cilink_plaintext" in enc.columns and "Encodings: scheme-descriptor" in str(enc)
+
+
+def test_dice_sql_agrees_with_the_encoder() -> None:
+    names = pl.Series(["katherine", "catherine", "maria", None, "li", "jonathan"])
+    a = encode_values(names, None, secret=SECRET.encode(), field="first_name", m=1024, k=15)
+    b = encode_values(names.shift(1), None, secret=SECRET.encode(), field="first_name", m=1024, k=15)
+    sql = _dice_sql("enc", DuckDBAPI().sql_dialect)
+    pairs = pa.table({"enc_l": a.to_arrow(), "enc_r": b.to_arrow()})  # noqa: F841 (read by DuckDB)
+    got = duckdb.sql(f"select {sql} as d from pairs").fetchall()
+    want = [dice(x, y) for x, y in zip(a, b, strict=True)]
+    assert [g[0] if g[0] is None else round(g[0], 12) for g in got] == [w if w is None else round(w, 12)
+                                                                          for w in want]
+
+
+def test_hub_encodings_are_the_partners_encodings_without_noise() -> None:
+    rows = pl.DataFrame({
+        "source_person_id": ["1", "2", "3"], "first_name": ["robert", "ann", None],
+        "last_name": ["smith", "lee", "ng"], "dob": [dt.date(1990, 5, 4), None, dt.date(2001, 1, 1)],
+        "ssn": ["123456789", None, None], "email": [None, "a@b.org", None],
+    })
+    plan = EncodingPlan(scheme=Scheme(blip=0.0), fingerprint=key_fingerprint(SECRET.encode()), seed=42,
+                        secret=SECRET.encode())
+    staged = staged_frame(rows, "p", "b1")
+    records = build_records(staged, {"b1": 0}, plan)
+    partner = encode_frame(staged, Scheme(blip=0.0), SECRET.encode())  # what `cilink encode` sends, unhardened
+    for f in ("first_name", "last_name", "dob", "ssn", "ssn_last4", "email"):
+        assert_series_equal(records[f"enc_{f}"], partner[f"enc_{f}"], check_names=False)
+    assert records["_cilink_plaintext"].to_list() == ["y", "y", "y"]
+    assert list(records.columns[:len(RECORD_COLUMNS)]) == list(RECORD_COLUMNS)
+    # the same record gives the same keys on every run; a missing name gives no name key
+    again = build_records(staged, {"b1": 0}, plan)
+    assert records.equals(again)
+    assert records["_cilink_lsh_dob_0"][1] is None and records["_cilink_lsh_name_0"][0] is not None
+
+
+def test_lsh_bands_catch_equal_values_under_noise() -> None:
+    rng = np.random.default_rng(3)
+    filters = (rng.random((200, 128 * 8)) < 0.1)
+    noisy = filters ^ (rng.random(filters.shape) < 0.01)
+    both = np.packbits(np.vstack([filters, noisy]), axis=1)
+    present = np.ones(400, dtype=bool)
+    keys = minhash_bands(both, present, LSH[0], seed=42)
+    shared = np.any(np.stack([k[:200] == k[200:] for k in keys]), axis=0)
+    assert shared.mean() > 0.97
+    unrelated = np.any(np.stack([k[:200] == np.roll(k[200:], 1) for k in keys]), axis=0)
+    assert unrelated.mean() < 0.02
+    assert all((x == y).all() for x, y in zip(keys, minhash_bands(both, present, LSH[0], seed=42), strict=True))
+
+
+# --- ingest -----------------------------------------------------------------------------------------------------
+
+
+def _encoded_partner(pid: str) -> str:
+    return f'\n[[partners]]\nid = "{pid}"\ndomain = "workforce"\nformat = "encoded"\n'
+
+
+@pytest.fixture
+def encoded_files(tmp_path: Path) -> dict[str, Path]:
+    """workforce.json encoded for partners wf (SECRET), wf2 (OTHER) and wfp (SECRET)."""
+    partner_toml = tmp_path / "partner.toml"
+    partner_toml.write_text('[project]\nname = "partner site"\n' + workforce_json("wf") + workforce_json("wf2")
+                            + workforce_json("wfp"), encoding="utf-8")
+    out = {}
+    for pid, secret in (("wf", SECRET), ("wf2", OTHER), ("wfp", SECRET)):
+        out[pid] = tmp_path / f"{pid}.encoded.parquet"
+        encode_export(partner_toml, FIXTURES / "workforce.json", out[pid], partner_id=pid, secret=secret.encode())
+    return out
+
+
+def test_ingest_cli_accepts_encoded_files_and_rejects_other_keys(tmp_path: Path,
+                                                                  encoded_files: dict[str, Path]) -> None:
+    ws = make_ws(tmp_path, _encoded_partner("wf"), _encoded_partner("wf2"))
+    before = workspace_state(ws)
+    r = run_cli("-w", ws, "ingest", "wf", encoded_files["wf"], env={ENV: OTHER})
+    assert r.returncode == 3 and reason_of(r.stderr) == FileProblem.ENCODING_KEY_MISMATCH
+    assert "key fingerprint" in r.stderr and OTHER not in r.stderr + r.stdout
+    assert workspace_state(ws) == before, "a rejected file leaves nothing behind"
+
+    r = run_cli("-w", ws, "ingest", "wf", encoded_files["wf"], "--json", env={ENV: SECRET})
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["rows_in"] == result["accepted"] + result["quarantined"] and result["accepted"] > 0
+    assert result["notes"]["encoded"] == "cilink-fbf-bigram-v1"
+    staged = staged_records(Workspace.open(ws), "wf").collect()
+    assert staged["enc_first_name"].dtype == pl.Binary and staged["enc_first_name"].null_count() == 0
+    assert staged["first_name"].null_count() == staged.height and staged["dob"].null_count() == staged.height
+    assert staged["birth_year"].drop_nulls().len() > 0 and staged["entry_date"].null_count() == 0
+
+    # without the hub's secret, the other encoded partners are the reference: another key is refused
+    before = workspace_state(ws)
+    r = run_cli("-w", ws, "ingest", "wf2", encoded_files["wf2"], env={ENV: ""})
+    assert r.returncode == 3 and reason_of(r.stderr) == FileProblem.ENCODING_KEY_MISMATCH
+    assert "'wf'" in r.stderr and workspace_state(ws) == before
+
+
+def test_ingest_rejects_what_is_not_a_proper_encoded_file(tmp_path: Path, encoded_files: dict[str, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    root = make_ws(tmp_path, _encoded_partner("wf"), workforce_json("wfp", fmt="parquet"))
+    ws = Workspace.open(root)
+
+    def reason(file: Path, partner: str = "wf") -> str | None:
+        with pytest.raises(InputRejected) as e:
+            ingest_file(ws, partner, file)
+        return e.value.reason
+
+    assert reason(FIXTURES / "workforce.json") == FileProblem.NOT_ENCODED
+    assert reason(encoded_files["wfp"]) == FileProblem.ENCODING_MISMATCH  # encoded for another partner
+    table = pq.read_table(encoded_files["wf"])
+    leaky = tmp_path / "leaky.parquet"
+    meta = table.schema.metadata
+    pq.write_table(table.append_column("first_name", pa.array(["x"] * table.num_rows)).replace_schema_metadata(meta),
+                   leaky)
+    assert reason(leaky) == FileProblem.PLAINTEXT_IN_ENCODED
+    assert workspace_state(root)["batches"] == []
+
+    # a wrong-sized encoding quarantines its row; every row is still accounted for
+    short = table.column("enc_last_name").to_pylist()
+    short[0] = b"\x01" * 10
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("enc_last_name"), "enc_last_name",
+                                    pa.array(short, pa.binary())).replace_schema_metadata(meta), bad)
+    res = ingest_file(ws, "wf", bad)
+    assert (res.rows_in, res.quarantined) == (table.num_rows, 1) and res.quarantine_by_reason == {"invalid_value": 1}
+    # auto-detected: a partner configured as plain Parquet that sends an encoded file
+    auto = ingest_file(ws, "wfp", encoded_files["wfp"])
+    assert auto.notes["encoded"] and auto.accepted == table.num_rows
+
+
+# --- a mixed project end to end ----------------------------------------------------------------------------
+
+
+def _ingest_inbox(ws: Workspace) -> None:
+    for partner in ws.config.partners:
+        for file in sorted(ws.inbox_dir(partner.id).iterdir()):
+            ingest_file(ws, partner.id, file)
+
+
+def test_one_encoded_partner_links_within_002_f1_of_all_plaintext(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    plain_dir = run_demo(tmp_path / "plain", people=1000, seed=3, pipeline=False).workspace
+    mixed_dir = tmp_path / "mixed"
+    shutil.copytree(plain_dir, mixed_dir)
+    truth = plain_dir / ".cilink" / "truth.csv"
+    monkeypatch.setenv(ENV, SECRET)
+    encode_demo_partners(mixed_dir, ("workforce-board",))
+    assert 'format = "encoded"' in (mixed_dir / "cilink.toml").read_text(encoding="utf-8")
+
+    plain, mixed = Workspace.open(plain_dir), Workspace.open(mixed_dir)
+    _ingest_inbox(plain)
+    _ingest_inbox(mixed)
+    link_workspace(plain)
+    monkeypatch.delenv(ENV)
+    with pytest.raises(ConfigError) as e:  # a mixed project cannot link without the hub's copy of the secret
+        link_workspace(mixed)
+    assert ENV in e.value.message and e.value.exit_code == 2
+    monkeypatch.setenv(ENV, SECRET)
+    result = link_workspace(mixed)
+    assert result.trained and result.links > 0
+
+    baseline = evaluate_workspace(plain, truth)
+    r = run_cli("-w", mixed_dir, "evaluate", truth)  # printed by `cilink evaluate`
+    assert r.returncode == 0 and "F1" in r.stdout
+    encoded = json.loads(run_cli("-w", mixed_dir, "evaluate", truth, "--json").stdout)
+    assert encoded["f1"] >= baseline.f1 - 0.02, (encoded, baseline)
+    assert encoded["over_merged"] <= baseline.over_merged + 1
+
+    # the encoded partner really links to the plaintext ones, through the Dice comparisons
+    pairs = pl.read_parquet(mixed.link_dir / "pairs.parquet").filter(pl.col("decision") == "link")
+    cross = pairs.filter(pl.col("record_id_l").str.starts_with("workforce-board:")
+                         ^ pl.col("record_id_r").str.starts_with("workforce-board:"))
+    assert cross.height > 20 and (cross["w_dob"] == 0).all() and (cross["w_first_name"] == 0).all()
+    assert (cross["w_first_name_enc"] + cross["w_last_name_enc"] + cross["w_dob_enc"] > 0).all()
+    with Ledger(mixed.ledger_path) as ledger:
+        assert all(SECRET not in json.dumps(a) for a in ledger.audit_entries())
+    assert not [p for p in mixed_dir.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
