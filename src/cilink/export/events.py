@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from cilink.export.columns import PROJECT_TYPE_GROUPS, conform, events_columns
-from cilink.export.generalize import DATE_FIELDS, ReleasePlan, generalize_date
+from cilink.export.generalize import DATE_FIELDS, ReleasePlan, generalize_dates
 
 
 def project_type_group(col: str = "project_type") -> pl.Expr:
@@ -44,16 +44,18 @@ def build_events(domain: str, frame: pl.DataFrame, plan: ReleasePlan, partners: 
     """The release rows of one domain (keyed by person_idx; ``domain`` is the partition, not a column).
 
     Rows are ordered by person, exact entry and exit and partner with a stable sort of integers; ties keep
-    the staged order, which is itself deterministic, so the same inputs always give the same bytes.
+    the input order — staged order within a person (``load_sources``), itself deterministic — so the same
+    inputs always give the same bytes. Rows already grouped by person are only reordered within a person.
     """
-    dates = [generalize_date(pl.col(f), plan.date_precision[f]).alias(plan.date_column(f))
+    dates = [generalize_dates(frame.get_column(f), plan.date_precision[f]).alias(plan.date_column(f))
              for f in DATE_FIELDS if f in frame.columns]
     specs = [s for s in events_columns(plan, partners) if s.name != "person_key"]
     exit_ = pl.col("exit_date") if "exit_date" in frame.columns else pl.lit(None, dtype=pl.Date)
-    order = frame.select(pl.col("person_idx"), pl.col("entry_date").cast(pl.Int32).alias("_entry"),
-                         exit_.cast(pl.Int32).alias("_exit"),
-                         pl.col("partner").cast(pl.Enum(partners)).to_physical().alias("_partner"))
-    out = conform(frame.with_columns(*domain_columns(domain), *dates), specs)
-    out = pl.concat([out, order], how="horizontal")
-    return out.sort(["person_idx", "_entry", "_exit", "_partner"], nulls_last=True, maintain_order=True).drop(
-        "_entry", "_exit", "_partner")
+    order = frame.select(pl.arg_sort_by(
+        pl.col("person_idx"), pl.col("entry_date").cast(pl.Int32), exit_.cast(pl.Int32),
+        pl.col("partner").cast(pl.Enum(partners)).to_physical(), nulls_last=True, maintain_order=True)).to_series()
+    out = conform(frame.with_columns(*domain_columns(domain), *dates), specs).with_columns(
+        frame.get_column("person_idx"))
+    if (order == pl.int_range(len(order), dtype=order.dtype, eager=True)).all():
+        return out  # already in order: no reordering at all
+    return out.gather(order)

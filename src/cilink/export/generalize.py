@@ -111,6 +111,26 @@ def generalize_date(expr: pl.Expr, precision: Precision) -> pl.Expr:
     return expr.dt.strftime("%Y-%m")
 
 
+#: Widest range of dates (days) formatted through a look-up table: ~550 years, a few MB of text.
+_MAX_TABLE_DAYS = 200_000
+
+
+def generalize_dates(dates: pl.Series, precision: Precision) -> pl.Series:
+    """``generalize_date`` over a Series of millions of dates, formatting each day of their range only once.
+
+    ``strftime`` per row dominates building the larger tables; a table of every day from the earliest to
+    the latest date, formatted by ``generalize_date`` itself, is gathered instead (same text, nulls stay null).
+    """
+    if precision == "year" or dates.is_empty() or dates.null_count() == len(dates):
+        return dates.to_frame("d").select(generalize_date(pl.col("d"), precision)).to_series().alias(dates.name)
+    days = dates.cast(pl.Date).cast(pl.Int32)
+    lo, hi = days.min(), days.max()
+    if hi - lo > _MAX_TABLE_DAYS:  # a sentinel far outside real dates: not worth a table
+        return dates.to_frame("d").select(generalize_date(pl.col("d"), precision)).to_series().alias(dates.name)
+    table = pl.select(generalize_date(pl.int_range(lo, hi + 1, dtype=pl.Int32).cast(pl.Date), precision)).to_series()
+    return table.gather(days - lo).alias(dates.name)
+
+
 def zip3_expr(zip5: pl.Expr) -> pl.Expr:
     """First three ZIP digits, with the Safe Harbor restricted areas replaced by ``"000"``."""
     z3 = zip5.str.slice(0, 3)

@@ -20,12 +20,14 @@ checked in seconds.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cilink.errors import PrivacyGateRefused
@@ -71,6 +73,20 @@ class GateFailure:
 
     def __str__(self) -> str:
         return f"{self.table}: column '{self.column}': {self.rule}" + (f" ({self.count})" if self.count else "")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One column's values still to be looked up in the restricted sets (as text; each value at least once).
+
+    ``kind`` says which look-ups apply (``_APPLIES``): "text" (free text, undeclared columns), "key"
+    (person_key: never equal to a person or partner id) or "int" (integer columns).
+    """
+
+    table: str
+    column: str
+    kind: str
+    values: pl.Series
 
 
 #: Column-name tokens that mean an identifier, beyond the schema's pii fields.
@@ -138,57 +154,157 @@ def _restricted_set(rv: RestrictedValues, rule: GateRule) -> pl.Series:
             GateRule.SOURCE_ID_VALUE: rv.source_ids}[rule]
 
 
-def lookup_failures(candidates: pl.DataFrame, rv: RestrictedValues, *, shapes: bool = True) -> list[GateFailure]:
-    """Look every candidate value (table, column, v, kind) up in the restricted hash sets, in one pass per rule.
+def lookup_failures(candidates: list[Candidates], rv: RestrictedValues, *, shapes: bool = True) -> list[GateFailure]:
+    """Look every candidate value up in the restricted hash sets, in one pass per rule.
 
     Candidates are de-duplicated across tables first (person_key appears in every table), each rule is one
-    hash semi-join of the normalized distinct values against one restricted set, and hits are mapped back
-    to the tables and columns they came from. Run once per release, so each restricted set is hashed once.
+    membership test of the normalized distinct values against one restricted set, and hits are mapped back
+    to the tables and columns they came from. Run once per release, so each restricted set is read once.
     """
-    if candidates.is_empty():
+    candidates = [c for c in candidates if len(c.values)]
+    if not candidates:
         return []
-    distinct = candidates.select("v", "kind").unique()
-    found: list[pl.DataFrame] = []
+    by_kind: dict[str, list[Candidates]] = {}
+    for c in candidates:
+        by_kind.setdefault(c.kind, []).append(c)
+    distinct = {kind: union_distinct([c.values for c in cs]) for kind, cs in by_kind.items()}
+    found: list[tuple[str, str, str, int]] = []
     keys = _lookup_keys()
     for rule, kinds in _APPLIES.items():
         restricted = _restricted_set(rv, rule)
-        probe = distinct.filter(pl.col("kind").is_in(list(kinds)))
-        if not len(restricted) or probe.is_empty():
+        present = [k for k in kinds if k in distinct]
+        if not len(restricted) or not present:
             continue
-        probe = probe.with_columns(keys[rule].alias("k"))
+        probe = pl.DataFrame({"v": pl.concat([distinct[k] for k in present])}).with_columns(keys[rule].alias("k"))
         if rule == GateRule.SOURCE_ID_VALUE:  # ids re-typed in upper or lower case are still the ids
             probe = pl.concat([probe, probe.with_columns(pl.col("k").str.to_lowercase()),
                                probe.with_columns(pl.col("k").str.to_uppercase())])
-        # the restricted set can hold tens of millions of ids: stream it past a hash of the (smaller) probe
-        # keys, rather than hashing the whole set for every rule
-        hit_keys = pl.DataFrame({"k": restricted.cast(pl.String)}).join(probe.select("k").unique(), on="k",
-                                                                          how="semi")
-        hits = probe.join(hit_keys, on="k", how="semi").select("v", "kind")
-        if hits.is_empty():
+        hit = _hits(probe, restricted.cast(pl.String))
+        if hit.is_empty():
             continue
-        found.append(candidates.join(hits.unique(), on=["v", "kind"], how="semi")
-                     .group_by("table", "column").agg(pl.col("v").n_unique().alias("n"))
-                     .with_columns(pl.lit(str(rule)).alias("rule")))
+        for c in (c for k in present for c in by_kind[k]):
+            n = c.values.filter(c.values.is_in(hit.implode())).n_unique()
+            if n:
+                found.append((c.table, c.column, str(rule), n))
     if shapes:
-        text = candidates.filter(pl.col("kind") == "text")
-        for rule, shape in _SHAPES.items():
-            found.append(text.filter(pl.col("v").str.contains(shape)).group_by("table", "column")
-                         .agg(pl.len().alias("n")).with_columns(pl.lit(str(rule)).alias("rule")))
-    if not found:
-        return []
-    out = pl.concat([f.with_columns(pl.col("n").cast(pl.Int64)) for f in found])
-    return [GateFailure(t, c, GateRule(r), int(n)) for t, c, n, r in out.sort("table", "column", "rule").iter_rows()]
+        for c in by_kind.get("text", []):
+            for rule, shape in _SHAPES.items():
+                n = c.values.filter(c.values.str.contains(shape)).n_unique()
+                if n:
+                    found.append((c.table, c.column, str(rule), n))
+    return [GateFailure(t, c, GateRule(r), n) for t, c, r, n in sorted(found)]
+
+
+def _hits(probe: pl.DataFrame, restricted: pl.Series) -> pl.Series:
+    """The values ``v`` of ``probe`` whose key ``k`` is in ``restricted``.
+
+    The restricted set can hold tens of millions of ids: only those as long (in bytes) as some probe key
+    can equal one, a cheap test that leaves few. Membership is then tested on 64-bit hashes — cheap for
+    long text — and confirmed on the text for the few keys whose hash matched.
+    """
+    keys = probe.get_column("k")
+    restricted = restricted.filter(restricted.str.len_bytes().is_in(keys.str.len_bytes().unique().implode()))
+    if restricted.is_empty():
+        return probe.get_column("v").clear()
+    maybe = probe.filter(keys.hash().is_in(restricted.hash().implode()))
+    if maybe.is_empty():
+        return maybe.get_column("v")
+    return maybe.filter(pl.col("k").is_in(restricted.implode())).get_column("v").unique()
+
+
+def _sorted_distinct(values: pl.Series, max_runs: int = 8) -> pl.Series | None:
+    """The distinct values, in order, when ``values`` is a few sorted runs (None otherwise).
+
+    Release tables are sorted by person_key (spells: by domain, then person_key): their key columns are one
+    or a few ascending runs, which merge in one linear pass — far cheaper than hashing 32-byte texts.
+    """
+    n = len(values)
+    if n < 2:
+        return values
+    breaks = (values.slice(1) <= values.slice(0, n - 1)).arg_true()
+    if len(breaks) >= max_runs:
+        return None
+    if not len(breaks):
+        return values
+    bounds = [0, *[int(b) + 1 for b in breaks], n]
+    runs = [values.slice(lo, hi - lo).to_frame("v") for lo, hi in itertools.pairwise(bounds)]
+    merged = runs[0].set_sorted("v")
+    for run in runs[1:]:
+        merged = merged.merge_sorted(run.set_sorted("v"), key="v")
+    out = merged.get_column("v")
+    return out.filter(pl.concat([pl.Series([True]), out.slice(1).ne_missing(out.slice(0, len(out) - 1))]))
+
+
+def union_distinct(parts: list[pl.Series]) -> pl.Series:
+    """The distinct non-null values of several columns together (sorted ones are merged, not hashed)."""
+    parts = [p.drop_nulls() for p in parts if len(p)]
+    if not parts:
+        return pl.Series("v", [], dtype=pl.String)
+    values = pl.concat(parts).rechunk()
+    merged = _sorted_distinct(values, max_runs=2 * len(parts) + 2)
+    return merged if merged is not None else distinct_values(values)
+
+
+def distinct_values(values: pl.Series) -> pl.Series:
+    """The distinct non-null values of ``values``, exactly, in no particular order.
+
+    Two shortcuts, chosen from the first 10,000 values, for tens of millions of rows:
+
+    - many distinct texts longer than 12 bytes (person keys are 32) are slow to de-duplicate as text, since
+      each lives out of line: they are told apart by a 64-bit hash, which is then checked against the text
+      itself — on any collision they are de-duplicated as text after all;
+    - few distinct values among many rows (a panel's periods): the distinct values of the first million
+      rows are taken when every row is among them (one membership test, half the cost of de-duplicating).
+    """
+    values = values.drop_nulls()
+    n = len(values)
+    if n < 2:
+        return values
+    sample = values.head(10_000)
+    many = sample.n_unique() > len(sample) // 2
+    if many and values.dtype == pl.String and sample.str.len_bytes().max() > 12:  # type: ignore[operator]
+        hashes = values.hash().to_numpy()
+        _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        reps = values.gather(first)
+        if (reps.gather(inverse.reshape(-1)) == values).all():
+            return reps
+    elif not many and n > 2_000_000:
+        head = values.head(1_000_000).unique()
+        if values.is_in(head.implode()).all():
+            return head
+    return values.unique()
+
+
+def _increasing(values: pl.Series) -> bool:
+    """Whether every value is greater than the one before (so all are distinct); the first 10,000 decide early."""
+    n = len(values)
+    head = values.head(10_000)
+    return bool((head.slice(1) > head.slice(0, len(head) - 1)).all()) and (
+        n <= len(head) or bool((values.slice(1) > values.slice(0, n - 1)).all()))
 
 
 def _distinct(values: pl.Series) -> pl.Series:
-    # drop runs of equal values first: release tables are sorted by person, so this shrinks 30M keys to 1M
-    # in one cheap pass, and it never drops a distinct value even when the column is not sorted
-    values = values.drop_nulls()
-    return values.filter(values.ne_missing(values.shift(1))).unique()
+    """Every distinct non-null value, once.
+
+    Runs of equal values are dropped first: release tables are sorted by person, so this shrinks 30M keys
+    to 1M in one cheap pass, and it never drops a distinct value even when the column is not sorted; a key
+    column is then one or a few ascending runs, merged in order. A column that changes on most rows (a
+    panel's period) is de-duplicated outright, unless it is strictly increasing (a key column in key order).
+    """
+    values = values.drop_nulls().rechunk()
+    n = len(values)
+    if n < 2:
+        return values
+    changed = values.slice(1).ne_missing(values.slice(0, n - 1))
+    if changed.sum() <= n // 2:
+        runs = values.filter(pl.concat([pl.Series([True]), changed]))
+        merged = _sorted_distinct(runs)
+        return merged if merged is not None else distinct_values(runs)
+    return values if _increasing(values) else distinct_values(values)
 
 
 def _column_checks(table: str, column: str, values: pl.Series, spec: ColumnSpec | None,
-                   rv: RestrictedValues) -> tuple[list[GateFailure], pl.DataFrame | None]:
+                   rv: RestrictedValues) -> tuple[list[GateFailure], Candidates | None]:
     """Declared-shape checks of one column, plus its values still to be looked up (or None)."""
     dtype = values.dtype
     if isinstance(dtype, pl.List):
@@ -204,7 +320,7 @@ def _column_checks(table: str, column: str, values: pl.Series, spec: ColumnSpec 
     u = _distinct(values)
     kind: str | None = None
     if dtype == pl.Date or isinstance(dtype, pl.Datetime):
-        found[GateRule.DAY_PRECISION_DATE] = len(u)
+        found[GateRule.DAY_PRECISION_DATE] = u.n_unique()
         found |= _count(u.cast(pl.Date), {GateRule.DOB_VALUE: pl.col("v").is_in(rv.dob.implode())})
     elif dtype == pl.String or dtype == pl.Categorical or isinstance(dtype, pl.Enum):
         u = u.cast(pl.String)
@@ -231,15 +347,16 @@ def _column_checks(table: str, column: str, values: pl.Series, spec: ColumnSpec 
     failures = [GateFailure(table, column, rule, n) for rule, n in found.items()]
     if kind is None or not len(u):
         return failures, None
-    return failures, pl.DataFrame({"v": u}).select(pl.lit(table).alias("table"), pl.lit(column).alias("column"),
-                                                 pl.col("v"), pl.lit(kind).alias("kind"))
+    return failures, Candidates(table, column, kind, u.alias("v"))
 
 
 def _count(values: pl.Series, checks: dict[GateRule, pl.Expr]) -> dict[GateRule, int]:
+    """Distinct values matching each check (``values`` may repeat some: only matches are de-duplicated)."""
     if not len(values) or not checks:
         return {}
     row = pl.DataFrame({"v": values}).select(
-        [e.fill_null(False).sum().alias(str(rule)) for rule, e in checks.items()]).row(0, named=True)
+        [pl.col("v").filter(e.fill_null(False)).n_unique().alias(str(rule)) for rule, e in checks.items()]
+    ).row(0, named=True)
     return {GateRule(k): int(n) for k, n in row.items() if n}
 
 
@@ -247,15 +364,15 @@ def check_values(table: str, column: str, values: pl.Series, spec: ColumnSpec | 
                  rv: RestrictedValues) -> list[GateFailure]:
     """Check one column's values (any dtype) against its spec and the restricted hash sets."""
     failures, candidates = _column_checks(table, column, values, spec, rv)
-    return failures + (lookup_failures(candidates, rv) if candidates is not None else [])
+    return failures + (lookup_failures([candidates], rv) if candidates is not None else [])
 
 
 def check_shapes(table: str, frame: pl.DataFrame, specs: list[ColumnSpec], allowed_pii: set[str],
-                 rv: RestrictedValues) -> tuple[list[GateFailure], pl.DataFrame | None]:
+                 rv: RestrictedValues) -> tuple[list[GateFailure], list[Candidates]]:
     """Names, declarations and declared shapes of one table's columns; returns the values still to look up."""
     declared = {s.name: s for s in specs}
     failures: list[GateFailure] = []
-    candidates: list[pl.DataFrame] = []
+    candidates: list[Candidates] = []
     for column in frame.columns:
         failures += check_column_name(table, column, allowed_pii)
         spec = declared.get(column)
@@ -265,22 +382,19 @@ def check_shapes(table: str, frame: pl.DataFrame, specs: list[ColumnSpec], allow
         failures += shape_failures
         if cand is not None:
             candidates.append(cand)
-    return failures, pl.concat(candidates) if candidates else None
+    return failures, candidates
 
 
 def check_tables(tables: dict[str, pl.DataFrame], specs: dict[str, list[ColumnSpec]], rv: RestrictedValues,
                  allowed_pii: set[str]) -> list[GateFailure]:
     """Every column of every release table: name, declaration, shape, then one batched identifier look-up."""
     failures: list[GateFailure] = []
-    candidates: list[pl.DataFrame] = []
+    candidates: list[Candidates] = []
     for table, frame in tables.items():
-        table_failures, cand = check_shapes(table, frame, specs[table], allowed_pii, rv)
+        table_failures, cands = check_shapes(table, frame, specs[table], allowed_pii, rv)
         failures += table_failures
-        if cand is not None:
-            candidates.append(cand)
-    if candidates:
-        failures += lookup_failures(pl.concat(candidates), rv)
-    return failures
+        candidates += cands
+    return failures + lookup_failures(candidates, rv)
 
 
 def check_k_anonymity(persons: pl.DataFrame, k: int, table: str = "persons.parquet") -> list[GateFailure]:
@@ -315,10 +429,9 @@ def check_metadata(name: str, doc: Any, rv: RestrictedValues, *, min_cell: int,
     if strings:
         # not the name look-up: dictionaries and manifests are made of vocabulary words ("white", "other")
         # that are also surnames; ids, SSNs, phones, e-mails, dates of birth and their shapes are checked
-        cand = pl.DataFrame({"v": strings}).select(pl.lit(name).alias("table"), pl.lit("(text)").alias("column"),
-                                                   pl.col("v"), pl.lit("meta").alias("kind"))
-        cand = pl.concat([cand.with_columns(pl.lit(k).alias("kind")) for k in ("int", "key")])
-        failures += lookup_failures(cand, rv, shapes=False)
+        values = pl.Series("v", strings, dtype=pl.String)
+        failures += lookup_failures([Candidates(name, "(text)", kind, values) for kind in ("int", "key")], rv,
+                                    shapes=False)
         failures += [GateFailure(name, "(text)", rule, n) for rule, n in _count(pl.Series(strings), {
             GateRule.SSN_PATTERN: pl.col("v").str.contains(_SSN_SHAPE),
             GateRule.EMAIL_PATTERN: pl.col("v").str.contains(_EMAIL_SHAPE)}).items()]

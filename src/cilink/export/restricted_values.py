@@ -66,31 +66,39 @@ def collect_restricted_values(ws: Workspace, crosswalk: pl.DataFrame | None = No
     kinds: dict[str, list[pl.Series]] = {k: [] for k in ("names", "ssn", "dob", "street", "phone", "email", "ids")}
     for partner in ws.config.partners:
         extra = [f for f in ("enrollment_id", "household_id") if f in domain_fields(str(partner.domain))]
-        frame = staged_records(ws, partner.id).select(
-            "first_name", "middle_name", "last_name", "ssn", "dob", "street", "phone", "email",
-            pl.col("source_person_id").cast(pl.String), *[pl.col(f).cast(pl.String) for f in extra]).collect()
-        # full-name forms are built from the distinct (first, middle, last) triples, not from every row
-        triples = frame.select(first, middle, last).unique()
+        staged = staged_records(ws, partner.id)
+        # one query per kind, run together by the streaming engine: each reads only its columns and reduces
+        # them to distinct values batch by batch, never holding ten million raw values at once
+        triples, *distinct = pl.collect_all(engine="streaming", lazy_frames=[
+            # full-name forms are built from the distinct (first, middle, last) triples, not from every row
+            staged.select(first, middle, last).unique(),
+            *[staged.select(pl.col(kind).drop_nulls().unique()) for kind in ("ssn", "dob", "street", "phone", "email")],
+            staged.select(pl.col("source_person_id").cast(pl.String).drop_nulls().unique()),
+        ])
         kinds["names"] += [triples.select(e.alias("v")).to_series().drop_nulls() for e in (
             first, last, middle, pl.concat_str([first, last], separator=" "),
             pl.concat_str([last, first], separator=" "), pl.concat_str([first, middle, last], separator=" "))]
-        for kind in ("ssn", "dob", "street", "phone", "email"):
-            kinds[kind].append(frame.get_column(kind).drop_nulls().unique())
-        kinds["ids"] += [frame.get_column(c).drop_nulls() for c in ("source_person_id", *extra)]
-        del frame, triples
+        for kind, values in zip(("ssn", "dob", "street", "phone", "email", "ids"), distinct, strict=True):
+            kinds[kind].append(values.to_series())
+        if extra:  # enrollment and household ids are about one per row: nothing to gain from de-duplicating
+            ids = staged.select(*[pl.col(f).cast(pl.String) for f in extra]).collect()
+            kinds["ids"] += [ids.get_column(f).drop_nulls() for f in extra]
+            del ids
+        del triples, distinct
     if crosswalk is not None:
         kinds["ids"] += [crosswalk.get_column(c).cast(pl.String) for c in ("record_id", "person_id")]
 
-    def merged(kind: str, dtype: pl.DataType | None = None, *, unique: bool = True) -> pl.Series:
+    def merged(kind: str, dtype: pl.DataType | None = None, *, unique: bool = False) -> pl.Series:
+        # distinct within each partner; values repeated across partners cost the look-up nothing
         parts = kinds[kind]
         if not parts:
             return pl.Series("v", [], dtype=dtype or pl.String())
         out = pl.concat(parts, rechunk=False).rename("v")
         return out.unique() if unique else out
 
-    names = merged("names")
-    ids = merged("ids", unique=False)
-    dob = merged("dob", pl.Date())
+    names = merged("names", unique=True)
+    ids = merged("ids")
+    dob = merged("dob", pl.Date(), unique=True)
     dob_text = pl.concat([dob.dt.strftime(f) for f in DOB_TEXT_FORMATS]).unique() if len(dob) else (
         pl.Series("v", [], dtype=pl.String))
     return RestrictedValues(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 
 from cilink.export.columns import conform, spells_columns
 from cilink.export.events import project_type_group
-from cilink.export.generalize import ReleasePlan, generalize_date
-from cilink.export.sources import event_intervals
+from cilink.export.generalize import ReleasePlan, generalize_dates
+from cilink.export.sources import intervals_of
 
 #: Largest gap (days) between one event's end and the next one's start that still continues a spell.
 #: School years are separated by the summer break (June → late August/September); elsewhere a month
@@ -56,86 +57,123 @@ def _outcome(domain: str) -> pl.Expr:
 #: Offset between consecutive groups in the running-maximum trick below: larger than any day number plus gap.
 _GROUP_STRIDE = 10_000_000
 
+_EXTRA: dict[str, list[tuple[str, str]]] = {  # (staged field, spell column) read off a spell's last event
+    "school": [],
+    "workforce": [("employed_q2", "_employed_q2"), ("employed_q4", "_employed_q4")],
+    "housing": [("destination_category", "_destination")],
+}
 
-def _spell_rows(rows: pl.LazyFrame, group: list[str], gap: int, last_cols: list[str],
-                any_cols: list[str]) -> pl.LazyFrame:
-    """One row per spell from event rows sorted by group, start, end.
+
+def _spell_bounds(person: np.ndarray, pc: np.ndarray, prc: np.ndarray, start: np.ndarray, end: np.ndarray,
+                  gap: int) -> dict[str, np.ndarray]:
+    """Spells of event rows sorted by group (person, partner, program), start and end.
 
     A row starts a new spell when it starts more than ``gap`` days after the latest end so far in its group.
     The running maximum must restart at every group; instead of a window function or a group-by (slow on
     millions of groups) each group's days are offset by ``_GROUP_STRIDE`` × its sequence number, so one
-    global running maximum never carries over from the previous group. Spell values are then read off the
-    first and last row of each run: start, latest end, count, "any" flags (by cumulative sums) and the
-    outcome fields of the last event.
+    global running maximum never carries over from the previous group. Returns, per spell, its first and
+    last row (``i0``, ``i1``), latest end (``end``) and sequence number within its group (``seq``).
+    Temporaries are updated in place: at millions of rows each new array is mostly page faults.
     """
-    gid = pl.struct(group).rle_id().cast(pl.Int64)
-    offset = pl.col("_gid") * _GROUP_STRIDE
-    rows = rows.with_columns(gid.alias("_gid"), pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"))
-    # dates as day numbers (days since 1970; ≥ -25567 for 1900) shifted into the group's own range
-    rows = rows.with_columns((pl.col("_end").cast(pl.Int64) + offset).cum_max().alias("_reach"))
-    new = pl.col("_start").cast(pl.Int64) + offset > pl.col("_reach").shift(1).fill_null(-1) + gap
-    rows = rows.with_columns(new.alias("_new"), *[pl.col(c).fill_null(False).cast(pl.Int64).cum_sum()
-                                                   .alias(f"_cum{c}") for c in any_cols])
-    rows = rows.with_columns(
-        pl.col("_new").cast(pl.Int64).cum_sum().alias("_sid"),
-        (pl.col("_gid") != pl.col("_gid").shift(1).fill_null(-1)).alias("_gfirst"),
-    ).collect().lazy()  # materialized once: both the first-row and last-row selections below read it
-    is_last = pl.col("_sid") != pl.col("_sid").shift(-1).fill_null(-1)
-    first = rows.filter(pl.col("_new")).select(
-        "_sid", pl.col("_start"), pl.col("_i").alias("_i0"),
-        *[(pl.col(f"_cum{c}") - pl.col(c).fill_null(False).cast(pl.Int64)).alias(f"_before{c}") for c in any_cols],
-        pl.when(pl.col("_gfirst")).then(pl.col("_sid")).otherwise(None).forward_fill().alias("_sid0"))
-    last = rows.filter(is_last).select(
-        "_sid", *group, (pl.col("_reach") - offset).cast(pl.Date).alias("_end"), pl.col("_i").alias("_i1"),
-        *last_cols, *[pl.col(f"_cum{c}") for c in any_cols])
-    # both sides hold one row per spell in the same order, so they line up without a join
-    out = pl.concat([first, last.drop("_sid")], how="horizontal")
-    return out.select(
-        *group, "_start", "_end",
-        (pl.col("_sid") - pl.col("_sid0") + 1).cast(pl.Int16).alias("spell_seq"),
-        (pl.col("_i1") - pl.col("_i0") + 1).cast(pl.Int16).alias("n_events"),
-        *last_cols, *[(pl.col(f"_cum{c}") - pl.col(f"_before{c}") > 0).alias(c) for c in any_cols])
+    n = len(person)
+    gfirst = np.ones(n, dtype=bool)
+    np.not_equal(person[1:], person[:-1], out=gfirst[1:])
+    gfirst[1:] |= pc[1:] != pc[:-1]
+    gfirst[1:] |= prc[1:] != prc[:-1]
+    offset = np.cumsum(gfirst, dtype=np.int64)
+    offset -= 1
+    offset *= _GROUP_STRIDE
+    reach = end.astype(np.int64)
+    reach += offset
+    np.maximum.accumulate(reach, out=reach)
+    later = offset[1:] + start[1:]  # start of each row past the previous row's reach, beyond the gap?
+    later -= reach[:-1]
+    new = gfirst.copy()
+    new[1:] |= later > gap
+    del later
+    i0 = np.flatnonzero(new)
+    i1 = np.r_[i0[1:] - 1, n - 1] if n else i0
+    spell = np.arange(len(i0))
+    seq = spell - np.maximum.accumulate(np.where(gfirst[i0], spell, 0)) + 1
+    return {"i0": i0, "i1": i1, "end": reach[i1] - offset[i1], "seq": seq}
+
+
+def _program_code(domain: str, df: pl.DataFrame) -> pl.Expr:
+    """Each row's program as its rank among the domain's programs in text order (null: last, as one program).
+
+    Housing programs are project type groups: ranked from the few distinct HUD codes, not row by row.
+    """
+    if domain == "housing":
+        codes = df.get_column("project_type").drop_nulls().unique().sort()
+        groups = pl.DataFrame({"project_type": codes}).select(project_type_group()).to_series().to_list()
+        ranked = sorted(set(groups))
+        rank = pl.col("project_type").replace_strict(codes, [ranked.index(g) for g in groups], return_dtype=pl.Int16)
+        return pl.when(pl.col("project_type").is_null()).then(pl.lit(len(ranked), dtype=pl.Int16)).otherwise(rank)
+    programs = sorted(df.select(_program(domain).drop_nulls().unique()).to_series().to_list())
+    return _program(domain).cast(pl.Enum(programs)).to_physical().cast(pl.Int16).fill_null(len(programs))
+
+
+def _domain_spells(domain: str, df: pl.DataFrame, partners: tuple[str, ...], as_of: dt.date) -> pl.DataFrame:
+    """One domain's spells (keyed by person_idx), ordered by person, partner, program and start.
+
+    Partner and program are sorted and grouped by integer codes (their rank), not by text. Events arrive
+    grouped by person (``load_sources``), so the stable sort only reorders rows within a person.
+    """
+    start, end = intervals_of(domain, df)
+    rows = df.select(
+        pl.col("person_idx").cast(pl.Int32).alias("_person"),
+        pl.col("partner").cast(pl.Enum(partners)).to_physical().cast(pl.Int16).alias("_pc"),
+        _program_code(domain, df).alias("_prc"),
+        start.cast(pl.Int32).alias("_start"),
+        pl.min_horizontal(end.fill_null(as_of), pl.lit(as_of)).cast(pl.Int32).alias("_end"),
+        _open(domain, end, as_of).fill_null(False).alias("_open"),
+        (pl.col("graduated").fill_null(False) if domain == "school" else pl.lit(False)).alias("_graduated"),
+        pl.int_range(pl.len(), dtype=pl.UInt32 if df.height < 2**32 else pl.UInt64).alias("_row"),
+    ).filter(pl.col("_start").is_not_null())
+    rows = rows.sort(["_person", "_pc", "_prc", "_start", "_end"], maintain_order=True)
+    a = {c: rows.get_column(c).to_numpy() for c in rows.columns}
+    del rows
+    b = _spell_bounds(a["_person"], a["_pc"], a["_prc"], a["_start"], a["_end"], GAP_DAYS[domain])
+    i0, i1 = b["i0"], b["i1"]
+
+    def any_of(flags: np.ndarray) -> np.ndarray:
+        return np.logical_or.reduceat(flags, i0) if len(i0) else flags[:0]
+
+    # the last event's fields, read off only the events that end a spell
+    raw = ["partner", *{"workforce": ["program"], "housing": ["project_type"]}.get(domain, [])]
+    last = df.select(*raw, *[f for f, _ in _EXTRA[domain]]).gather(a["_row"][i1]).select(
+        "partner", _program(domain).alias("program"), *[pl.col(f).alias(c) for f, c in _EXTRA[domain]])
+    spells = last.with_columns(
+        pl.Series("person_idx", a["_person"][i1]).cast(pl.Int32),
+        pl.Series("_start", a["_start"][i0]).cast(pl.Int32).cast(pl.Date),
+        pl.Series("_end", b["end"]).cast(pl.Int32).cast(pl.Date),
+        pl.Series("spell_seq", b["seq"]).cast(pl.Int16),
+        pl.Series("n_events", i1 - i0 + 1).cast(pl.Int16),
+        pl.Series("ongoing", any_of(a["_open"])),
+        pl.Series("_graduated", any_of(a["_graduated"])),
+    )
+    return spells.with_columns(pl.lit(domain).alias("domain"), _outcome(domain).alias("outcome")).with_columns(
+        (pl.col("outcome") == "permanent").alias("exited_to_permanent_housing") if domain == "housing"
+        else pl.lit(None, dtype=pl.Boolean).alias("exited_to_permanent_housing"))
 
 
 def build_spells(events: dict[str, pl.DataFrame], plan: ReleasePlan, partners: tuple[str, ...],
                  as_of: dt.date) -> pl.DataFrame:
-    """The spells table (keyed by person_idx), ordered by domain, then person, partner, program and start.
-
-    Partner and program are sorted and grouped by integer codes (their rank), not by text.
-    """
-    parts = []
-    for d_code, (domain, df) in enumerate(events.items()):
-        start, end = event_intervals(domain)
-        extra = {
-            "school": [pl.col("graduated").alias("_graduated")],
-            "workforce": [pl.col("employed_q2").alias("_employed_q2"), pl.col("employed_q4").alias("_employed_q4")],
-            "housing": [pl.col("destination_category").alias("_destination")],
-        }[domain]
-        programs = sorted(df.select(_program(domain).drop_nulls().unique()).to_series().to_list())
-        rows = df.lazy().select(
-            "person_idx", "partner", _program(domain).alias("program"),
-            pl.col("partner").cast(pl.Enum(partners)).to_physical().cast(pl.Int32).alias("_pc"),
-            _program(domain).cast(pl.Enum(programs)).to_physical().cast(pl.Int32).alias("_prc"),
-            start.alias("_start"), pl.min_horizontal(end.fill_null(as_of), pl.lit(as_of)).alias("_end"),
-            _open(domain, end, as_of).alias("_open"), *extra,
-        ).filter(pl.col("_start").is_not_null())
-        group = ["person_idx", "_pc", "_prc"]
-        last_cols = ["partner", "program", *{"school": [], "workforce": ["_employed_q2", "_employed_q4"],
-                                             "housing": ["_destination"]}[domain]]
-        any_cols = ["_open", "_graduated"] if domain == "school" else ["_open"]
-        spells = _spell_rows(rows.sort([*group, "_start", "_end"], nulls_last=True, maintain_order=True), group,
-                             GAP_DAYS[domain], last_cols, any_cols).rename({"_open": "ongoing"})
-        spells = spells.with_columns(pl.lit(domain).alias("domain"), pl.lit(d_code).alias("_dc"),
-                                     _outcome(domain).alias("outcome"))
-        spells = spells.with_columns(
-            (pl.col("outcome") == "permanent").alias("exited_to_permanent_housing") if domain == "housing"
-            else pl.lit(None, dtype=pl.Boolean).alias("exited_to_permanent_housing"))
-        parts.append(spells.collect())
+    """The spells table (keyed by person_idx), ordered by domain, then person, partner, program and start."""
     p = plan.derived_precision
     stem = "month" if p == "month" else "year"
-    out = pl.concat(parts, how="diagonal_relaxed").with_columns(
-        generalize_date(pl.col("_start"), p).alias(f"start_{stem}"),
-        pl.when(pl.col("ongoing")).then(None).otherwise(generalize_date(pl.col("_end"), p)).alias(f"end_{stem}"),
-    )  # each domain's part is already ordered by person, partner, program and start
     specs = [s for s in spells_columns(plan, partners) if s.name != "person_key"]
-    return conform(out, specs).with_columns(out.get_column("person_idx"))
+    parts = []
+    for domain, df in events.items():
+        spells = _domain_spells(domain, df, partners, as_of)
+        spells = spells.with_columns(
+            generalize_dates(spells.get_column("_start"), p).alias(f"start_{stem}"),
+            pl.when(pl.col("ongoing")).then(None).otherwise(generalize_dates(spells.get_column("_end"), p))
+            .alias(f"end_{stem}"),
+        )
+        # conformed part by part and stacked as chunks: no copy of the whole table
+        parts.append(conform(spells, specs).with_columns(spells.get_column("person_idx")))
+    if not parts:
+        return conform(pl.DataFrame(), specs).with_columns(pl.lit(None, dtype=pl.Int32).alias("person_idx"))
+    # each domain's part is already ordered by person, partner, program and start
+    return pl.concat(parts, how="vertical")
