@@ -3,7 +3,9 @@
 Target: ≤ 60 s wall time and ≤ 8 GB peak RSS for the export itself. The restricted-zone fixture (staged
 Parquet batches, ledger rows, crosswalk) is generated synthetically first and cached in the output
 directory; the export then runs in a child process pinned to 2 CPUs with POLARS_MAX_THREADS=2, so its peak
-RSS is measured alone (``getrusage(RUSAGE_CHILDREN)``).
+RSS is measured alone (``getrusage(RUSAGE_CHILDREN)``). It also prints the child's CPU time (user + system:
+on a shared machine the wall time says more about the neighbours) and the export's own time per phase
+(``ExportResult.timings``).
 
     python benchmarks/export_1m.py [--persons 1000000] [--out bench-out/export_1m] [--keep]
 """

@@ -95,3 +95,41 @@ def test_events_generalize_and_derive():
     wf = build_events("workforce", EVENTS["workforce"], PLAN, PARTNERS)
     assert wf["earnings_q2"].drop_nulls().to_list() == [4300]
     assert "entry_date" not in wf.columns
+
+
+def test_generalize_dates_matches_generalize_date():
+    from cilink.export.generalize import generalize_date, generalize_dates
+
+    days = pl.Series("d", [D(2020, 1, 31), None, D(1901, 12, 1), D(2024, 2, 29), D(2025, 6, 30)])
+    far = pl.Series("d", [0, 300_000], dtype=pl.Int32).cast(pl.Date)  # too wide a range for a look-up table
+    for dates in (days, far, days.clear()):
+        for precision in ("month", "year"):
+            expected = dates.to_frame().select(generalize_date(pl.col("d"), precision)).to_series()
+            assert generalize_dates(dates, precision).equals(expected)
+
+
+def test_builders_do_not_depend_on_person_grouping():
+    # load_sources hands rows over grouped by person; any other order must give the same tables
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    people = {d: pl.concat([df.with_columns(pl.lit(p, dtype=pl.Int32).alias("person_idx")) for p in range(4)])
+              for d, df in EVENTS.items()}
+    shuffled = {d: df.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(1000))) for d, df in people.items()}
+    assert build_spells(people, PLAN, PARTNERS, AS_OF).equals(build_spells(shuffled, PLAN, PARTNERS, AS_OF))
+    assert build_panel(people, PLAN, AS_OF).equals(build_panel(shuffled, PLAN, AS_OF))
+    for d in EVENTS:
+        assert build_events(d, people[d], PLAN, PARTNERS).equals(build_events(d, shuffled[d], PLAN, PARTNERS))
+
+
+def test_gate_distinct_values_are_exact():
+    from cilink.export.privacy_gate import _distinct, distinct_values, union_distinct
+
+    keys = pl.Series([f"{i:032x}" for i in range(0, 60_000, 7)])
+    runs = pl.concat([keys, keys.head(500), keys.tail(800)])  # three sorted runs, like spells
+    panel_like = pl.Series(["2020Q1", "2020Q2", "2021Q3"] * 1_000_000)
+    for values in (keys, runs, runs.reverse(), runs.sample(fraction=1.0, shuffle=True, seed=3), panel_like,
+                   pl.Series([3, 3, None, 1, 2, 2], dtype=pl.Int16)):
+        expected = set(values.drop_nulls().to_list())
+        for got in (_distinct(values), distinct_values(values), union_distinct([values, values.head(10)])):
+            assert sorted(got.to_list()) == sorted(expected)

@@ -110,7 +110,8 @@ class _Fold:
             if values.null_count():
                 p, row, top = _latest_rows(person, t, values.is_not_null().to_numpy())
             else:
-                every_row = every_row or _latest_rows(person, t, None)
+                if every_row is None:
+                    every_row = _latest_rows(person, t, None)
                 p, row, top = every_row
             best_t, best_d, best_row = self.best[c]
             win = top >= best_t[p]  # a later domain wins ties, as it follows in release order

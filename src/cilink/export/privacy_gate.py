@@ -148,10 +148,10 @@ def _lookup_keys() -> dict[GateRule, pl.Expr]:
     }
 
 
-def _restricted_set(rv: RestrictedValues, rule: GateRule) -> pl.Series:
-    return {GateRule.NAME_VALUE: rv.names, GateRule.SSN_VALUE: rv.ssn, GateRule.DOB_VALUE: rv.dob_text,
-            GateRule.STREET_VALUE: rv.street, GateRule.PHONE_VALUE: rv.phone, GateRule.EMAIL_VALUE: rv.email,
-            GateRule.SOURCE_ID_VALUE: rv.source_ids}[rule]
+#: The restricted set (a RestrictedValues field) each look-up rule searches.
+_RESTRICTED_SET = {GateRule.NAME_VALUE: "names", GateRule.SSN_VALUE: "ssn", GateRule.DOB_VALUE: "dob_text",
+                   GateRule.STREET_VALUE: "street", GateRule.PHONE_VALUE: "phone", GateRule.EMAIL_VALUE: "email",
+                   GateRule.SOURCE_ID_VALUE: "source_ids"}
 
 
 def lookup_failures(candidates: list[Candidates], rv: RestrictedValues, *, shapes: bool = True) -> list[GateFailure]:
@@ -171,15 +171,14 @@ def lookup_failures(candidates: list[Candidates], rv: RestrictedValues, *, shape
     found: list[tuple[str, str, str, int]] = []
     keys = _lookup_keys()
     for rule, kinds in _APPLIES.items():
-        restricted = _restricted_set(rv, rule)
         present = [k for k in kinds if k in distinct]
-        if not len(restricted) or not present:
+        if not len(getattr(rv, _RESTRICTED_SET[rule])) or not present:
             continue
         probe = pl.DataFrame({"v": pl.concat([distinct[k] for k in present])}).with_columns(keys[rule].alias("k"))
         if rule == GateRule.SOURCE_ID_VALUE:  # ids re-typed in upper or lower case are still the ids
             probe = pl.concat([probe, probe.with_columns(pl.col("k").str.to_lowercase()),
                                probe.with_columns(pl.col("k").str.to_uppercase())])
-        hit = _hits(probe, restricted.cast(pl.String))
+        hit = _hits(probe, *rv.indexed(_RESTRICTED_SET[rule]))
         if hit.is_empty():
             continue
         for c in (c for k in present for c in by_kind[k]):
@@ -195,21 +194,23 @@ def lookup_failures(candidates: list[Candidates], rv: RestrictedValues, *, shape
     return [GateFailure(t, c, GateRule(r), n) for t, c, r, n in sorted(found)]
 
 
-def _hits(probe: pl.DataFrame, restricted: pl.Series) -> pl.Series:
-    """The values ``v`` of ``probe`` whose key ``k`` is in ``restricted``.
+def _hits(probe: pl.DataFrame, restricted: pl.Series, lengths: pl.Series, hashes: pl.Series) -> pl.Series:
+    """The values ``v`` of ``probe`` whose key ``k`` is in ``restricted`` (with its values' lengths and hashes).
 
     The restricted set can hold tens of millions of ids: only those as long (in bytes) as some probe key
-    can equal one, a cheap test that leaves few. Membership is then tested on 64-bit hashes — cheap for
-    long text — and confirmed on the text for the few keys whose hash matched.
+    can equal one, a cheap test that leaves few. Their 64-bit hashes are streamed past a hash table of the
+    probe keys' hashes — cheap for long text — and equality is confirmed on the text of the few that match.
     """
     keys = probe.get_column("k")
-    restricted = restricted.filter(restricted.str.len_bytes().is_in(keys.str.len_bytes().unique().implode()))
-    if restricted.is_empty():
+    probe_hashes = keys.hash()
+    wanted = lengths.is_in(keys.str.len_bytes().unique().implode())
+    near = hashes.filter(wanted)
+    matched = near.filter(near.is_in(probe_hashes.implode()))
+    if matched.is_empty():
         return probe.get_column("v").clear()
-    maybe = probe.filter(keys.hash().is_in(restricted.hash().implode()))
-    if maybe.is_empty():
-        return maybe.get_column("v")
-    return maybe.filter(pl.col("k").is_in(restricted.implode())).get_column("v").unique()
+    candidates = restricted.filter(wanted).filter(near.is_in(matched.implode()))
+    return probe.filter(probe_hashes.is_in(matched.implode()) & pl.col("k").is_in(candidates.implode())
+                        ).get_column("v").unique()
 
 
 def _sorted_distinct(values: pl.Series, max_runs: int = 8) -> pl.Series | None:

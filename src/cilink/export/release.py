@@ -61,6 +61,8 @@ class ExportResult:
     rows: dict[str, int]
     anonymization: dict[str, Any]
     manifest_sha256: str
+    #: per phase (sources, build_*, gate_*, write, …): wall ``<phase>_s``, CPU ``<phase>_cpu_s`` (user + system,
+    #: all threads) and system ``<phase>_sys_s`` seconds — for the run log and benchmarks/export_1m.py
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,6 +167,7 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
             (tmp / MANIFEST).write_text(manifest_text, encoding="utf-8")
             clock.lap("manifest")
         clock.lap("publish")
+        log.event("timings", **clock.totals)
         rows, anon = manifest["row_counts"], manifest["anonymization"]
         log.event("written", **rows)
         with Ledger(ws.ledger_path) as ledger:

@@ -8,7 +8,7 @@ never written anywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import polars as pl
 
@@ -48,9 +48,22 @@ class RestrictedValues:
     phone: pl.Series
     email: pl.Series
     source_ids: pl.Series
+    _indexed: dict[str, tuple[pl.Series, pl.Series, pl.Series]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def sizes(self) -> dict[str, int]:
-        return {k: len(v) for k, v in self.__dict__.items()}
+        return {f.name: len(getattr(self, f.name)) for f in fields(self) if f.init}
+
+    def indexed(self, name: str) -> tuple[pl.Series, pl.Series, pl.Series]:
+        """One set as text, with each value's byte length and 64-bit hash; computed once, for every look-up.
+
+        The gate looks tens of millions of ids up several times per release (tables, dictionary, manifest):
+        lengths and hashes let each look-up narrow them down without touching the text.
+        """
+        if name not in self._indexed:
+            text = getattr(self, name).cast(pl.String).rechunk()
+            self._indexed[name] = (text, text.str.len_bytes(), text.hash())
+        return self._indexed[name]
 
 
 def collect_restricted_values(ws: Workspace, crosswalk: pl.DataFrame | None = None) -> RestrictedValues:
