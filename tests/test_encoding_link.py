@@ -231,6 +231,15 @@ def test_one_encoded_partner_links_within_002_f1_of_all_plaintext(tmp_path: Path
                          ^ pl.col("record_id_r").str.starts_with("workforce-board:"))
     assert cross.height > 20 and (cross["w_dob"] == 0).all() and (cross["w_first_name"] == 0).all()
     assert (cross["w_first_name_enc"] + cross["w_last_name_enc"] + cross["w_dob_enc"] > 0).all()
+    # the release takes an encoded-only person's birth year from the clear year the partner sent
+    from cilink.export.persons import _birth_year
+    from cilink.export.sources import load_sources
+
+    workforce = load_sources(mixed, lambda ids: ids).events["workforce"]
+    years = workforce.select(_birth_year(workforce), "birth_year")
+    assert workforce["dob"].null_count() == workforce.height  # no date of birth from an encoded partner
+    assert years["birth_year"].null_count() < workforce.height // 20  # (a few exports lack one)
+    assert years["_birth_year"].equals(years["birth_year"].cast(pl.Int32), check_names=False)
     with Ledger(mixed.ledger_path) as ledger:
         assert all(SECRET not in json.dumps(a) for a in ledger.audit_entries())
     assert not [p for p in mixed_dir.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]

@@ -18,7 +18,7 @@ import polars as pl
 from cilink.export.columns import DOMAINS, conform, persons_columns
 from cilink.export.generalize import ReleasePlan, generalize_dates, top_code_cutoff
 from cilink.export.kanonymity import Anonymization, anonymize
-from cilink.export.sources import intervals_of, race_text
+from cilink.export.sources import CLEAR_BIRTH_YEAR, intervals_of, race_text
 
 #: Raw quasi-identifiers, each the person's most recent non-null value.
 _QI = ("_birth_year", "sex", "_race", "_zip5")
@@ -36,6 +36,14 @@ def _race(df: pl.DataFrame) -> pl.Expr:
     return (race_text(r) if isinstance(df.schema["race_ethnicity"], pl.List) else r).alias("_race")
 
 
+def _birth_year(df: pl.DataFrame) -> pl.Expr:
+    """Year of ``dob``, or the clear birth year an encoded partner staged instead (``CLEAR_BIRTH_YEAR``)."""
+    year = pl.col("dob").dt.year().cast(pl.Int32)
+    if CLEAR_BIRTH_YEAR in df.columns:
+        year = pl.coalesce(year, pl.col(CLEAR_BIRTH_YEAR).cast(pl.Int32))
+    return year.alias("_birth_year")
+
+
 def _domain_rows(domain: str, df: pl.DataFrame, partners: tuple[str, ...], as_of: dt.date) -> pl.DataFrame:
     """One row per staged event, grouped by person (stable): dates as day numbers, partner code, raw QIs."""
     start, end = intervals_of(domain, df)
@@ -45,7 +53,7 @@ def _domain_rows(domain: str, df: pl.DataFrame, partners: tuple[str, ...], as_of
         start.cast(pl.Int32).alias("_start"), end.cast(pl.Int32).alias("_end"),
         pl.coalesce(end, start).cast(pl.Int32).alias("_t"),
         pl.col("partner").cast(pl.Enum(partners)).to_physical().cast(pl.Int64).alias("_pc"),
-        pl.col("dob").dt.year().cast(pl.Int32).alias("_birth_year"), "sex", _race(df),
+        _birth_year(df), "sex", _race(df),
         pl.col("zip5").alias("_zip5"),
     )
     person = rows.get_column("person_idx").to_numpy()

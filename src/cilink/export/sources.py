@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from cilink.encoding.scheme import BIRTH_YEAR as CLEAR_BIRTH_YEAR
 from cilink.errors import WorkspaceError
 from cilink.ledger import Batch, Ledger
 from cilink.schemas import domain_fields
@@ -169,8 +170,11 @@ def load_sources(ws: Workspace, keyer: Callable[[pl.Series], pl.Series]) -> Sour
         for partner in partners:
             ranks = (crosswalk.select("partner", "source_person_id", pl.Series("_rank", rank))
                      .filter(pl.col("partner") == partner).drop("partner"))
-            parts.append(staged_records(ws, partner).select(
-                *wanted, pl.col("race_ethnicity").hash().replace_strict(races.get_column("_h"), race_index)
+            staged = staged_records(ws, partner)
+            # an encoded partner (docs/encodings.md) sends no date of birth, only the birth year in clear
+            clear_year = [CLEAR_BIRTH_YEAR] if CLEAR_BIRTH_YEAR in staged.collect_schema().names() else []
+            parts.append(staged.select(
+                *wanted, *clear_year, pl.col("race_ethnicity").hash().replace_strict(races.get_column("_h"), race_index)
                 .alias("_race"))
                 .with_columns(pl.col("source_person_id").cast(pl.String), pl.lit(partner).alias("partner"))
                 .join(ranks.lazy(), on="source_person_id", how="left", maintain_order="left")
