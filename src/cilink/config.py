@@ -360,22 +360,28 @@ def config_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def secret_from(env_name: str, key_file: Path | None, key_file_setting: str) -> bytes | None:
+    """A secret from environment variable ``env_name``, else from ``key_file`` (the config key
+    ``key_file_setting`` names it in messages); None when neither holds one."""
+    value = os.environ.get(env_name)
+    if value:
+        return value.encode("utf-8")
+    if key_file is None:
+        return None
+    try:
+        data = key_file.expanduser().read_bytes().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read the key file named by {key_file_setting} ({key_file})",
+                          hint="check the path and its permissions") from e
+    return data or None
+
+
 def read_secret(project: ProjectSettings, env_name: str | None = None) -> bytes:
     """The linkage secret from the environment or a key file; never stored in the workspace."""
     name = env_name or project.secret_env
-    value = os.environ.get(name)
+    value = secret_from(name, project.secret_file if env_name is None else None, "project.secret_file")
     if value:
-        return value.encode("utf-8")
-    if env_name is None and project.secret_file is not None:
-        try:
-            data = project.secret_file.expanduser().read_bytes().strip()
-        except OSError as e:
-            raise ConfigError(
-                f"cannot read the secret file named by project.secret_file ({project.secret_file})",
-                hint="check the path and its permissions",
-            ) from e
-        if data:
-            return data
+        return value
     raise ConfigError(
         f"the linkage secret is missing: environment variable {name} is not set",
         hint=f"export {name}=<a long random string kept outside the workspace>, "

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from cilink.config import ProjectSettings
+from cilink.config import ProjectSettings, secret_from
 from cilink.encoding.scheme import BIRTH_YEAR, ENC_PREFIX, METADATA_KEY
 from cilink.errors import ConfigError
 
@@ -43,14 +42,7 @@ def hub_secret(project: ProjectSettings, *, required: bool) -> bytes | None:
     ``required``: a mixed project cannot link without it — raise a ConfigError (exit 2) naming what to set.
     """
     name = project.encoding_secret_env
-    value = os.environ.get(name, "").encode("utf-8")
-    if not value and project.encoding_secret_file is not None:
-        try:
-            value = project.encoding_secret_file.expanduser().read_bytes().strip()
-        except OSError as e:
-            raise ConfigError(
-                f"cannot read the encoding key file named by project.encoding_secret_file "
-                f"({project.encoding_secret_file})", hint="check the path and its permissions") from e
+    value = secret_from(name, project.encoding_secret_file, "project.encoding_secret_file")
     if value:
         if len(value) < 16:
             raise ConfigError(f"the encoding secret ({name}) is too short ({len(value)} characters)",
