@@ -133,7 +133,9 @@ def child(mode: str, ws_path: str) -> dict[str, Any]:
     return {"mode": result.mode, "seconds": round(seconds, 3), "records": result.records,
             "records_scored": result.records_scored, "records_reclustered": result.records_reclustered,
             "candidate_pairs": result.candidate_pairs, "links": result.links, "persons": result.persons,
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(),
+            "phases": {k.removesuffix("_s"): v for k, v in result.timings.items()
+                       if k.endswith("_s") and not k.endswith(("_cpu_s", "_sys_s"))}}
 
 
 def partition(ws_path: Path) -> set[frozenset[str]]:
@@ -189,6 +191,8 @@ def main() -> None:
         every = " ".join(f"{x['seconds']:.2f}" for x in runs[mode])
         print(f"{mode:<13}{r['seconds']:>9.2f}{every:>22}{r['records_scored']:>9}{r['records_reclustered']:>13}"
               f"{r['candidate_pairs']:>12}{r['peak_rss_mb']:>13}")
+    for mode, r in median.items():
+        print(f"{mode} phases (s): " + ", ".join(f"{k} {v:.3f}" for k, v in r["phases"].items()))
     print(f"speed-up (median full / median incremental): {full['seconds'] / inc['seconds']:.1f}x; "
           f"same persons: {same}")
 

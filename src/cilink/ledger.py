@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS id_history (
 );
 CREATE INDEX IF NOT EXISTS id_history_person ON id_history(person_id);
 CREATE INDEX IF NOT EXISTS id_history_other ON id_history(other_person_id);
+CREATE INDEX IF NOT EXISTS id_history_run ON id_history(run_id);
 CREATE TABLE IF NOT EXISTS releases (
     release_id  TEXT PRIMARY KEY,
     created_at  TEXT NOT NULL,

@@ -10,7 +10,6 @@ staging directory; it is recorded in the audit log with the rules that failed, n
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from cilink.export.spells import build_spells
 from cilink.ledger import Ledger
 from cilink.locking import writer_lock
 from cilink.logs import RunLog
+from cilink.timing import PhaseClock
 from cilink.workspace import Workspace
 
 RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -87,21 +87,6 @@ def _check_release_id(release_id: str) -> str:
 def _cpu() -> float:
     """CPU seconds of this process so far (all threads), for the run log: robust to a busy machine."""
     return round(time.process_time(), 1)
-
-
-class _PhaseClock:
-    """Wall and CPU seconds per export phase (summed over repeats), for the result and the benchmark."""
-
-    def __init__(self) -> None:
-        self.totals: dict[str, float] = {}
-        self._wall, self._cpu, self._sys = time.perf_counter(), time.process_time(), os.times().system
-
-    def lap(self, phase: str) -> None:
-        """Charge the time since the previous lap to ``phase``."""
-        wall, cpu, sys_ = time.perf_counter(), time.process_time(), os.times().system
-        for key, used in (("s", wall - self._wall), ("cpu_s", cpu - self._cpu), ("sys_s", sys_ - self._sys)):
-            self.totals[f"{phase}_{key}"] = round(self.totals.get(f"{phase}_{key}", 0.0) + used, 3)
-        self._wall, self._cpu, self._sys = wall, cpu, sys_
 
 
 def _taken(ws: Workspace, release_id: str) -> bool:
@@ -159,7 +144,7 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
         log.event("start", profile=str(plan.profile), audience=aud)
         # Staged in the restricted zone: until every table and document has passed the gate, nothing
         # exists under releases/; a refusal or crash removes the staging directory (recovery sweeps it too).
-        clock = _PhaseClock()
+        clock = PhaseClock()
         with atomic.atomic_dir(target, tmp_parent=ws.restricted) as tmp:
             manifest, inputs = _stage(ws, plan, key, aud, rid, log, tamper, tmp, clock)
             # the manifest last: it carries the sha256 of every other file
@@ -182,7 +167,7 @@ class _Stager:
     """Gate one table (or part) at a time, write it into the staging directory, and remember its metadata."""
 
     def __init__(self, ws: Workspace, plan: ReleasePlan, partners: tuple[str, ...], rv: RestrictedValues,
-                 tmp: Path, log: RunLog, inputs: dict[str, Any], tamper: Tamper | None, clock: _PhaseClock) -> None:
+                 tmp: Path, log: RunLog, inputs: dict[str, Any], tamper: Tamper | None, clock: PhaseClock) -> None:
         self.ws, self.plan, self.rv, self.tmp, self.log, self.inputs, self.tamper, self.clock = (
             ws, plan, rv, tmp, log, inputs, tamper, clock)
         self.specs = specs_by_file(plan, partners)
@@ -222,7 +207,7 @@ class _Stager:
 
 
 def _stage(ws: Workspace, plan: ReleasePlan, key: bytes, audience: str, rid: str, log: RunLog,
-           tamper: Tamper | None, tmp: Path, clock: _PhaseClock) -> tuple[dict[str, Any], dict[str, Any]]:
+           tamper: Tamper | None, tmp: Path, clock: PhaseClock) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build, gate and write each table in turn into ``tmp``, then the documents; raise on any refusal."""
     cfg = ws.config
     sources = load_sources(ws, lambda ids: person_keys(ids, key))

@@ -15,6 +15,7 @@ ignored and recompiled; a replay that fails falls back to Splink. DuckDB only: S
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from cilink import atomic
+from cilink import atomic, parallel
 
 SCORING_SQL_FILE = "model_scoring_sql.json"
 #: Splink asks DuckDB for column names with these; they read metadata only and are not replayed
@@ -77,13 +78,40 @@ def recording(db_api: Any) -> Iterator[list[str]]:
         del db_api._execute_sql_against_backend
 
 
-def replay(statements: list[str], tables: dict[str, pl.DataFrame]) -> pl.DataFrame | None:
+def replay(statements: list[str], tables: dict[str, pl.DataFrame], split: str | None = None,
+           parts: int = 1) -> pl.DataFrame | None:
     """Run recorded statements on a fresh DuckDB connection holding ``tables`` (by the names the SQL uses);
     the last statement's result, as polars — or None if the SQL does not fit the tables (the caller then
-    lets Splink score)."""
+    lets Splink score).
+
+    ``split``/``parts``: score the rows of table ``split`` in that many slices, each on its own connection
+    and thread, and stack the results. DuckDB runs a few thousand pairs on one thread (they fit one row
+    group), so this is what puts a second core to work; it is exact when every output row comes from one
+    row of ``split`` (true of the new records in ``predict_between``).
+    """
+    if split is None or parts <= 1 or tables[split].height < 2 * _MIN_SLICE:
+        return _replay_one(statements, tables)
+    frame = tables[split]
+    parts = min(parts, frame.height // _MIN_SLICE)
+    step = -(-frame.height // parts)
+    slices = [{**tables, split: frame.slice(i, step)} for i in range(0, frame.height, step)]
+    results = parallel.run_all(*(functools.partial(_replay_one, statements, t, 1) for t in slices))
+    if any(r is None for r in results):
+        return None
+    return pl.concat(results, how="vertical_relaxed")  # type: ignore[arg-type]
+
+
+#: the fewest rows worth a connection of their own
+_MIN_SLICE = 200
+
+
+def _replay_one(statements: list[str], tables: dict[str, pl.DataFrame], threads: int | None = None
+                ) -> pl.DataFrame | None:
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
         for name, frame in tables.items():
             con.register(name, frame.to_arrow())
         for sql in statements[:-1]:

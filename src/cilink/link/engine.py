@@ -30,7 +30,7 @@ from splink import Linker, SettingsCreator
 from splink import __version__ as splink_version
 from splink import block_on as splink_block_on
 
-from cilink import atomic
+from cilink import atomic, parallel
 from cilink.config import EngineSettings
 from cilink.errors import CilinkError, ConfigError
 from cilink.link import compiled_scoring, spark_backend
@@ -638,7 +638,7 @@ def score_new(model: Model, records: pl.DataFrame, new_ids: pl.Series, spec: Lin
     if engine.backend == "duckdb" and compiled and compiled.get("key") == _scoring_key(model, spec, new.schema):
         tables = {"new_records": new, "neighbour_records": neighbours,
                   **{f"tf_lookup_{col}": tf_lookup(model, col, [neighbours]) for col in model.tf_tables}}
-        pred = compiled_scoring.replay(compiled["statements"], tables)
+        pred = compiled_scoring.replay(compiled["statements"], tables, split="new_records", parts=parallel.workers())
         if pred is not None:
             pred = pred.filter(pl.col(f"{UNIQUE_ID}_l") != pl.col(f"{UNIQUE_ID}_r"))
     if pred is None:

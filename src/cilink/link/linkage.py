@@ -11,6 +11,7 @@ crash came in between (``cilink.link.outputs``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from cilink import parallel
 from cilink.config import EngineSettings
 from cilink.errors import CilinkError, WorkspaceError
 from cilink.generations import new_link_generation
@@ -48,6 +50,7 @@ from cilink.link.records import KEY_COLUMNS, build_records, changed_record_ids, 
 from cilink.locking import writer_lock
 from cilink.logs import RunLog
 from cilink.staging import staged_records
+from cilink.timing import PhaseClock
 from cilink.workspace import Workspace
 
 
@@ -77,6 +80,7 @@ class LinkResult:
     clusters_by_partners: dict[str, int] = field(default_factory=dict)
     id_events: dict[str, int] = field(default_factory=dict)
     model: list[dict[str, Any]] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,8 +119,8 @@ def _issue_order(ledger: Ledger) -> Callable[[list[str]], dict[str, int]]:
 def _taken(ledger: Ledger, current: pl.Series) -> Callable[[list[str]], set[str]]:
     """Which of some candidate IDs were ever issued (in the ID history or the ``current`` crosswalk's IDs)."""
     def taken(ids: list[str]) -> set[str]:
-        asked = pl.Series(ids, dtype=pl.String)
-        out = set(asked.filter(asked.is_in(current.implode())).to_list())
+        # filter the long list by the short one: is_in builds its hash set from the right-hand side
+        out = set(current.filter(current.is_in(pl.Series(ids, dtype=pl.String).implode())).to_list())
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             out |= {r[0] for r in ledger.conn.execute(
@@ -157,9 +161,15 @@ def current_records(ws: Workspace, batches: list[Batch], columns: list[str],
         changed = set(now)
     else:
         changed = {p for p in set(now) | set(previous_batches) if now.get(p) != previous_batches.get(p)}
-    rebuilt = {p: build_records(staged_records(ws, p), order, encoding) for p in sorted(changed & set(now))}
-    kept = sorted(set(now) - set(rebuilt))
-    old = read_records(ws.link_dir, kept, columns) if kept else None
+    to_build = sorted(changed & set(now))
+    kept = sorted(set(now) - set(to_build))
+    # reading the unchanged partners' records and building the changed ones' are independent
+    built = parallel.run_all(
+        lambda: read_records(ws.link_dir, kept, columns) if kept else None,
+        *(functools.partial(build_records, staged_records(ws, p), order, encoding) for p in to_build),
+    )
+    old = built[0]
+    rebuilt = dict(zip(to_build, built[1:], strict=True))
     parts = [rebuilt[p].select(columns) if p in rebuilt else old.filter(pl.col("partner") == p)  # type: ignore[union-attr]
              for p in sorted(now)]
     empty = empty_records().select(columns)
@@ -207,6 +217,7 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
     Example: ``link_workspace(Workspace.open("ws")).links``
     """
     started = time.monotonic()
+    clock = PhaseClock()
     engine_settings = ws.config.engine if backend is None else ws.config.engine.model_copy(
         update={"backend": backend})
     engine.check_backend(engine_settings)  # before the lock: a missing pyspark is a config error (exit 2)
@@ -225,34 +236,41 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
             spec = link_spec(cfg.link, encoding.descriptor)
         ledger.start_run(log.run_id, "link")
         log.event("start", batches=len(batches), full=full, retrain=retrain, backend=engine_settings.backend)
+        clock.lap("prepare")
         try:
             with new_link_generation(ws) as gen:
                 result, events = _run(gen, ledger, spec, secret, batches, full=full, retrain=retrain,
                                       run_id=log.run_id, log=log, engine_settings=engine_settings,
-                                      encoding=encoding)
+                                      encoding=encoding, clock=clock)
                 result.seconds = round(time.monotonic() - started, 3)
             commit_pending_events(ws, ledger)
+            clock.lap("publish")
         except CilinkError as e:
             ledger.finish_run(log.run_id, e.exit_code, {"error": type(e).__name__})
             ledger.audit("link", "link", f"exit {e.exit_code}", details={"run_id": log.run_id,
                                                                          "error": type(e).__name__})
             log.event("error", error=type(e).__name__)
             raise
-        summary = {k: v for k, v in result.to_dict().items() if k != "model"}
+        summary = {k: v for k, v in result.to_dict().items() if k not in ("model", "timings")}
         ledger.finish_run(log.run_id, 0, summary)
         ledger.audit("link", "link", "ok", inputs={"batches": sorted(b.batch_id for b in batches),
                                                    "full": full, "retrain": retrain}, details=summary)
         log.event("finish", mode=result.mode, trained=result.trained, records=result.records,
                   candidate_pairs=result.candidate_pairs, links=result.links, review_queue=result.review_queue,
                   persons=result.persons, id_events=len(events))
+        clock.lap("ledger")
+        result.timings = clock.totals
+        log.event("timings", **clock.totals)
     return result
 
 
 def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches: list[Batch], *, full: bool,
          retrain: bool, run_id: str, log: RunLog,
          engine_settings: EngineSettings | None = None,
-         encoding: EncodingPlan | None = None) -> tuple[LinkResult, list[IdEvent]]:
+         encoding: EncodingPlan | None = None, clock: PhaseClock | None = None) -> tuple[LinkResult, list[IdEvent]]:
+    clock = clock or PhaseClock()
     cfg = gen.config
+    clock.lap("generation")
     engine_settings = engine_settings or cfg.engine
     link_dir = gen.link_dir
     thresholds = Thresholds(cfg.link.link_threshold, cfg.link.review_band)
@@ -268,6 +286,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"), encoding)
     records, rebuilt = recs.all, set(recs.rebuilt)
     log.event("records", records=records.height, rebuilt_partners=len(rebuilt))
+    clock.lap("records")
     if reason is not None:
         model = engine.train(records, spec, seed=cfg.link.seed, max_pairs_u=cfg.link.max_pairs_u,
                              max_pairs_em=cfg.link.max_pairs_em,
@@ -280,6 +299,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     model_id = _model_id(link_dir)
     if engine_settings.backend == "duckdb" and engine.compile_scoring(model, spec, records):
         engine.save_scoring_sql(model, link_dir)  # later incremental runs replay it (engine.score_new)
+    clock.lap("model")
 
     # scored pairs: everything, or only new and changed records
     why_full = _full_reason(full, reason is not None, state, model_id, spec, thresholds, prev.complete)
@@ -304,6 +324,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         pairs = pl.concat([kept, new_pairs], how="vertical_relaxed")
     log.event("scored", mode="full" if why_full else "incremental", candidates=scored.candidates,
               pairs=pairs.height)
+    clock.lap("score")
 
     # decisions, clusters, person IDs
     review_rows = ledger.conn.execute(
@@ -332,26 +353,31 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         persons = resolve_changed(ids, pairs, new_pairs, changed, gone, reviewed_ids, prev.pairs, prev.people(),
                                   ctx)
     log.event("persons", reclustered=persons.reclustered, id_events=len(persons.events))
+    clock.lap("persons")
     decided = persons.decided
-    crosswalk = (records.select("partner", "source_person_id", "record_id")
-                 .join(persons.people.rename({"component": COMPONENT}), on="record_id", how="left",
-                       maintain_order="left"))
+    people = persons.people.rename({"component": COMPONENT})
+    crosswalk = people if "partner" in people.columns else (
+        records.select("partner", "source_person_id", "record_id")
+        .join(people, on="record_id", how="left", maintain_order="left"))
     queue = decided.filter(pl.col("decision") == REVIEW).sort(["match_weight", "record_id_l", "record_id_r"],
                                                               descending=[True, False, False], nulls_last=True)
 
     # outputs (one generation; the caller publishes it)
-    write_records(link_dir, recs.rebuilt, recs.partners)
-    write_frame(link_dir / PAIRS_FILE, decided)
-    write_frame(link_dir / CROSSWALK_FILE, crosswalk)
+    parallel.run_all(  # separate files: written side by side, each atomically
+        lambda: write_records(link_dir, recs.rebuilt, recs.partners),
+        lambda: write_frame(link_dir / PAIRS_FILE, decided),
+        lambda: write_frame(link_dir / CROSSWALK_FILE, crosswalk),
+        lambda: write_frame(link_dir / QUEUE_FILE, queue),
+        lambda: write_events(link_dir, persons.events),
+    )
     (link_dir / "clusters.parquet").unlink(missing_ok=True)  # written by earlier cilink versions
-    write_frame(link_dir / QUEUE_FILE, queue)
-    write_events(link_dir, persons.events)
     write_state(link_dir, {
         "run_id": run_id, "finished_at": now_utc(), "batches": _batch_ids(batches), "model_id": model_id,
         "spec": spec.fingerprint, "blocking": spec.blocking_fingerprint, "floor": thresholds.floor,
         "link_threshold": thresholds.link, "review_seq": review_seq, "id_events": len(persons.events),
     })
 
+    clock.lap("write")
     counts = decided.group_by("decision").len()
     n = dict(zip(counts["decision"].to_list(), counts["len"].to_list(), strict=True))
     guards = decided.filter(pl.col("guard").is_not_null()).group_by("guard").len().sort("guard")
@@ -369,6 +395,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         id_events=dict(sorted(Counter(e.event for e in persons.events).items())),
         model=[asdict(w) for w in engine.model_weights(model)] if reason is not None else None,
     )
+    clock.lap("summary")
     return result, persons.events
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from cilink import atomic
+from cilink import atomic, parallel
 from cilink.ledger import Ledger, now_utc
 from cilink.link.person_ids import IdEvent
 from cilink.workspace import Workspace
@@ -33,27 +33,41 @@ EVENTS_FILE = "id_events.parquet"
 STATE_FILE = "state.json"
 
 
-@dataclass
 class Previous:
-    """What the last run left in the generation (each part None when absent; records are read per partner
-    when needed, see ``read_records``)."""
+    """What the last run left in the generation. ``pairs`` and ``crosswalk`` (None when absent) are read on
+    a worker thread from the moment the object is made, so the run can build its records meanwhile; records
+    are read per partner when needed (``read_records``)."""
 
-    state: dict[str, Any]
-    has_records: bool
-    pairs: pl.DataFrame | None
-    crosswalk: pl.DataFrame | None
+    def __init__(self, link_dir: Path) -> None:
+        self.state = read_state(link_dir)
+        self.has_records = bool(record_partners(link_dir))
+        cw_path = link_dir / CROSSWALK_FILE
+        self._crosswalk_columns = list(pl.read_parquet_schema(cw_path)) if cw_path.is_file() else None
+        self._has_pairs = (link_dir / PAIRS_FILE).is_file()
+        self._pairs = parallel.background(_read, link_dir / PAIRS_FILE)
+        self._crosswalk = parallel.background(_read, cw_path)
+
+    @property
+    def pairs(self) -> pl.DataFrame | None:
+        """The last run's decided pairs."""
+        return self._pairs.result()
+
+    @property
+    def crosswalk(self) -> pl.DataFrame | None:
+        """The last run's crosswalk (with components)."""
+        return self._crosswalk.result()
 
     @property
     def complete(self) -> bool:
         """Everything an incremental run needs is there."""
-        cw = self.crosswalk
-        return (bool(self.state) and self.has_records and self.pairs is not None and cw is not None
-                and COMPONENT in cw.columns)
+        return (bool(self.state) and self.has_records and (self._crosswalk_columns is not None)
+                and COMPONENT in self._crosswalk_columns and self._has_pairs)
 
     def people(self) -> pl.DataFrame:
-        """record_id, person_id, component of the last run."""
+        """The last run's crosswalk: partner, source_person_id, record_id, person_id, component."""
         assert self.crosswalk is not None
-        return self.crosswalk.select("record_id", "person_id", pl.col(COMPONENT).alias("component"))
+        return self.crosswalk.select("partner", "source_person_id", "record_id", "person_id",
+                                     pl.col(COMPONENT).alias("component"))
 
 
 def _read(path: Path) -> pl.DataFrame | None:
@@ -99,12 +113,8 @@ def write_records(link_dir: Path, rebuilt: dict[str, pl.DataFrame], present: set
 
 
 def load_previous(link_dir: Path) -> Previous:
-    return Previous(
-        state=read_state(link_dir),
-        has_records=bool(record_partners(link_dir)),
-        pairs=_read(link_dir / PAIRS_FILE),
-        crosswalk=_read(link_dir / CROSSWALK_FILE),
-    )
+    """What the last run left in ``link_dir`` (its pairs and crosswalk load in the background)."""
+    return Previous(link_dir)
 
 
 def write_frame(path: Path, frame: pl.DataFrame) -> None:

@@ -18,11 +18,13 @@ import polars as pl
 from cilink.link.clusters import cluster_records
 from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW, Thresholds, decide
 from cilink.link.person_ids import IdEvent, assign_person_ids
+from cilink.link.records import with_record_keys
 
 
 @dataclass
 class Persons:
-    """The run's decided pairs, its ``people`` (record_id, person_id, component) and ID events."""
+    """The run's decided pairs, its ``people`` (record_id, person_id, component; in an incremental run also
+    partner and source_person_id, carried or taken from record_id) and ID events."""
 
     decided: pl.DataFrame
     people: pl.DataFrame
@@ -118,8 +120,10 @@ def resolve_changed(
                                    issue_order=ctx.issue_order, rng=ctx.rng, taken=ctx.taken)
     return Persons(
         decided=pl.concat([carried, fresh], how="diagonal_relaxed").sort("record_id_l", "record_id_r"),
+        # the crosswalk as it was, less the redone records, plus them as they are now (no join over everyone)
         people=pl.concat([previous_people.filter(~_in("record_id", redone)),
-                          _people(clusters, assignment.person_ids)]),
+                          with_record_keys(_people(clusters, assignment.person_ids))],
+                         how="diagonal_relaxed").select(previous_people.columns),
         events=assignment.events,
         reclustered=affected.len(),
     )

@@ -46,6 +46,14 @@ def record_id(partner: pl.Expr, source_person_id: pl.Expr) -> pl.Expr:
     return pl.concat_str([partner, pl.lit(":"), source_person_id])
 
 
+def with_record_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``partner`` and ``source_person_id`` taken back from its ``record_id`` (partner ids are
+    slugs, so the first ``:`` separates the two)."""
+    parts = pl.col("record_id").str.splitn(":", 2)
+    return frame.with_columns(parts.struct.field("field_0").alias("partner"),
+                              parts.struct.field("field_1").alias("source_person_id"))
+
+
 def empty_records() -> pl.DataFrame:
     """A frame with every column a linkable record can have (those of encoded projects last) and no rows."""
     schema: dict[str, pl.DataType] = {c: pl.String() for c in KEY_COLUMNS}
