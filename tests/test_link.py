@@ -321,6 +321,7 @@ def test_compiled_scoring_sql_scores_exactly_as_splink(
     """Incremental runs replay the scoring SQL Splink compiled for the model; it gives Splink's own pairs,
     and a cache that does not fit the model (another model's key) or fails to run falls back to Splink."""
     from cilink.link import compiled_scoring
+    from cilink.link.outputs import read_records
 
     ws = new_workspace(tmp_path / "ws", ["a", "b"])
     stage_batch(ws, "a", batches["a"])
@@ -329,8 +330,8 @@ def test_compiled_scoring_sql_scores_exactly_as_splink(
     link_workspace(ws)  # compiles the SQL beside the model
     model = engine.load_model(ws.link_dir)
     assert model is not None and model.scoring_sql and (ws.link_dir / compiled_scoring.SCORING_SQL_FILE).is_file()
-    records = pl.read_parquet(ws.link_dir / "records-a.parquet")
-    records = pl.concat([records, pl.read_parquet(ws.link_dir / "records-b.parquet")], how="vertical_relaxed")
+    records = read_records(ws.link_dir)
+    assert records is not None
     new_ids = records.filter(pl.col("partner") == "b")["record_id"].head(40)
     spec = link_spec(ws.config.link)
     kw = {"min_weight": 0.0, "engine": ws.config.engine}

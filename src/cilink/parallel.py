@@ -32,7 +32,7 @@ def background(fn: Callable[..., T], *args: Any) -> Future[T]:
     return _executor().submit(fn, *args)
 
 
-def run_all(*steps: Callable[[], T]) -> list[T]:
+def run_all(*steps: Callable[[], Any]) -> list[Any]:
     """Run the steps side by side and return their results in order; the first error is raised after all
     of them have finished (so none is left writing when the caller cleans up)."""
     if len(steps) <= 1:

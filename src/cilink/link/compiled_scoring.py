@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -105,15 +106,48 @@ def replay(statements: list[str], tables: dict[str, pl.DataFrame], split: str | 
 _MIN_SLICE = 200
 
 
+_idle: list[duckdb.DuckDBPyConnection] = []
+_idle_lock = threading.Lock()
+
+
+def warm_up(connections: int) -> None:
+    """Open ``connections`` DuckDB connections for a coming ``replay`` on worker threads, while the caller
+    reads its records: a process's first connection and first string-similarity call cost tens of
+    milliseconds. At most ``connections`` are kept waiting."""
+    def open_one() -> None:
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SELECT jaro_winkler_similarity('ann', 'anne'), damerau_levenshtein('ab', 'ba')").fetchall()
+        with _idle_lock:
+            if len(_idle) < connections:
+                _idle.append(con)
+                return
+        con.close()
+
+    with _idle_lock:
+        wanted = connections - len(_idle)
+    for _ in range(wanted):
+        parallel.background(open_one)
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    with _idle_lock:
+        if _idle:
+            return _idle.pop()
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def _replay_one(statements: list[str], tables: dict[str, pl.DataFrame], threads: int | None = None
                 ) -> pl.DataFrame | None:
-    con = duckdb.connect()
+    con = _connection()
     try:
-        con.execute("SET enable_progress_bar = false")
         if threads is not None:
             con.execute(f"SET threads = {int(threads)}")
         for name, frame in tables.items():
-            con.register(name, frame.to_arrow())
+            # newest Arrow layout: polars' own string views, handed to DuckDB without a copy
+            con.register(name, frame.to_arrow(compat_level=pl.CompatLevel.newest()))
         for sql in statements[:-1]:
             con.execute(sql)
         return pl.from_arrow(con.sql(statements[-1]).to_arrow_table())  # type: ignore[return-value]

@@ -566,15 +566,24 @@ def score_all(model: Model, records: pl.DataFrame, spec: LinkSpec, *, min_weight
 
 def _neighbours(records: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) -> pl.DataFrame:
     """The records sharing a blocking key with some new record (the new ones among them) — the only
-    records a new one can be paired with, so the backend need not see the others."""
-    lazy = records.lazy()
-    hits = [lazy.join(keys.lazy(), on=cols, how="semi").select(UNIQUE_ID)
-            for cols in (list(r.columns) for r in spec.blocking_rules)
-            if (keys := new.select(cols).drop_nulls().unique()).height]
-    if not hits:
+    records a new one can be paired with, so the backend need not see the others.
+
+    Keys are compared by hash (one 64-bit hash per rule, null when a key column is null, as SQL equality
+    never holds on null): a collision only adds a record the backend's exact blocking then leaves unpaired.
+    """
+    rules = [list(r.columns) for r in spec.blocking_rules]
+    if not rules:
         return new
-    ids = pl.concat(hits).unique().collect()
-    return records.join(ids, on=UNIQUE_ID, how="semi")
+
+    def keys(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(
+            pl.when(pl.all_horizontal(pl.col(c).is_not_null() for c in cols)).then(pl.struct(cols).hash())
+            .alias(f"_k{i}") for i, cols in enumerate(rules))
+
+    wanted = keys(new)
+    hit = pl.any_horizontal(pl.col(f"_k{i}").is_in(wanted[f"_k{i}"].drop_nulls().implode())
+                            for i in range(len(rules)))
+    return records.filter(keys(records).select(hit).to_series())
 
 
 def _between(model: Model, neighbours: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec,
@@ -593,6 +602,12 @@ def _between(model: Model, neighbours: pl.DataFrame, new: pl.DataFrame, spec: Li
             pred = _predictions(db, linker.inference.predict_between(left, new_sdf, warning_mode="never"), model,
                                 not_self)
     return pred.filter(not_self), list(statements)
+
+
+def prepare_scoring(model: Model, engine: EngineSettings) -> None:
+    """Get ready, in the background, for a ``score_new`` that will replay the model's compiled SQL."""
+    if engine.backend == "duckdb" and model.scoring_sql:
+        compiled_scoring.warm_up(parallel.workers())
 
 
 def _scoring_key(model: Model, spec: LinkSpec, schema: pl.Schema) -> str:

@@ -282,6 +282,8 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     purged = {b.batch_id for b in ledger.batches(status="purged")}
     reason = _train_reason(model, spec, retrain, purged)
     rebuild_all = full or reason is not None or not prev.complete
+    if not rebuild_all and model is not None:
+        engine.prepare_scoring(model, engine_settings)
     columns = list(dict.fromkeys([*KEY_COLUMNS, *spec.columns, "ssn"]))
     recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"), encoding)
     records, rebuilt = recs.all, set(recs.rebuilt)
@@ -363,12 +365,13 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
                                                               descending=[True, False, False], nulls_last=True)
 
     # outputs (one generation; the caller publishes it)
-    parallel.run_all(  # separate files: written side by side, each atomically
+    *_, (n_persons, by_partners) = parallel.run_all(  # separate files, each written atomically, side by side
         lambda: write_records(link_dir, recs.rebuilt, recs.partners),
         lambda: write_frame(link_dir / PAIRS_FILE, decided),
         lambda: write_frame(link_dir / CROSSWALK_FILE, crosswalk),
         lambda: write_frame(link_dir / QUEUE_FILE, queue),
         lambda: write_events(link_dir, persons.events),
+        lambda: _persons_by_partners(crosswalk),  # the summary's one pass over everyone, meanwhile
     )
     (link_dir / "clusters.parquet").unlink(missing_ok=True)  # written by earlier cilink versions
     write_state(link_dir, {
@@ -381,22 +384,27 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     counts = decided.group_by("decision").len()
     n = dict(zip(counts["decision"].to_list(), counts["len"].to_list(), strict=True))
     guards = decided.filter(pl.col("guard").is_not_null()).group_by("guard").len().sort("guard")
-    per_person = crosswalk.group_by("person_id").agg(pl.col("partner").n_unique().alias("k"))
-    by_partners = per_person.group_by("k").len().sort("k")
     result = LinkResult(
         run_id=run_id, mode="full" if why_full else "incremental", trained=reason is not None,
         train_reason=reason, records=records.height,
         records_scored=records.height if why_full else changed.len(), records_removed=gone.len(),
         candidate_pairs=scored.candidates, pairs_kept=decided.filter(pl.col("match_weight").is_not_null()).height,
         links=n.get(LINK, 0), review_queue=queue.height, must_link=n.get(MUST_LINK, 0),
-        cannot_link=n.get(CANNOT_LINK, 0), persons=per_person.height, link_threshold=thresholds.link,
+        cannot_link=n.get(CANNOT_LINK, 0), persons=n_persons, link_threshold=thresholds.link,
         review_floor=thresholds.floor, seconds=0.0, records_reclustered=persons.reclustered,
-        guards=dict(guards.iter_rows()), clusters_by_partners={str(k): v for k, v in by_partners.iter_rows()},
+        guards=dict(guards.iter_rows()), clusters_by_partners=by_partners,
         id_events=dict(sorted(Counter(e.event for e in persons.events).items())),
         model=[asdict(w) for w in engine.model_weights(model)] if reason is not None else None,
     )
     clock.lap("summary")
     return result, persons.events
+
+
+def _persons_by_partners(crosswalk: pl.DataFrame) -> tuple[int, dict[str, int]]:
+    """How many persons, and how many of them each number of partners knows."""
+    per_person = crosswalk.group_by("person_id").agg(pl.col("partner").n_unique().alias("k"))
+    by_partners = per_person.group_by("k").len().sort("k")
+    return per_person.height, {str(k): v for k, v in by_partners.iter_rows()}
 
 
 def model_table(ws: Workspace) -> list[engine.LevelWeight]:

@@ -1,12 +1,12 @@
 """The link stage's files in a link generation (docs/internals.md), the run state, and pending ID events.
 
-``records-<partner>.parquet`` (one file per partner, so an incremental run rewrites only the partners whose
-data changed), ``pairs.parquet``, ``crosswalk.parquet`` and ``review_queue.parquet`` are the contract with
-other stages. The crosswalk also carries ``_cilink_component`` (each record's connected component before the
-guards), which with ``state.json`` (what the run consumed) and ``id_events.parquet`` (this run's ID-history
-events) lets the next run work incrementally. ID events reach the ledger after the generation is
-published; if a crash comes in between, the next run finds them here and commits them
-(``commit_pending_events``).
+``records-<partner>.arrow`` (one file per partner, so an incremental run rewrites only the partners whose
+data changed; uncompressed Arrow IPC, memory-mapped by the next run), ``pairs.parquet``,
+``crosswalk.parquet`` and ``review_queue.parquet`` are the contract with other stages. The crosswalk also
+carries ``_cilink_component`` (each record's connected component before the guards), which with
+``state.json`` (what the run consumed) and ``id_events.parquet`` (this run's ID-history events) lets the
+next run work incrementally. ID events reach the ledger after the generation is published; if a crash comes
+in between, the next run finds them here and commits them (``commit_pending_events``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
 
 from cilink import atomic, parallel
 from cilink.ledger import Ledger, now_utc
@@ -25,6 +27,8 @@ from cilink.link.person_ids import IdEvent
 from cilink.workspace import Workspace
 
 RECORDS_PREFIX = "records-"
+#: Arrow IPC, uncompressed (memory-mapped by later runs; see ``read_records``)
+RECORDS_SUFFIX = ".arrow"
 PAIRS_FILE = "pairs.parquet"
 CROSSWALK_FILE = "crosswalk.parquet"
 QUEUE_FILE = "review_queue.parquet"
@@ -82,34 +86,44 @@ def read_state(link_dir: Path) -> dict[str, Any]:
 
 def records_path(link_dir: Path, partner: str) -> Path:
     """Where one partner's linkable records live in a generation."""
-    return link_dir / f"{RECORDS_PREFIX}{partner}.parquet"
+    return link_dir / f"{RECORDS_PREFIX}{partner}{RECORDS_SUFFIX}"
 
 
 def record_partners(link_dir: Path) -> list[str]:
     """Partners with a records file in a generation."""
-    return sorted(f.name.removeprefix(RECORDS_PREFIX).removesuffix(".parquet")
-                  for f in link_dir.glob(f"{RECORDS_PREFIX}*.parquet"))
+    return sorted(f.name.removeprefix(RECORDS_PREFIX).removesuffix(RECORDS_SUFFIX)
+                  for f in link_dir.glob(f"{RECORDS_PREFIX}*{RECORDS_SUFFIX}"))
 
 
 def read_records(link_dir: Path, partners: list[str] | None = None,
                  columns: list[str] | None = None) -> pl.DataFrame | None:
     """Linkable records of a generation — all partners or ``partners``, all columns or ``columns``
-    (None when there are none)."""
+    (None when there are none). The files are memory-mapped: nothing is copied until a column is used."""
     names = record_partners(link_dir) if partners is None else partners
     files = [p for p in (records_path(link_dir, n) for n in names) if p.is_file()]
     if not files:
         return None
-    return pl.concat([pl.read_parquet(f, columns=columns) for f in files], how="vertical_relaxed")
+    frames = []
+    for f in files:
+        # the arrays keep the mapping alive; files are replaced, never edited, so what is mapped stays valid
+        table = pa_ipc.open_file(pa.memory_map(str(f), "r")).read_all()
+        frames.append(pl.from_arrow(table if columns is None else table.select(columns)))
+    return pl.concat(frames, how="vertical_relaxed", rechunk=False)  # type: ignore[arg-type]
 
 
 def write_records(link_dir: Path, rebuilt: dict[str, pl.DataFrame], present: set[str]) -> None:
-    """Write the rebuilt partners' record files (the others stay as they are) and drop the files of
-    partners no longer ``present``."""
+    """Write the rebuilt partners' record files (the others stay as they are), drop the files of partners no
+    longer ``present`` and any records files of earlier cilink versions (Parquet)."""
     for partner, frame in sorted(rebuilt.items()):
-        write_frame(records_path(link_dir, partner), frame)
+        with atomic.atomic_path(records_path(link_dir, partner)) as tmp:
+            # uncompressed, with polars' own string views: a later run maps the file instead of decoding it
+            frame.write_ipc(tmp, compression="uncompressed", compat_level=pl.CompatLevel.newest())
+            os.chmod(tmp, 0o600)
     for partner in record_partners(link_dir):
         if partner not in present:
             records_path(link_dir, partner).unlink()
+    for legacy in link_dir.glob(f"{RECORDS_PREFIX}*.parquet"):
+        legacy.unlink()
 
 
 def load_previous(link_dir: Path) -> Previous:
