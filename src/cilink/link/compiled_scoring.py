@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -79,31 +80,43 @@ def recording(db_api: Any) -> Iterator[list[str]]:
         del db_api._execute_sql_against_backend
 
 
-def replay(statements: list[str], tables: dict[str, pl.DataFrame], split: str | None = None,
+def blocked_table(statements: list[str]) -> str | None:
+    """The table the recorded blocking statement creates (Splink's candidate pairs), if there is one."""
+    for sql in statements:
+        if m := _BLOCKED.match(sql):
+            return m.group(1)
+    return None
+
+
+def replay(statements: list[str], tables: dict[str, pl.DataFrame], blocked: pl.DataFrame | None = None,
            parts: int = 1) -> pl.DataFrame | None:
     """Run recorded statements on a fresh DuckDB connection holding ``tables`` (by the names the SQL uses);
     the last statement's result, as polars — or None if the SQL does not fit the tables (the caller then
     lets Splink score).
 
-    ``split``/``parts``: score the rows of table ``split`` in that many slices, each on its own connection
-    and thread, and stack the results. DuckDB runs a few thousand pairs on one thread (they fit one row
-    group), so this is what puts a second core to work; it is exact when every output row comes from one
-    row of ``split`` (true of the new records in ``predict_between``).
+    ``blocked``: the candidate pairs (``match_key``, ``join_key_l``, ``join_key_r``) when the caller has
+    blocked already, exactly as the recorded blocking statement would (``cilink.link.engine`` does, and a
+    test holds the two equal): that statement is skipped and the pairs stand in for its table, cut into
+    ``parts`` slices scored side by side, each on its own connection and thread. DuckDB scores a few
+    thousand pairs on one thread (they fit one row group), so slicing is what puts a second core to work.
     """
-    if split is None or parts <= 1 or tables[split].height < 2 * _MIN_SLICE:
+    name = blocked_table(statements)
+    if blocked is None or name is None:
         return _replay_one(statements, tables)
-    frame = tables[split]
-    parts = min(parts, frame.height // _MIN_SLICE)
-    step = -(-frame.height // parts)
-    slices = [{**tables, split: frame.slice(i, step)} for i in range(0, frame.height, step)]
-    results = parallel.run_all(*(functools.partial(_replay_one, statements, t, 1) for t in slices))
+    scoring = [sql for sql in statements if not _BLOCKED.match(sql) and sql.strip() != f"DROP TABLE IF EXISTS {name}"]
+    parts = max(1, min(parts, blocked.height // _MIN_SLICE))
+    step = max(1, -(-blocked.height // parts))
+    slices = [{**tables, name: blocked.slice(i, step)} for i in range(0, max(blocked.height, 1), step)]
+    threads = 1 if len(slices) > 1 else None
+    results = parallel.run_all(*(functools.partial(_replay_one, scoring, t, threads) for t in slices))
     if any(r is None for r in results):
         return None
     return pl.concat(results, how="vertical_relaxed")  # type: ignore[arg-type]
 
 
-#: the fewest rows worth a connection of their own
-_MIN_SLICE = 200
+_BLOCKED = re.compile(r"\s*CREATE TABLE (__splink__blocked_id_pairs_\w+) AS\b")
+#: the fewest candidate pairs worth a connection of their own
+_MIN_SLICE = 2000
 
 
 _idle: list[duckdb.DuckDBPyConnection] = []

@@ -586,6 +586,24 @@ def _neighbours(records: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) -> pl.
     return records.filter(keys(records).select(hit).to_series())
 
 
+def _blocked_pairs(neighbours: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) -> pl.DataFrame:
+    """The candidate pairs Splink's blocking SQL makes for ``predict_between(neighbours, new)``: every
+    (neighbour, new) pair agreeing on all the columns of some blocking rule (nulls never agree), once, with
+    the index of the first such rule as ``match_key``."""
+    hits = [
+        neighbours.lazy().select(pl.col(UNIQUE_ID).alias("join_key_l"), *cols).drop_nulls(cols)
+        .join(new.lazy().select(pl.col(UNIQUE_ID).alias("join_key_r"), *cols).drop_nulls(cols), on=cols)
+        .select("join_key_l", "join_key_r", pl.lit(i, dtype=pl.Int32).alias("rule"))
+        for i, cols in enumerate(list(r.columns) for r in spec.blocking_rules)
+    ]
+    schema = {"match_key": pl.String, "join_key_l": pl.String, "join_key_r": pl.String}
+    if not hits:
+        return pl.DataFrame(schema=schema)
+    return (pl.concat(hits).group_by("join_key_l", "join_key_r").agg(pl.col("rule").min())
+            .select(pl.col("rule").cast(pl.String).alias("match_key"), "join_key_l", "join_key_r")
+            .sort("join_key_r", "join_key_l").collect())
+
+
 def _between(model: Model, neighbours: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec,
              engine: EngineSettings) -> tuple[pl.DataFrame, list[str]]:
     """Splink's ``predict_between`` of ``neighbours`` × ``new``, and (on DuckDB) the SQL it ran."""
@@ -653,7 +671,8 @@ def score_new(model: Model, records: pl.DataFrame, new_ids: pl.Series, spec: Lin
     if engine.backend == "duckdb" and compiled and compiled.get("key") == _scoring_key(model, spec, new.schema):
         tables = {"new_records": new, "neighbour_records": neighbours,
                   **{f"tf_lookup_{col}": tf_lookup(model, col, [neighbours]) for col in model.tf_tables}}
-        pred = compiled_scoring.replay(compiled["statements"], tables, split="new_records", parts=parallel.workers())
+        pred = compiled_scoring.replay(compiled["statements"], tables, blocked=_blocked_pairs(neighbours, new, spec),
+                                       parts=parallel.workers())
         if pred is not None:
             pred = pred.filter(pl.col(f"{UNIQUE_ID}_l") != pl.col(f"{UNIQUE_ID}_r"))
     if pred is None:

@@ -341,7 +341,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     ctx = Context(
         thresholds=thresholds, reviewed=reviewed, household=spec.household_comparisons(),
         households_present=bool(model.meta.get("households_present", True)),
-        ssn=records.filter(pl.col("ssn").is_not_null()).select("record_id", "ssn"),
+        ssn=records.select("record_id", "ssn"),
         issue_order=_issue_order(ledger), taken=_taken(ledger, prev_ids),
         rng=id_generator(secret, cfg.link.seed, history_seq),
     )

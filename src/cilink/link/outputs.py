@@ -33,6 +33,8 @@ PAIRS_FILE = "pairs.parquet"
 CROSSWALK_FILE = "crosswalk.parquet"
 QUEUE_FILE = "review_queue.parquet"
 COMPONENT = "_cilink_component"
+#: component labels are hashes (``cilink.link.persons``); earlier versions wrote record ids
+COMPONENT_DTYPE = pl.UInt64()
 EVENTS_FILE = "id_events.parquet"
 STATE_FILE = "state.json"
 
@@ -46,7 +48,7 @@ class Previous:
         self.state = read_state(link_dir)
         self.has_records = bool(record_partners(link_dir))
         cw_path = link_dir / CROSSWALK_FILE
-        self._crosswalk_columns = list(pl.read_parquet_schema(cw_path)) if cw_path.is_file() else None
+        self._crosswalk_schema = pl.read_parquet_schema(cw_path) if cw_path.is_file() else None
         self._has_pairs = (link_dir / PAIRS_FILE).is_file()
         self._pairs = parallel.background(_read, link_dir / PAIRS_FILE)
         self._crosswalk = parallel.background(_read, cw_path)
@@ -64,8 +66,9 @@ class Previous:
     @property
     def complete(self) -> bool:
         """Everything an incremental run needs is there."""
-        return (bool(self.state) and self.has_records and (self._crosswalk_columns is not None)
-                and COMPONENT in self._crosswalk_columns and self._has_pairs)
+        schema = self._crosswalk_schema
+        return (bool(self.state) and self.has_records and self._has_pairs and schema is not None
+                and schema.get(COMPONENT) == COMPONENT_DTYPE)
 
     def people(self) -> pl.DataFrame:
         """The last run's crosswalk: partner, source_person_id, record_id, person_id, component."""

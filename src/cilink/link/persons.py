@@ -33,8 +33,11 @@ class Persons:
 
 
 def _people(clusters: pl.DataFrame, person_ids: pl.DataFrame) -> pl.DataFrame:
-    return person_ids.join(clusters.select("record_id", "component"), on="record_id", how="left",
-                           maintain_order="left")
+    # a component is labelled by a 64-bit hash of its root record's id: cheaper to store and filter than
+    # the id, and two components sharing a label (about 1 in 10^9 at a million) only costs the next
+    # incremental run a component re-clustered exactly as it was
+    component = clusters.select("record_id", pl.col("component").hash().alias("component"))
+    return person_ids.join(component, on="record_id", how="left", maintain_order="left")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Context:
     reviewed: pl.DataFrame
     household: list[str]
     households_present: bool
-    ssn: pl.DataFrame  # record_id, ssn (valid SSNs only)
+    ssn: pl.DataFrame  # record_id, ssn (null where there is no valid SSN)
     issue_order: Callable[[list[str]], dict[str, int]]
     taken: Callable[[list[str]], set[str]]
     rng: random.Random
@@ -57,8 +60,8 @@ def _in(col: str, ids: pl.Series) -> pl.Expr:
 
 def _cluster(record_ids: list[str], decided: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cluster ``record_ids`` over ``decided`` pairs; returns (clusters, decided with refusals applied)."""
-    ssn = dict(ctx.ssn.filter(pl.col("record_id").is_in(pl.Series(record_ids, dtype=pl.String).implode()))
-               .select("record_id", "ssn").iter_rows())
+    wanted = pl.col("record_id").is_in(pl.Series(record_ids, dtype=pl.String).implode())
+    ssn = dict(ctx.ssn.filter(wanted & pl.col("ssn").is_not_null()).select("record_id", "ssn").iter_rows())
     clustering = cluster_records(
         record_ids,
         decided.filter(pl.col("decision") == LINK),
@@ -105,7 +108,9 @@ def resolve_changed(
     seeds = pl.concat([changed, gone, reviewed_ids, linked["record_id_l"], linked["record_id_r"]]).unique()
     components = previous_people.filter(_in("record_id", seeds))["component"].unique()
     # the old members of touched components (gone records among them) and the new records
-    old_members = previous_people.filter(_in("component", components))["record_id"]
+    in_touched = _in("component", components)
+    old_people = previous_people.filter(in_touched)
+    old_members = old_people["record_id"]
     affected = pl.concat([old_members, changed]).unique()
     affected = affected.filter(~affected.is_in(gone.implode())).sort()
 
@@ -116,12 +121,13 @@ def resolve_changed(
     redone = pl.concat([old_members, affected]).unique()
     # a pair of the last run with neither record redone is unchanged (gone records are all redone)
     carried = previous_decided.filter(~_in("record_id_l", redone) & ~_in("record_id_r", redone))
-    assignment = assign_person_ids(clusters, previous_people.filter(_in("record_id", old_members)),
-                                   issue_order=ctx.issue_order, rng=ctx.rng, taken=ctx.taken)
+    assignment = assign_person_ids(clusters, old_people, issue_order=ctx.issue_order, rng=ctx.rng,
+                                   taken=ctx.taken)
     return Persons(
         decided=pl.concat([carried, fresh], how="diagonal_relaxed").sort("record_id_l", "record_id_r"),
-        # the crosswalk as it was, less the redone records, plus them as they are now (no join over everyone)
-        people=pl.concat([previous_people.filter(~_in("record_id", redone)),
+        # the crosswalk as it was, less the redone records (of the last run's, the touched components'
+        # members: changed records are seeds), plus them as they are now (no join over everyone)
+        people=pl.concat([previous_people.filter(~in_touched),
                           with_record_keys(_people(clusters, assignment.person_ids))],
                          how="diagonal_relaxed").select(previous_people.columns),
         events=assignment.events,
