@@ -103,7 +103,8 @@ def replay(statements: list[str], tables: dict[str, pl.DataFrame], blocked: pl.D
     name = blocked_table(statements)
     if blocked is None or name is None:
         return _replay_one(statements, tables)
-    scoring = [sql for sql in statements if not _BLOCKED.match(sql) and sql.strip() != f"DROP TABLE IF EXISTS {name}"]
+    scoring = [sql for sql in statements if not _BLOCKED.match(sql) and not _METADATA.match(sql)
+               and sql.strip() != f"DROP TABLE IF EXISTS {name}"]  # Splink's metadata look-ups go unused
     parts = max(1, min(parts, blocked.height // _MIN_SLICE))
     step = max(1, -(-blocked.height // parts))
     slices = [{**tables, name: blocked.slice(i, step)} for i in range(0, max(blocked.height, 1), step)]
@@ -115,6 +116,7 @@ def replay(statements: list[str], tables: dict[str, pl.DataFrame], blocked: pl.D
 
 
 _BLOCKED = re.compile(r"\s*CREATE TABLE (__splink__blocked_id_pairs_\w+) AS\b")
+_METADATA = re.compile(r"\s*PRAGMA table_info\(", re.IGNORECASE)
 #: the fewest candidate pairs worth a connection of their own
 _MIN_SLICE = 2000
 
