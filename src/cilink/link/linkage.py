@@ -396,7 +396,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         id_events=dict(sorted(Counter(e.event for e in persons.events).items())),
         model=[asdict(w) for w in engine.model_weights(model)] if reason is not None else None,
     )
-    clock.lap("summary")
+    clock.lap("counts")
     return result, persons.events
 
 

@@ -1,0 +1,43 @@
+"""cilink.parallel: steps side by side, results in order, errors raised only after every step finished."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cilink import parallel
+
+
+def test_run_all_returns_results_in_order_and_runs_steps_at_once() -> None:
+    started = threading.Barrier(2, timeout=5)
+
+    def step(value: int) -> int:
+        started.wait()  # both steps must be running at the same time to pass the barrier
+        return value
+
+    assert parallel.run_all(lambda: step(1), lambda: step(2)) == [1, 2]
+    assert parallel.run_all() == [] and parallel.run_all(lambda: 7) == [7]
+
+
+def test_run_all_raises_the_first_error_after_every_step_finished() -> None:
+    finished: list[str] = []
+
+    def slow() -> None:
+        time.sleep(0.2)
+        finished.append("slow")
+
+    def broken() -> None:
+        raise ValueError("step failed")
+
+    with pytest.raises(ValueError, match="step failed"):
+        parallel.run_all(broken, slow)
+    assert finished == ["slow"], "no step is left running when the error reaches the caller"
+
+
+def test_background_hands_back_the_result_or_the_error() -> None:
+    assert parallel.background(lambda x: x * 2, 21).result() == 42
+    with pytest.raises(ZeroDivisionError):
+        parallel.background(lambda: 1 / 0).result()
+    assert 1 <= parallel.workers() <= 4
