@@ -69,6 +69,7 @@ def run_cilink(a: Any, b: Any) -> set[tuple[str, str]]:
 
     from cilink.ledger import Batch, Ledger, now_utc
     from cilink.link.linkage import link_workspace
+    from cilink.link.outputs import read_crosswalk
     from cilink.schemas import SCHEMA_VERSION, polars_schema
     from cilink.staging import staged_batch_path
     from cilink.workspace import init_workspace
@@ -115,7 +116,7 @@ def run_cilink(a: Any, b: Any) -> set[tuple[str, str]]:
                                    now_utc()), supersede_earlier=True)
     try:
         link_workspace(ws)
-        cw = pl.read_parquet(ws.link_dir / "crosswalk.parquet")
+        cw = read_crosswalk(ws.link_dir)
     finally:
         shutil.rmtree(root.parent, ignore_errors=True)
     left = cw.filter(pl.col("partner") == "febrl-a").select("person_id", pl.col("source_person_id").alias("a"))

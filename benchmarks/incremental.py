@@ -139,11 +139,12 @@ def child(mode: str, ws_path: str) -> dict[str, Any]:
 
 
 def partition(ws_path: Path) -> set[frozenset[str]]:
-    import polars as pl
 
+    from cilink.link.outputs import read_crosswalk
     from cilink.workspace import Workspace
 
-    cw = pl.read_parquet(Workspace.open(ws_path).link_dir / "crosswalk.parquet")
+    cw = read_crosswalk(Workspace.open(ws_path).link_dir)
+    assert cw is not None
     return {frozenset(g) for g in cw.group_by("person_id").agg("record_id")["record_id"].to_list()}
 
 

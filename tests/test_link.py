@@ -24,6 +24,7 @@ from cilink.link.decisions import GUARD_ADDRESS, GUARD_FIRST_NAME, Thresholds, d
 from cilink.link.evaluate import evaluate
 from cilink.link.linkage import link_workspace
 from cilink.link.names import aliases
+from cilink.link.outputs import read_crosswalk
 from cilink.link.person_ids import IdEvent, assign_person_ids
 from cilink.link.records import build_records
 from cilink.link.review import read_decisions
@@ -226,7 +227,9 @@ def seed_model(ws: Workspace, model_dir: Path) -> None:
 
 
 def crosswalk(ws: Workspace) -> dict[str, str]:
-    return dict(pl.read_parquet(ws.link_dir / "crosswalk.parquet").select("record_id", "person_id").iter_rows())
+    linked = read_crosswalk(ws.link_dir, ["record_id", "person_id"])
+    assert linked is not None
+    return dict(linked.iter_rows())
 
 
 def partition(ws: Workspace) -> set[frozenset[str]]:
@@ -294,16 +297,31 @@ def test_person_ids_survive_a_new_partner_with_a_merge_and_a_split(
     assert second.id_events["merge"] >= 1 and second.id_events["split"] >= 1
 
 
+@pytest.mark.parametrize("compact", [False, True], ids=["changes-file", "compacting"])
 def test_incremental_batches_give_the_same_clusters_as_full(
-    tmp_path: Path, batches: dict[str, pl.DataFrame], trained_model: Path
+    tmp_path: Path, batches: dict[str, pl.DataFrame], trained_model: Path, compact: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Incremental runs write only the crosswalk rows they change (beside the crosswalk, folded into it once
+    they outgrow a share of it — at once here when ``compact``), and count persons from the last run's
+    counts; a full run on the same data gives the same crosswalk, pairs and counts."""
+    from cilink.link import outputs
+
+    if compact:
+        monkeypatch.setattr(outputs, "COMPACT_MIN_ROWS", 0)
+        monkeypatch.setattr(outputs, "COMPACT_SHARE", 0.0)
     ws = new_workspace(tmp_path / "ws", ["a", "b", "c"])
     seed_model(ws, trained_model)
     results = []
-    for name in ("a", "b", "c", "a2"):
-        stage_batch(ws, name[0], batches[name])
+    steps = [(n, batches[n], "append") for n in ("a", "b", "c", "a2")]
+    steps.append(("b", batches["b"].head(batches["b"].height // 2), "snapshot"))
+    for name, frame, mode in steps:
+        stage_batch(ws, name[0], frame, mode=mode)
         results.append(link_workspace(ws))
-    assert [r.mode for r in results] == ["full", "incremental", "incremental", "incremental"]
+        changes = ws.link_dir / outputs.CROSSWALK_CHANGES_FILE
+        assert changes.is_file() == (results[-1].mode == "incremental" and not compact)
+    assert [r.mode for r in results] == ["full"] + ["incremental"] * 4
+    assert results[-1].records_removed > 0, "b's snapshot of half its people: the other half are gone"
     timings = results[-1].timings  # wall and CPU seconds per phase, for the run log and the benchmarks
     for phase in ("records", "score", "persons", "write", "publish"):
         assert timings[f"{phase}_s"] >= 0 and timings[f"{phase}_cpu_s"] >= 0
@@ -313,8 +331,12 @@ def test_incremental_batches_give_the_same_clusters_as_full(
     pairs_inc = pl.read_parquet(ws.link_dir / "pairs.parquet")
     full = link_workspace(ws, full=True)
     assert full.mode == "full" and full.id_events == {}
+    assert not (ws.link_dir / outputs.CROSSWALK_CHANGES_FILE).exists()
     assert partition(ws) == incremental
     assert crosswalk(ws) == ids
+    assert (full.persons, full.clusters_by_partners) == (results[-1].persons, results[-1].clusters_by_partners)
+    linked = read_crosswalk(ws.link_dir)
+    assert linked is not None and linked.height == full.records == linked["record_id"].n_unique()
     pairs_full = pl.read_parquet(ws.link_dir / "pairs.parquet")
     assert pairs_full.select("record_id_l", "record_id_r", "decision").equals(
         pairs_inc.select("record_id_l", "record_id_r", "decision"))

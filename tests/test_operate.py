@@ -13,6 +13,7 @@ import pytest
 
 from cilink.demo import generate_demo
 from cilink.ledger import Ledger
+from cilink.link.outputs import read_crosswalk
 from cilink.workspace import Workspace, ensure_layout
 from tests.conftest import run_cli
 
@@ -71,7 +72,8 @@ def staged_invariants(ws_root: Path, *, linked: bool = False, after_crash: bool 
 
 
 def crosswalk_partition(ws_root: Path) -> set[frozenset[str]]:
-    cw = pl.read_parquet(Workspace.open(ws_root).link_dir / "crosswalk.parquet")
+    cw = read_crosswalk(Workspace.open(ws_root).link_dir)
+    assert cw is not None
     groups = cw.group_by("person_id").agg(pl.format("{}:{}", "partner", "source_person_id").alias("r"))
     return {frozenset(r) for r in groups["r"].to_list()}
 
@@ -128,7 +130,8 @@ def test_purge_partner_removes_its_data_everywhere(demo_source: Path, tmp_path: 
     assert [b.status for b in purged] == ["purged"]
     assert not (w.root / purged[0].staged_path).exists()
     assert not (w.staged_dir("coc-hmis")).exists() or not any(w.staged_dir("coc-hmis").iterdir())
-    cw = pl.read_parquet(w.link_dir / "crosswalk.parquet")
+    cw = read_crosswalk(w.link_dir)
+    assert cw is not None
     assert "coc-hmis" not in cw["partner"].to_list() and cw.height > 0
     assert not list((ws / "inbox" / "coc-hmis").rglob("*.zip")), "the kept raw export is purged too"
     gens = [p for p in w.link_root.iterdir() if p.name.startswith("gen-")]

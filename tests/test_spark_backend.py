@@ -19,6 +19,7 @@ from cilink.ledger import Ledger
 from cilink.link import engine
 from cilink.link.comparisons import link_spec
 from cilink.link.linkage import current_records, link_workspace
+from cilink.link.outputs import read_crosswalk
 from cilink.link.records import KEY_COLUMNS
 from cilink.operate.demo import run_demo
 from cilink.operate.inbox import run_inbox
@@ -36,7 +37,9 @@ def _use_local_spark(root: Path) -> None:
 
 def _outputs(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     link_dir = Workspace.open(root).link_dir
-    crosswalk = pl.read_parquet(link_dir / "crosswalk.parquet").sort("record_id")
+    crosswalk = read_crosswalk(link_dir)
+    assert crosswalk is not None
+    crosswalk = crosswalk.sort("record_id")
     pairs = pl.read_parquet(link_dir / "pairs.parquet").sort("record_id_l", "record_id_r")
     return crosswalk, pairs
 

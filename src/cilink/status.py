@@ -62,8 +62,11 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
     if queue.exists() or crosswalk.exists():
         import polars as pl
 
+        from cilink.link.outputs import read_crosswalk
+
         if queue.exists():
             result.review_queue = pl.scan_parquet(queue).select(pl.len()).collect().item()
-        if crosswalk.exists():
-            result.persons = pl.scan_parquet(crosswalk).select(pl.col("person_id").n_unique()).collect().item()
+        people = read_crosswalk(ws.link_dir, ["person_id"])
+        if people is not None:
+            result.persons = people["person_id"].n_unique()
     return result

@@ -19,6 +19,7 @@ import polars as pl
 from cilink.encoding.scheme import BIRTH_YEAR as CLEAR_BIRTH_YEAR
 from cilink.errors import WorkspaceError
 from cilink.ledger import Batch, Ledger
+from cilink.link.outputs import crosswalk_files, read_crosswalk
 from cilink.schemas import domain_fields
 from cilink.staging import staged_records
 from cilink.workspace import Workspace
@@ -60,6 +61,15 @@ class SourceData:
     @property
     def n_persons(self) -> int:
         return len(self.person_keys)
+
+
+def _crosswalk_sha256(link_dir: Path) -> str:
+    """The crosswalk's provenance hash: its file's, or with incremental changes beside it, the hash of both
+    files' hashes."""
+    files = crosswalk_files(link_dir)
+    if len(files) == 1:
+        return file_sha256(files[0])
+    return hashlib.sha256("".join(file_sha256(f) for f in files).encode()).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -148,12 +158,11 @@ def load_sources(ws: Workspace, keyer: Callable[[pl.Series], pl.Series]) -> Sour
     engine as it reads, into contiguous columns — the builders' own sorts only move rows within a person,
     with exactly the result of sorting staged order.
     """
-    crosswalk_path = ws.link_dir / "crosswalk.parquet"
-    if not crosswalk_path.is_file():
+    linked = read_crosswalk(ws.link_dir, ["partner", "source_person_id", "record_id", "person_id"])
+    if linked is None:
         raise WorkspaceError("there is no crosswalk yet: nothing has been linked",
                              hint="run `cilink link` (or `cilink run`) before `cilink export`")
-    crosswalk = (pl.read_parquet(crosswalk_path, columns=["partner", "source_person_id", "record_id", "person_id"])
-                 .with_columns(pl.col("source_person_id").cast(pl.String), pl.col("person_id").cast(pl.String))
+    crosswalk = (linked.with_columns(pl.col("source_person_id").cast(pl.String), pl.col("person_id").cast(pl.String))
                  .rechunk())
     sorted_keys, rank = _person_ranks(crosswalk, keyer)
     cfg = ws.config
@@ -210,7 +219,7 @@ def load_sources(ws: Workspace, keyer: Callable[[pl.Series], pl.Series]) -> Sour
         events=events,
         person_keys=_compact(sorted_keys.gather(np.flatnonzero(used))).alias("person_key"),
         batches=[(b, by_partner[b.partner]) for b in batches if b.partner in by_partner],
-        crosswalk_sha256=file_sha256(crosswalk_path),
+        crosswalk_sha256=_crosswalk_sha256(ws.link_dir),
         model_path=model if model.is_file() else None,
         pairs_path=pairs if pairs.is_file() else None,
         crosswalk=crosswalk,

@@ -17,6 +17,7 @@ from cilink import atomic
 from cilink.errors import WorkspaceError
 from cilink.generations import current_generation
 from cilink.ledger import Ledger
+from cilink.link.outputs import read_crosswalk as read_link_crosswalk
 from cilink.link.restricted_csv import check_target, write_restricted_csv
 from cilink.logs import RunLog
 from cilink.workspace import Workspace
@@ -39,9 +40,10 @@ class CrosswalkExport:
 def read_crosswalk(ws: Workspace) -> pl.DataFrame:
     """The current crosswalk (partner, source_person_id, record_id, person_id)."""
     gen = current_generation(ws)
-    if gen is None or not (gen / "crosswalk.parquet").is_file():
+    crosswalk = read_link_crosswalk(gen) if gen is not None else None
+    if crosswalk is None:
         raise WorkspaceError("the workspace has not been linked yet", hint="run `cilink link` first")
-    return pl.read_parquet(gen / "crosswalk.parquet")
+    return crosswalk
 
 
 def export_crosswalk(ws: Workspace, path: Path, partner: str | None = None) -> CrosswalkExport:

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from cilink.errors import InputRejected, WorkspaceError
+from cilink.link.outputs import read_crosswalk
 from cilink.workspace import Workspace
 
 TRUTH_COLUMNS = ("partner", "source_person_id", "true_id")
@@ -97,7 +98,7 @@ def read_truth(path: Path) -> pl.DataFrame:
 
 def evaluate_workspace(ws: Workspace, truth_path: Path) -> Evaluation:
     """Evaluate the workspace's current crosswalk against a labelled file."""
-    crosswalk = ws.link_dir / "crosswalk.parquet"
-    if not crosswalk.is_file():
+    crosswalk = read_crosswalk(ws.link_dir)
+    if crosswalk is None:
         raise WorkspaceError("the workspace has not been linked yet", hint="run `cilink link` first")
-    return evaluate(pl.read_parquet(crosswalk), read_truth(truth_path))
+    return evaluate(crosswalk, read_truth(truth_path))

@@ -27,25 +27,28 @@ from cilink.config import EngineSettings
 from cilink.errors import CilinkError, WorkspaceError
 from cilink.generations import new_link_generation
 from cilink.ledger import Batch, Ledger, now_utc
-from cilink.link import engine
+from cilink.link import engine, outputs
 from cilink.link.comparisons import LinkSpec, link_spec
 from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW, Thresholds, latest_decisions
 from cilink.link.encodings import EncodingPlan, encoding_plan
 from cilink.link.outputs import (
     COMPONENT,
-    CROSSWALK_FILE,
     PAIRS_FILE,
     QUEUE_FILE,
+    Previous,
     commit_pending_events,
+    crosswalk_changes,
     load_previous,
     read_records,
+    write_crosswalk,
+    write_crosswalk_changes,
     write_events,
     write_frame,
     write_records,
     write_state,
 )
 from cilink.link.person_ids import IdEvent, id_generator
-from cilink.link.persons import Context, resolve_all, resolve_changed
+from cilink.link.persons import Context, Persons, resolve_all, resolve_changed
 from cilink.link.records import KEY_COLUMNS, build_records, changed_record_ids, empty_records
 from cilink.locking import writer_lock
 from cilink.logs import RunLog
@@ -358,26 +361,25 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     clock.lap("persons")
     decided = persons.decided
     people = persons.people.rename({"component": COMPONENT})
-    crosswalk = people if "partner" in people.columns else (
-        records.select("partner", "source_person_id", "record_id")
-        .join(people, on="record_id", how="left", maintain_order="left"))
     queue = decided.filter(pl.col("decision") == REVIEW).sort(["match_weight", "record_id_l", "record_id_r"],
                                                               descending=[True, False, False], nulls_last=True)
+    write_crosswalk_part, count_persons = _crosswalk_outputs(link_dir, records, people, persons, gone, prev, state)
 
     # outputs (one generation; the caller publishes it)
     *_, (n_persons, by_partners) = parallel.run_all(  # separate files, each written atomically, side by side
         lambda: write_records(link_dir, recs.rebuilt, recs.partners),
         lambda: write_frame(link_dir / PAIRS_FILE, decided),
-        lambda: write_frame(link_dir / CROSSWALK_FILE, crosswalk),
+        write_crosswalk_part,
         lambda: write_frame(link_dir / QUEUE_FILE, queue),
         lambda: write_events(link_dir, persons.events),
-        lambda: _persons_by_partners(crosswalk),  # the summary's one pass over everyone, meanwhile
+        count_persons,
     )
     (link_dir / "clusters.parquet").unlink(missing_ok=True)  # written by earlier cilink versions
     write_state(link_dir, {
         "run_id": run_id, "finished_at": now_utc(), "batches": _batch_ids(batches), "model_id": model_id,
         "spec": spec.fingerprint, "blocking": spec.blocking_fingerprint, "floor": thresholds.floor,
         "link_threshold": thresholds.link, "review_seq": review_seq, "id_events": len(persons.events),
+        "persons": n_persons, "clusters_by_partners": by_partners,
     })
 
     clock.lap("write")
@@ -405,6 +407,50 @@ def _persons_by_partners(crosswalk: pl.DataFrame) -> tuple[int, dict[str, int]]:
     per_person = crosswalk.group_by("person_id").agg(pl.col("partner").n_unique().alias("k"))
     by_partners = per_person.group_by("k").len().sort("k")
     return per_person.height, {str(k): v for k, v in by_partners.iter_rows()}
+
+
+Step = Callable[[], Any]
+
+
+def _crosswalk_outputs(link_dir: Path, records: pl.DataFrame, people: pl.DataFrame, persons: Persons,
+                       gone: pl.Series, prev: Previous, state: dict[str, Any]) -> tuple[Step, Step]:
+    """How this run writes its crosswalk and counts its persons (two steps, to run beside the other writes).
+
+    A full run writes everyone. An incremental run writes only the rows it changed into the changes file
+    (``cilink.link.outputs.read_crosswalk`` puts them in place) until they outgrow ``COMPACT_SHARE`` of the
+    crosswalk, and then the whole crosswalk again; it counts persons from the last run's counts, less the
+    replaced components' persons, plus the re-clustered ones' (a person never spans components).
+    """
+    if persons.replaced is None:
+        crosswalk = (records.select("partner", "source_person_id", "record_id")
+                     .join(people, on="record_id", how="left", maintain_order="left"))
+        return (lambda: write_crosswalk(link_dir, crosswalk)), (lambda: _persons_by_partners(crosswalk))
+    replaced = persons.replaced.rename({"component": COMPONENT})
+    previous = prev.crosswalk
+    assert previous is not None
+
+    def whole() -> pl.DataFrame:
+        kept = previous.join(replaced.select("record_id"), on="record_id", how="anti", maintain_order="left")
+        return pl.concat([kept, people.select(kept.columns)])
+
+    changes = crosswalk_changes(link_dir, people, gone)
+    if changes.height > max(outputs.COMPACT_MIN_ROWS, outputs.COMPACT_SHARE * previous.height):
+        write: Step = lambda: write_crosswalk(link_dir, whole())  # noqa: E731
+    else:
+        write = lambda: write_crosswalk_changes(link_dir, changes)  # noqa: E731
+    if "persons" not in state or "clusters_by_partners" not in state:  # written by an earlier cilink
+        return write, lambda: _persons_by_partners(whole())
+
+    def count() -> tuple[int, dict[str, int]]:
+        n_old, by_old = _persons_by_partners(replaced)
+        n_new, by_new = _persons_by_partners(people)
+        by = Counter({k: int(v) for k, v in state["clusters_by_partners"].items()})
+        by.subtract(by_old)
+        by.update(by_new)
+        return int(state["persons"]) - n_old + n_new, {k: v for k, v in sorted(by.items(), key=lambda kv: int(kv[0]))
+                                                     if v > 0}
+
+    return write, count
 
 
 def model_table(ws: Workspace) -> list[engine.LevelWeight]:

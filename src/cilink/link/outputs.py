@@ -31,6 +31,14 @@ RECORDS_PREFIX = "records-"
 RECORDS_SUFFIX = ".arrow"
 PAIRS_FILE = "pairs.parquet"
 CROSSWALK_FILE = "crosswalk.parquet"
+#: the crosswalk rows incremental runs changed since CROSSWALK_FILE was written (see ``read_crosswalk``)
+CROSSWALK_CHANGES_FILE = "crosswalk-changes.parquet"
+#: in the changes: the record is gone (its other columns are not used)
+REMOVED = "_cilink_removed"
+#: the changes are folded into CROSSWALK_FILE once they hold more rows than this share of the crosswalk
+#: and more than COMPACT_MIN_ROWS
+COMPACT_SHARE = 0.1
+COMPACT_MIN_ROWS = 10_000
 QUEUE_FILE = "review_queue.parquet"
 COMPONENT = "_cilink_component"
 #: component labels are hashes (``cilink.link.persons``); earlier versions wrote record ids
@@ -51,7 +59,7 @@ class Previous:
         self._crosswalk_schema = pl.read_parquet_schema(cw_path) if cw_path.is_file() else None
         self._has_pairs = (link_dir / PAIRS_FILE).is_file()
         self._pairs = parallel.background(_read, link_dir / PAIRS_FILE)
-        self._crosswalk = parallel.background(_read, cw_path)
+        self._crosswalk = parallel.background(read_crosswalk, link_dir)
 
     @property
     def pairs(self) -> pl.DataFrame | None:
@@ -60,7 +68,7 @@ class Previous:
 
     @property
     def crosswalk(self) -> pl.DataFrame | None:
-        """The last run's crosswalk (with components)."""
+        """The last run's crosswalk (with components; changes put in place)."""
         return self._crosswalk.result()
 
     @property
@@ -75,6 +83,53 @@ class Previous:
         assert self.crosswalk is not None
         return self.crosswalk.select("partner", "source_person_id", "record_id", "person_id",
                                      pl.col(COMPONENT).alias("component"))
+
+
+def read_crosswalk(link_dir: Path, columns: list[str] | None = None) -> pl.DataFrame | None:
+    """The crosswalk of a generation (None before the first link): ``crosswalk.parquet`` with the rows in
+    ``crosswalk-changes.parquet`` put in place — every record of the active batches exactly once."""
+    base_path = link_dir / CROSSWALK_FILE
+    if not base_path.is_file():
+        return None
+    wanted = None if columns is None else list(dict.fromkeys(["record_id", *columns]))
+    base = pl.read_parquet(base_path, columns=wanted)
+    changes_path = link_dir / CROSSWALK_CHANGES_FILE
+    if changes_path.is_file():
+        changes = pl.read_parquet(changes_path)
+        base = pl.concat([base.join(changes.select("record_id"), on="record_id", how="anti", maintain_order="left"),
+                          changes.filter(~pl.col(REMOVED)).select(base.columns)])
+    return base if columns is None else base.select(columns)
+
+
+def crosswalk_files(link_dir: Path) -> list[Path]:
+    """The files the crosswalk of a generation is read from (for provenance hashes)."""
+    return [p for p in (link_dir / CROSSWALK_FILE, link_dir / CROSSWALK_CHANGES_FILE) if p.is_file()]
+
+
+def write_crosswalk(link_dir: Path, crosswalk: pl.DataFrame) -> None:
+    """Write a whole crosswalk (no changes file)."""
+    write_frame(link_dir / CROSSWALK_FILE, crosswalk)
+    (link_dir / CROSSWALK_CHANGES_FILE).unlink(missing_ok=True)
+
+
+def crosswalk_changes(link_dir: Path, people: pl.DataFrame, gone: pl.Series) -> pl.DataFrame:
+    """The generation's crosswalk changes with ``people`` (crosswalk rows, re-clustered now) and the
+    ``gone`` records put in: earlier changes to other records stay."""
+    path = link_dir / CROSSWALK_CHANGES_FILE
+    now = pl.concat([
+        people.with_columns(pl.lit(False).alias(REMOVED)),
+        pl.DataFrame({"record_id": gone}).with_columns(pl.lit(True).alias(REMOVED)),
+    ], how="diagonal_relaxed")
+    if path.is_file():
+        earlier = pl.read_parquet(path)
+        now = pl.concat([earlier.join(now.select("record_id"), on="record_id", how="anti", maintain_order="left"),
+                         now.select(earlier.columns)])
+    return now.select(*people.columns, REMOVED)
+
+
+def write_crosswalk_changes(link_dir: Path, changes: pl.DataFrame) -> None:
+    """Write the crosswalk changes (``crosswalk_changes``) beside the unchanged crosswalk."""
+    write_frame(link_dir / CROSSWALK_CHANGES_FILE, changes)
 
 
 def _read(path: Path) -> pl.DataFrame | None:

@@ -23,13 +23,18 @@ from cilink.link.records import with_record_keys
 
 @dataclass
 class Persons:
-    """The run's decided pairs, its ``people`` (record_id, person_id, component; in an incremental run also
-    partner and source_person_id, carried or taken from record_id) and ID events."""
+    """The run's decided pairs, its people and ID events.
+
+    A full run's ``people`` are everyone (record_id, person_id, component). An incremental run's are only
+    the records it re-clustered (with partner and source_person_id, taken from record_id), and ``replaced``
+    are those components' rows of the last run's crosswalk: everyone else is as they were.
+    """
 
     decided: pl.DataFrame
     people: pl.DataFrame
     events: list[IdEvent]
     reclustered: int
+    replaced: pl.DataFrame | None = None
 
 
 def _people(clusters: pl.DataFrame, person_ids: pl.DataFrame) -> pl.DataFrame:
@@ -125,11 +130,9 @@ def resolve_changed(
                                    taken=ctx.taken)
     return Persons(
         decided=pl.concat([carried, fresh], how="diagonal_relaxed").sort("record_id_l", "record_id_r"),
-        # the crosswalk as it was, less the redone records (of the last run's, the touched components'
-        # members: changed records are seeds), plus them as they are now (no join over everyone)
-        people=pl.concat([previous_people.filter(~in_touched),
-                          with_record_keys(_people(clusters, assignment.person_ids))],
-                         how="diagonal_relaxed").select(previous_people.columns),
+        # of the last run's crosswalk only the touched components' rows change (changed records are seeds)
+        people=with_record_keys(_people(clusters, assignment.person_ids)).select(previous_people.columns),
         events=assignment.events,
         reclustered=affected.len(),
+        replaced=old_people,
     )

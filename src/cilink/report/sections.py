@@ -24,6 +24,7 @@ import polars as pl
 
 from cilink.config import CilinkConfig
 from cilink.ledger import Batch, Ledger
+from cilink.link.outputs import read_crosswalk
 from cilink.report.suppression import Cells, Key, Protection
 from cilink.staging import staged_records
 from cilink.workspace import Workspace
@@ -126,7 +127,8 @@ def load_context(ws: Workspace) -> Context:
     dates = [d for f in staged.values() for c in ("entry_date", "exit_date") if c in f.columns
              for d in [f.get_column(c).max()] if d is not None]
     return Context(
-        ws=ws, cfg=cfg, generation=gen, batches=batches, staged=staged, crosswalk=read("crosswalk.parquet"),
+        ws=ws, cfg=cfg, generation=gen, batches=batches, staged=staged,
+        crosswalk=read_crosswalk(gen) if gen is not None else None,
         pairs=read("pairs.parquet"), queue=read("review_queue.parquet"),
         reviewer_decisions=decisions,  # type: ignore[arg-type]
         link_threshold=cfg.link.link_threshold, review_floor=cfg.link.link_threshold - cfg.link.review_band,
