@@ -11,11 +11,11 @@ crash came in between (``cilink.link.outputs``).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from cilink.link.outputs import (
     crosswalk_changes,
     load_previous,
     read_records,
+    read_state,
     write_crosswalk,
     write_crosswalk_changes,
     write_events,
@@ -153,26 +154,48 @@ class Records:
     partners: set[str]
 
 
-def current_records(ws: Workspace, batches: list[Batch], columns: list[str],
-                    previous_batches: dict[str, list[str]] | None, encoding: EncodingPlan | None = None) -> Records:
-    """Linkable records of the active batches. Partners whose active batches are unchanged since
-    ``previous_batches`` are read back from the current generation (only ``columns``); the others, or all
-    when ``previous_batches`` is None, are rebuilt from their staged rows."""
-    order = {b.batch_id: i for i, b in enumerate(batches)}
+def changed_partners(batches: list[Batch], previous_batches: dict[str, list[str]] | None) -> set[str]:
+    """Partners with active batches whose batches differ from ``previous_batches`` (all when None)."""
     now = _batch_ids(batches)
     if previous_batches is None:
-        changed = set(now)
-    else:
-        changed = {p for p in set(now) | set(previous_batches) if now.get(p) != previous_batches.get(p)}
-    to_build = sorted(changed & set(now))
+        return set(now)
+    return {p for p in now if now[p] != previous_batches.get(p)}
+
+
+class RecordBuilds:
+    """Partners' linkable records built from their staged rows on worker threads — each at most once, and
+    from as soon as the run knows it will need them."""
+
+    def __init__(self, ws: Workspace, batches: list[Batch], encoding: EncodingPlan | None) -> None:
+        self._ws, self._encoding = ws, encoding
+        self._order = {b.batch_id: i for i, b in enumerate(batches)}
+        self._builds: dict[str, Future[pl.DataFrame]] = {}
+
+    def start(self, partners: Iterable[str]) -> None:
+        """Begin building these partners' records (those not begun already)."""
+        for p in sorted(set(partners) - set(self._builds)):
+            self._builds[p] = parallel.background(build_records, staged_records(self._ws, p), self._order,
+                                                  self._encoding)
+
+    def result(self, partner: str) -> pl.DataFrame:
+        """One partner's records (built now if not begun)."""
+        self.start([partner])
+        return self._builds[partner].result()
+
+
+def current_records(ws: Workspace, batches: list[Batch], columns: list[str],
+                    previous_batches: dict[str, list[str]] | None, encoding: EncodingPlan | None = None,
+                    builds: RecordBuilds | None = None) -> Records:
+    """Linkable records of the active batches. Partners whose active batches are unchanged since
+    ``previous_batches`` are read back from the current generation (only ``columns``); the others, or all
+    when ``previous_batches`` is None, are rebuilt from their staged rows (by ``builds``, if given)."""
+    now = _batch_ids(batches)
+    builds = builds or RecordBuilds(ws, batches, encoding)
+    to_build = sorted(changed_partners(batches, previous_batches))
+    builds.start(to_build)  # on worker threads, while the unchanged partners' records are mapped
     kept = sorted(set(now) - set(to_build))
-    # reading the unchanged partners' records and building the changed ones' are independent
-    built = parallel.run_all(
-        lambda: read_records(ws.link_dir, kept, columns) if kept else None,
-        *(functools.partial(build_records, staged_records(ws, p), order, encoding) for p in to_build),
-    )
-    old = built[0]
-    rebuilt = dict(zip(to_build, built[1:], strict=True))
+    old = read_records(ws.link_dir, kept, columns) if kept else None
+    rebuilt = {p: builds.result(p) for p in to_build}
     parts = [rebuilt[p].select(columns) if p in rebuilt else old.filter(pl.col("partner") == p)  # type: ignore[union-attr]
              for p in sorted(now)]
     empty = empty_records().select(columns)
@@ -277,6 +300,9 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     engine_settings = engine_settings or cfg.engine
     link_dir = gen.link_dir
     thresholds = Thresholds(cfg.link.link_threshold, cfg.link.review_band)
+    # the changed partners' records are needed whatever kind of run this turns out to be: begin them first
+    builds = RecordBuilds(gen, batches, encoding)
+    builds.start(changed_partners(batches, read_state(link_dir).get("batches")))
     prev = load_previous(link_dir)
     state = prev.state
 
@@ -288,7 +314,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     if not rebuild_all and model is not None:
         engine.prepare_scoring(model, engine_settings)
     columns = list(dict.fromkeys([*KEY_COLUMNS, *spec.columns, "ssn"]))
-    recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"), encoding)
+    recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"), encoding, builds)
     records, rebuilt = recs.all, set(recs.rebuilt)
     log.event("records", records=records.height, rebuilt_partners=len(rebuilt))
     clock.lap("records")
