@@ -679,7 +679,7 @@ def score_new(model: Model, records: pl.DataFrame, new_ids: pl.Series, spec: Lin
         pred, _ = _between(model, neighbours, new, spec, engine)
     if pred.height == 0:
         return Scored(pl.DataFrame(schema=pairs_schema(model)), 0)
-    pairs = _pairs(pred, model).unique(["record_id_l", "record_id_r"], keep="first").sort("record_id_l", "record_id_r")
+    pairs = _pairs(pred, model).unique(["record_id_l", "record_id_r"], keep="first", maintain_order=True)  # sorted
     return Scored(pairs.filter(pl.col("match_weight") >= min_weight), pairs.height)
 
 

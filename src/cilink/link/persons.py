@@ -129,7 +129,9 @@ def resolve_changed(
     assignment = assign_person_ids(clusters, old_people, issue_order=ctx.issue_order, rng=ctx.rng,
                                    taken=ctx.taken)
     return Persons(
-        decided=pl.concat([carried, fresh], how="diagonal_relaxed").sort("record_id_l", "record_id_r"),
+        # the carried pairs stay in their (sorted) order and the redecided ones follow, sorted: sorting all of
+        # them again would cost more than the rest of this function
+        decided=pl.concat([carried, fresh.sort("record_id_l", "record_id_r")], how="diagonal_relaxed"),
         # of the last run's crosswalk only the touched components' rows change (changed records are seeds)
         people=with_record_keys(_people(clusters, assignment.person_ids)).select(previous_people.columns),
         events=assignment.events,
