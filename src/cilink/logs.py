@@ -22,8 +22,11 @@ class RunLog:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started: float = field(default_factory=time.monotonic)
 
-    def event(self, event: str, **counts: Any) -> None:
-        """Write one log line. Pass only counts, durations, hashes and ids — no personal data."""
+    def event(self, event: str, *, progress: bool = False, **counts: Any) -> None:
+        """Write one log line. Pass only counts, durations, hashes and ids — no personal data.
+
+        Lines are flushed to disk as written, except ``progress`` lines (a stage's steps): the run's next
+        flushed line takes them along, and what a run did is in the ledger anyway."""
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         line = {
             "at": now_utc(),
@@ -37,4 +40,5 @@ class RunLog:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, sort_keys=True, default=str) + "\n")
             fh.flush()
-            os.fsync(fh.fileno())
+            if not progress:
+                os.fsync(fh.fileno())

@@ -261,7 +261,8 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
         if encoding is not None:
             spec = link_spec(cfg.link, encoding.descriptor)
         ledger.start_run(log.run_id, "link")
-        log.event("start", batches=len(batches), full=full, retrain=retrain, backend=engine_settings.backend)
+        log.event("start", batches=len(batches), full=full, retrain=retrain, backend=engine_settings.backend,
+                  progress=True)
         clock.lap("prepare")
         try:
             with new_link_generation(ws) as gen:
@@ -286,7 +287,7 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
                   persons=result.persons, id_events=len(events))
         clock.lap("ledger")
         result.timings = clock.totals
-        log.event("timings", **clock.totals)
+        log.event("timings", progress=True, **clock.totals)
     return result
 
 
@@ -316,7 +317,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     columns = list(dict.fromkeys([*KEY_COLUMNS, *spec.columns, "ssn"]))
     recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"), encoding, builds)
     records, rebuilt = recs.all, set(recs.rebuilt)
-    log.event("records", records=records.height, rebuilt_partners=len(rebuilt))
+    log.event("records", records=records.height, rebuilt_partners=len(rebuilt), progress=True)
     clock.lap("records")
     if reason is not None:
         model = engine.train(records, spec, seed=cfg.link.seed, max_pairs_u=cfg.link.max_pairs_u,
@@ -325,7 +326,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         model.meta["training_batches"] = sorted(b.batch_id for b in batches)
         model.meta["trained_at"] = now_utc()
         engine.save_model(model, link_dir)
-        log.event("trained", reason=reason, records=records.height)
+        log.event("trained", reason=reason, records=records.height, progress=True)
     assert model is not None
     model_id = _model_id(link_dir)
     if engine_settings.backend == "duckdb" and engine.compile_scoring(model, spec, records):
@@ -354,7 +355,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         new_pairs = scored.pairs
         pairs = pl.concat([kept, new_pairs], how="vertical_relaxed")
     log.event("scored", mode="full" if why_full else "incremental", candidates=scored.candidates,
-              pairs=pairs.height)
+              pairs=pairs.height, progress=True)
     clock.lap("score")
 
     # decisions, clusters, person IDs
@@ -383,7 +384,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         reviewed_ids = pl.Series("record_id", [r[i] for r in new_reviews for i in (1, 2)], dtype=pl.String)
         persons = resolve_changed(ids, pairs, new_pairs, changed, gone, reviewed_ids, prev.pairs, prev.people(),
                                   ctx)
-    log.event("persons", reclustered=persons.reclustered, id_events=len(persons.events))
+    log.event("persons", reclustered=persons.reclustered, id_events=len(persons.events), progress=True)
     clock.lap("persons")
     decided = persons.decided
     people = persons.people.rename({"component": COMPONENT})
