@@ -14,6 +14,7 @@ term-frequency adjustment (the level's average weight) until ``cilink link --ret
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -574,10 +575,15 @@ def _neighbours(records: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) -> pl.
     rules = [list(r.columns) for r in spec.blocking_rules]
     if not rules:
         return new
+    mix = pl.lit(0x100000001B3, dtype=pl.UInt64)  # each column is hashed once, then the rule's hashes mixed
 
     def keys(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.select(
-            pl.when(pl.all_horizontal(pl.col(c).is_not_null() for c in cols)).then(pl.struct(cols).hash())
+        used = sorted({c for cols in rules for c in cols})
+        hashes = frame.select(*(pl.col(c).hash().alias(c) for c in used),
+                              *(pl.col(c).is_null().alias(f"_null_{c}") for c in used))
+        return hashes.select(
+            pl.when(~pl.any_horizontal(pl.col(f"_null_{c}") for c in cols))
+            .then(functools.reduce(lambda key, c: key * mix + pl.col(c), cols[1:], pl.col(cols[0])))
             .alias(f"_k{i}") for i, cols in enumerate(rules))
 
     wanted = keys(new)

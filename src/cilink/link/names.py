@@ -69,7 +69,15 @@ def _map_unique(values: pl.Series, fn, dtype: pl.DataType) -> pl.Series:  # type
 
 def alias_series(first_names: pl.Series) -> pl.Series:
     """Alias sets (list[str]) for a column of standardized first names."""
-    return _map_unique(first_names, aliases, pl.List(pl.String()))
+    # built flat (name, alias) and grouped: polars makes list columns from nested Python lists slowly
+    names_, forms = [], []
+    for name in first_names.unique().drop_nulls().to_list():
+        for alias in aliases(name):
+            names_.append(name)
+            forms.append(alias)
+    lookup = (pl.DataFrame({"_k": names_, "_v": forms}, schema={"_k": first_names.dtype, "_v": pl.String})
+              .group_by("_k", maintain_order=True).agg("_v"))
+    return first_names.to_frame("_k").join(lookup, on="_k", how="left", maintain_order="left")["_v"]
 
 
 def phonetic_series(names: pl.Series) -> pl.Series:
