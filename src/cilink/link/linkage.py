@@ -260,6 +260,9 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
         encoding = encoding_plan(ws, batches, cfg.link.seed)  # None unless some partner sends encodings
         if encoding is not None:
             spec = link_spec(cfg.link, encoding.descriptor)
+        # the changed partners' records are needed whatever kind of run this turns out to be: begin them now
+        builds = RecordBuilds(ws, batches, encoding)
+        builds.start(changed_partners(batches, read_state(ws.link_dir).get("batches")))
         ledger.start_run(log.run_id, "link")
         log.event("start", batches=len(batches), full=full, retrain=retrain, backend=engine_settings.backend,
                   progress=True)
@@ -268,7 +271,7 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
             with new_link_generation(ws) as gen:
                 result, events = _run(gen, ledger, spec, secret, batches, full=full, retrain=retrain,
                                       run_id=log.run_id, log=log, engine_settings=engine_settings,
-                                      encoding=encoding, clock=clock)
+                                      encoding=encoding, clock=clock, builds=builds)
                 result.seconds = round(time.monotonic() - started, 3)
             commit_pending_events(ws, ledger)
             clock.lap("publish")
@@ -294,16 +297,15 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
 def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches: list[Batch], *, full: bool,
          retrain: bool, run_id: str, log: RunLog,
          engine_settings: EngineSettings | None = None,
-         encoding: EncodingPlan | None = None, clock: PhaseClock | None = None) -> tuple[LinkResult, list[IdEvent]]:
+         encoding: EncodingPlan | None = None, clock: PhaseClock | None = None,
+         builds: RecordBuilds | None = None) -> tuple[LinkResult, list[IdEvent]]:
     clock = clock or PhaseClock()
     cfg = gen.config
     clock.lap("generation")
     engine_settings = engine_settings or cfg.engine
     link_dir = gen.link_dir
     thresholds = Thresholds(cfg.link.link_threshold, cfg.link.review_band)
-    # the changed partners' records are needed whatever kind of run this turns out to be: begin them first
-    builds = RecordBuilds(gen, batches, encoding)
-    builds.start(changed_partners(batches, read_state(link_dir).get("batches")))
+    builds = builds or RecordBuilds(gen, batches, encoding)
     prev = load_previous(link_dir)
     state = prev.state
 
