@@ -595,7 +595,9 @@ def _neighbours(records: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) -> pl.
 def _blocked_pairs(neighbours: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) -> pl.DataFrame:
     """The candidate pairs Splink's blocking SQL makes for ``predict_between(neighbours, new)``: every
     (neighbour, new) pair agreeing on all the columns of some blocking rule (nulls never agree), once, with
-    the index of the first such rule as ``match_key``."""
+    the index of the first such rule as ``match_key`` — less what the caller drops from Splink's result
+    anyway: each new record paired with itself, and the second order of a pair of two new records (the one
+    kept has the smaller id on the left, as in a full run)."""
     hits = [
         neighbours.lazy().select(pl.col(UNIQUE_ID).alias("join_key_l"), *cols).drop_nulls(cols)
         .join(new.lazy().select(pl.col(UNIQUE_ID).alias("join_key_r"), *cols).drop_nulls(cols), on=cols)
@@ -605,7 +607,9 @@ def _blocked_pairs(neighbours: pl.DataFrame, new: pl.DataFrame, spec: LinkSpec) 
     schema = {"match_key": pl.String, "join_key_l": pl.String, "join_key_r": pl.String}
     if not hits:
         return pl.DataFrame(schema=schema)
-    return (pl.concat(hits).group_by("join_key_l", "join_key_r").agg(pl.col("rule").min())
+    both_new = pl.col("join_key_l").is_in(new[UNIQUE_ID].implode())
+    return (pl.concat(hits).filter(~both_new | (pl.col("join_key_l") < pl.col("join_key_r")))
+            .group_by("join_key_l", "join_key_r").agg(pl.col("rule").min())
             .select(pl.col("rule").cast(pl.String).alias("match_key"), "join_key_l", "join_key_r")
             .sort("join_key_r", "join_key_l").collect())
 
