@@ -190,7 +190,7 @@ def main() -> None:
           f"{'peak RSS MB':>13}")
     for mode, r in median.items():
         every = " ".join(f"{x['seconds']:.2f}" for x in runs[mode])
-        print(f"{mode:<13}{r['seconds']:>9.2f}{every:>22}{r['records_scored']:>9}{r['records_reclustered']:>13}"
+        print(f"{mode:<13}{r['seconds']:>9.2f} {every:>21}{r['records_scored']:>9}{r['records_reclustered']:>13}"
               f"{r['candidate_pairs']:>12}{r['peak_rss_mb']:>13}")
     for mode, r in median.items():
         print(f"{mode} phases (s): " + ", ".join(f"{k} {v:.3f}" for k, v in r["phases"].items()))
