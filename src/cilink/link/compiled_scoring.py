@@ -5,7 +5,7 @@ for it (settings parsed with sqlglot, the SQL pipeline generated statement by st
 that, on every run. The SQL depends only on the model's parameters, the comparison rules, the Splink version
 and the columns scored — not on the data — so ``cilink.link.engine`` records the statements Splink runs for
 ``predict_between`` once per model (on empty tables), saves them beside the model, and replays them on a
-plain DuckDB connection with the same table names. Only the trained parameters and the tables cross; what
+plain DuckDB database with the same table names. Only the trained parameters and the tables cross; what
 runs is still Splink's SQL, which is why a replayed and a Splink-run scoring give identical pairs (tested).
 
 A cache whose key no longer matches (retrained model, changed rules, another Splink, other columns) is
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import re
 import threading
@@ -90,15 +91,14 @@ def blocked_table(statements: list[str]) -> str | None:
 
 def replay(statements: list[str], tables: dict[str, pl.DataFrame], blocked: pl.DataFrame | None = None,
            parts: int = 1) -> pl.DataFrame | None:
-    """Run recorded statements on a fresh DuckDB connection holding ``tables`` (by the names the SQL uses);
-    the last statement's result, as polars — or None if the SQL does not fit the tables (the caller then
-    lets Splink score).
+    """Run recorded statements on DuckDB with ``tables`` in place (by the names the SQL uses): the last
+    statement's result, as polars — or None if the SQL does not fit the tables (the caller then lets Splink
+    score).
 
     ``blocked``: the candidate pairs (``match_key``, ``join_key_l``, ``join_key_r``) when the caller has
     blocked already, exactly as the recorded blocking statement would (``cilink.link.engine`` does, and a
     test holds the two equal): that statement is skipped and the pairs stand in for its table, cut into
-    ``parts`` slices scored side by side, each on its own connection and thread. DuckDB scores a few
-    thousand pairs on one thread (they fit one row group), so slicing is what puts a second core to work.
+    ``parts`` slices scored side by side, each on its own cursor and thread (see ``_shared_database``).
     """
     name = blocked_table(statements)
     if blocked is None or name is None:
@@ -108,8 +108,7 @@ def replay(statements: list[str], tables: dict[str, pl.DataFrame], blocked: pl.D
     parts = max(1, min(parts, blocked.height // _MIN_SLICE))
     step = max(1, -(-blocked.height // parts))
     slices = [{**tables, name: blocked.slice(i, step)} for i in range(0, max(blocked.height, 1), step)]
-    threads = 1 if len(slices) > 1 else None
-    results = parallel.run_all(*(functools.partial(_replay_one, scoring, t, threads) for t in slices))
+    results = parallel.run_all(*(functools.partial(_replay_one, scoring, t) for t in slices))
     if any(r is None for r in results):
         return None
     return pl.concat(results, how="vertical_relaxed")  # type: ignore[arg-type]
@@ -120,46 +119,39 @@ _METADATA = re.compile(r"\s*PRAGMA table_info\(", re.IGNORECASE)
 #: the fewest candidate pairs worth a connection of their own
 _MIN_SLICE = 2000
 
-
-_idle: list[duckdb.DuckDBPyConnection] = []
-_idle_lock = threading.Lock()
-
-
-def warm_up(connections: int) -> None:
-    """Open ``connections`` DuckDB connections for a coming ``replay`` on worker threads, while the caller
-    reads its records: a process's first connection and first string-similarity call cost tens of
-    milliseconds. At most ``connections`` are kept waiting."""
-    def open_one() -> None:
-        con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
-        con.execute("SELECT jaro_winkler_similarity('ann', 'anne'), damerau_levenshtein('ab', 'ba')").fetchall()
-        with _idle_lock:
-            if len(_idle) < connections:
-                _idle.append(con)
-                return
-        con.close()
-
-    with _idle_lock:
-        wanted = connections - len(_idle)
-    for _ in range(wanted):
-        parallel.background(open_one)
+_database: duckdb.DuckDBPyConnection | None = None
+_database_lock = threading.Lock()
+_schemas = itertools.count()
 
 
-def _connection() -> duckdb.DuckDBPyConnection:
-    with _idle_lock:
-        if _idle:
-            return _idle.pop()
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    return con
+def warm_up() -> None:
+    """Open the process's scoring database on a worker thread, while the caller reads its records: opening
+    a DuckDB database and its first string-similarity call cost tens of milliseconds."""
+    parallel.background(_shared_database)
 
 
-def _replay_one(statements: list[str], tables: dict[str, pl.DataFrame], threads: int | None = None
-                ) -> pl.DataFrame | None:
-    con = _connection()
+def _shared_database() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB database for every replay in this process. Slices run on cursors of it (a
+    cursor costs microseconds, a database milliseconds) with one thread each: a few thousand pairs fit one
+    DuckDB row group, so slicing, not DuckDB's own threads, is what puts a second core to work."""
+    global _database
+    with _database_lock:
+        if _database is None:
+            con = duckdb.connect(config={"threads": 1})
+            con.execute("SET enable_progress_bar = false")
+            con.execute("SELECT jaro_winkler_similarity('ann', 'anne'), damerau_levenshtein('ab', 'ba')").fetchall()
+            _database = con
+        return _database
+
+
+def _replay_one(statements: list[str], tables: dict[str, pl.DataFrame]) -> pl.DataFrame | None:
+    # each replay gets its own cursor and schema: the statements' table names are the same in every slice,
+    # and the tables registered here are views private to the cursor
+    con = _shared_database().cursor()
+    schema = f"replay_{next(_schemas)}"
     try:
-        if threads is not None:
-            con.execute(f"SET threads = {int(threads)}")
+        con.execute(f"CREATE SCHEMA {schema}")
+        con.execute(f"USE {schema}")
         for name, frame in tables.items():
             # newest Arrow layout: polars' own string views, handed to DuckDB without a copy
             con.register(name, frame.to_arrow(compat_level=pl.CompatLevel.newest()))
@@ -169,4 +161,6 @@ def _replay_one(statements: list[str], tables: dict[str, pl.DataFrame], threads:
     except duckdb.Error:
         return None
     finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"DROP SCHEMA {schema} CASCADE")
         con.close()

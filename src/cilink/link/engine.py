@@ -635,7 +635,7 @@ def _between(model: Model, neighbours: pl.DataFrame, new: pl.DataFrame, spec: Li
 def prepare_scoring(model: Model, engine: EngineSettings) -> None:
     """Get ready, in the background, for a ``score_new`` that will replay the model's compiled SQL."""
     if engine.backend == "duckdb" and model.scoring_sql:
-        compiled_scoring.warm_up(parallel.workers())
+        compiled_scoring.warm_up()
 
 
 def _scoring_key(model: Model, spec: LinkSpec, schema: pl.Schema) -> str:
