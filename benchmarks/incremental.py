@@ -122,14 +122,25 @@ def peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def base_is_current(base: Path) -> bool:
+    """Whether the cached base's link files are in this cilink's formats (an earlier version's make the next
+    run a full relink, which would be measured as the incremental run)."""
+    from cilink.link.outputs import load_previous
+    from cilink.workspace import Workspace
+
+    return load_previous(Workspace.open(base).link_dir).complete
+
+
 def child(mode: str, ws_path: str) -> dict[str, Any]:
     from cilink.link.linkage import link_workspace
     from cilink.workspace import Workspace
 
     ws = Workspace.open(ws_path)
     started = time.perf_counter()
-    result = link_workspace(ws, full=(mode == "full"))
+    result = link_workspace(ws, full=(mode != "incremental"))
     seconds = time.perf_counter() - started
+    if mode == "incremental" and result.mode != "incremental":
+        raise SystemExit(f"the incremental run relinked in full ({ws_path}); rerun with --rebuild")
     return {"mode": result.mode, "seconds": round(seconds, 3), "records": result.records,
             "records_scored": result.records_scored, "records_reclustered": result.records_reclustered,
             "candidate_pairs": result.candidate_pairs, "links": result.links, "persons": result.persons,
@@ -169,6 +180,10 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         meta_file.write_text(json.dumps(build_base(base, args.people, args.seed)))
     meta = json.loads(meta_file.read_text())
+    if not base_is_current(base):
+        print("the cached base was linked by an earlier cilink: relinking it once to bring its files up to date",
+              flush=True)
+        subprocess.run([sys.executable, __file__, "--child", "upgrade", str(base)], check=True, capture_output=True)
     new_csv = args.out / "new-partner.csv"
     write_new_partner(base, args.people, args.seed, args.new, new_csv)
     runs: dict[str, list[dict[str, Any]]] = {"incremental": [], "full": []}

@@ -20,6 +20,7 @@ import polars as pl
 from cilink import atomic
 from cilink.generations import new_link_generation
 from cilink.ledger import Batch, Ledger, now_utc
+from cilink.link.outputs import write_crosswalk
 from cilink.schemas import SCHEMA_VERSION, polars_schema
 from cilink.workspace import Workspace, init_workspace
 
@@ -254,7 +255,7 @@ def write_fixture(root: Path, persons: pl.DataFrame, events: dict[str, pl.DataFr
             pl.format("{}:{}", pl.lit(partner), "source_person_id").alias("record_id"), "person_id"))
     crosswalk = pl.concat(crosswalks)
     with new_link_generation(ws) as gen:
-        atomic.write_parquet(gen.link_dir / "crosswalk.parquet", crosswalk)
+        write_crosswalk(gen.link_dir, crosswalk)
     return Fixture(ws=Workspace.open(root), persons=persons, staged=staged, crosswalk=crosswalk)
 
 

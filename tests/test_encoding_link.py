@@ -30,6 +30,7 @@ from cilink.link.encodings import LSH, EncodingPlan, minhash_bands
 from cilink.link.engine import _dice_sql
 from cilink.link.evaluate import evaluate_workspace
 from cilink.link.linkage import link_workspace
+from cilink.link.outputs import read_pairs
 from cilink.link.records import RECORD_COLUMNS, build_records
 from cilink.operate.demo import encode_demo_partners, run_demo
 from cilink.staging import staged_records
@@ -226,7 +227,7 @@ def test_one_encoded_partner_links_within_002_f1_of_all_plaintext(tmp_path: Path
     assert encoded["over_merged"] <= baseline.over_merged + 1
 
     # the encoded partner really links to the plaintext ones, through the Dice comparisons
-    pairs = pl.read_parquet(mixed.link_dir / "pairs.parquet").filter(pl.col("decision") == "link")
+    pairs = read_pairs(mixed.link_dir).filter(pl.col("decision") == "link")
     cross = pairs.filter(pl.col("record_id_l").str.starts_with("workforce-board:")
                          ^ pl.col("record_id_r").str.starts_with("workforce-board:"))
     assert cross.height > 20 and (cross["w_dob"] == 0).all() and (cross["w_first_name"] == 0).all()

@@ -194,11 +194,11 @@ def test_year_precision_gives_years_and_a_yearly_panel(tmp_path):
 
 def test_stale_crosswalk_is_a_workspace_error(tmp_path):
     fx = build_release_workspace(tmp_path / "ws", n_persons=200, seed=11)
-    from cilink import atomic
     from cilink.generations import new_link_generation
+    from cilink.link.outputs import write_crosswalk
 
     with new_link_generation(fx.ws) as gen:
-        atomic.write_parquet(gen.link_dir / "crosswalk.parquet", fx.crosswalk.head(10))
+        write_crosswalk(gen.link_dir, fx.crosswalk.head(10))
     with pytest.raises(WorkspaceError, match="out of date"):
         export_release(fx.ws)
     assert not any((fx.ws.releases_dir).iterdir())

@@ -24,7 +24,7 @@ from cilink.link.decisions import GUARD_ADDRESS, GUARD_FIRST_NAME, Thresholds, d
 from cilink.link.evaluate import evaluate
 from cilink.link.linkage import link_workspace
 from cilink.link.names import aliases
-from cilink.link.outputs import read_crosswalk
+from cilink.link.outputs import read_crosswalk, read_pairs
 from cilink.link.person_ids import IdEvent, assign_person_ids
 from cilink.link.records import build_records
 from cilink.link.review import read_decisions
@@ -271,7 +271,7 @@ def test_person_ids_survive_a_new_partner_with_a_merge_and_a_split(
     assert before["a:A-BRIDGE"] != before["b:B-BRIDGE"], "A and B alone cannot tell they are one person"
 
     # a reviewer says two linked records of one person are different people: the next run splits them
-    pairs = pl.read_parquet(ws.link_dir / "pairs.parquet").filter(pl.col("decision") == "link")
+    pairs = read_pairs(ws.link_dir).filter(pl.col("decision") == "link")
     split_l, split_r = pairs.filter(pl.col("record_id_l").str.starts_with("a:")
                                     & pl.col("record_id_r").str.starts_with("b:")).row(0)[:2]
     review_file = tmp_path / "decided.csv"
@@ -328,7 +328,7 @@ def test_incremental_batches_give_the_same_clusters_as_full(
     assert sum(v for k, v in timings.items() if k.endswith("_s") and not k.endswith(("cpu_s", "sys_s"))) <= (
         results[-1].seconds + 0.05)
     incremental, ids = partition(ws), crosswalk(ws)
-    pairs_inc = pl.read_parquet(ws.link_dir / "pairs.parquet")
+    pairs_inc = read_pairs(ws.link_dir)
     full = link_workspace(ws, full=True)
     assert full.mode == "full" and full.id_events == {}
     assert not (ws.link_dir / outputs.CROSSWALK_CHANGES_FILE).exists()
@@ -337,7 +337,7 @@ def test_incremental_batches_give_the_same_clusters_as_full(
     assert (full.persons, full.clusters_by_partners) == (results[-1].persons, results[-1].clusters_by_partners)
     linked = read_crosswalk(ws.link_dir)
     assert linked is not None and linked.height == full.records == linked["record_id"].n_unique()
-    pairs_full = pl.read_parquet(ws.link_dir / "pairs.parquet")
+    pairs_full = read_pairs(ws.link_dir)
     key = ["record_id_l", "record_id_r"]
     assert pairs_full.select(*key, "decision").equals(pairs_inc.select(*key, "decision").sort(key))
 
@@ -420,9 +420,10 @@ def test_sliced_replay_and_polars_blocking_score_as_splink(
 def test_records_and_crosswalks_of_earlier_versions_make_one_full_relink(
     tmp_path: Path, batches: dict[str, pl.DataFrame], trained_model: Path
 ) -> None:
-    """Earlier cilink wrote records as Parquet and labelled components by record id: the next run relinks
-    fully (same persons), writes Arrow records, drops the old files, and the run after is incremental."""
-    from cilink.link.outputs import COMPONENT, read_records, record_partners
+    """Earlier cilink wrote records, pairs and crosswalk as Parquet and labelled components by record id:
+    they stay readable; the next run relinks fully (same persons), writes Arrow, drops the old files, and the
+    run after is incremental."""
+    from cilink.link.outputs import COMPONENT, CROSSWALK_FILE, EARLIER_FILES, read_records, record_partners
 
     ws = new_workspace(tmp_path / "ws", ["a", "b"])
     stage_batch(ws, "a", batches["a"])
@@ -431,16 +432,21 @@ def test_records_and_crosswalks_of_earlier_versions_make_one_full_relink(
     first = link_workspace(ws)
     before = crosswalk(ws)
     link_dir = ws.link_dir
-    for f in link_dir.glob("records-*.arrow"):  # as an earlier version left them
-        pl.read_ipc(f).write_parquet(f.with_suffix(".parquet"))
+    pairs = read_pairs(link_dir)
+    for f in [*link_dir.glob("*.arrow")]:  # as an earlier version left them: Parquet
+        frame = pl.read_ipc(f)
+        if f.name == CROSSWALK_FILE:  # with components labelled by record id
+            frame = frame.with_columns(pl.col("record_id").alias(COMPONENT))
+        frame.write_parquet(f.with_suffix(".parquet"))
         f.unlink()
-    cw = pl.read_parquet(link_dir / "crosswalk.parquet")
-    cw.with_columns(pl.col("record_id").alias(COMPONENT)).write_parquet(link_dir / "crosswalk.parquet")
     assert record_partners(link_dir) == [] and read_records(link_dir) is None
+    assert crosswalk(ws) == before and read_pairs(link_dir).equals(pairs), "still readable, by export and report"
     again = link_workspace(ws)
     assert again.mode == "full" and again.persons == first.persons and crosswalk(ws) == before
-    assert not list(ws.link_dir.glob("records-*.parquet")) and record_partners(ws.link_dir) == ["a", "b"]
-    assert pl.read_parquet_schema(ws.link_dir / "crosswalk.parquet")[COMPONENT] == pl.UInt64
+    assert not list(ws.link_dir.glob("records-*.parquet"))
+    assert not [f for f in EARLIER_FILES.values() if (ws.link_dir / f).exists()]
+    assert record_partners(ws.link_dir) == ["a", "b"] and read_pairs(ws.link_dir).equals(pairs)
+    assert pl.read_ipc_schema(ws.link_dir / CROSSWALK_FILE)[COMPONENT] == pl.UInt64
     stage_batch(ws, "b", batches["b"].head(5))
     assert link_workspace(ws).mode == "incremental"
 
@@ -454,8 +460,8 @@ def test_two_full_runs_on_the_same_data_are_identical(tmp_path: Path, batches: d
         result = link_workspace(ws, full=True)
         assert result.trained
         outputs.append((ws.link_dir / engine.MODEL_FILE).read_text())
-        outputs.append(pl.read_parquet(ws.link_dir / "pairs.parquet"))
-        outputs.append(pl.read_parquet(ws.link_dir / "crosswalk.parquet"))
+        outputs.append(read_pairs(ws.link_dir))
+        outputs.append(read_crosswalk(ws.link_dir))
     model_1, pairs_1, cw_1, model_2, pairs_2, cw_2 = outputs
     assert model_1 == model_2
     assert pairs_1.equals(pairs_2)

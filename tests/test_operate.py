@@ -56,9 +56,8 @@ def staged_invariants(ws_root: Path, *, linked: bool = False, after_crash: bool 
     for b in batches:
         assert (ws.root / b.staged_path).exists(), "a ledger row without its staged file"
         assert b.rows_in == b.accepted + b.quarantined
-    crosswalk = ws.link_dir / "crosswalk.parquet"
-    if crosswalk.exists():
-        cw = pl.read_parquet(crosswalk)
+    cw = read_crosswalk(ws.link_dir)
+    if cw is not None:
         assert cw.height == cw.select("partner", "source_person_id").unique().height, "one person_id per record"
     if linked:
         from cilink.staging import staged_records

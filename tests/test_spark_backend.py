@@ -19,7 +19,7 @@ from cilink.ledger import Ledger
 from cilink.link import engine
 from cilink.link.comparisons import link_spec
 from cilink.link.linkage import current_records, link_workspace
-from cilink.link.outputs import read_crosswalk
+from cilink.link.outputs import read_crosswalk, read_pairs
 from cilink.link.records import KEY_COLUMNS
 from cilink.operate.demo import run_demo
 from cilink.operate.inbox import run_inbox
@@ -40,7 +40,7 @@ def _outputs(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     crosswalk = read_crosswalk(link_dir)
     assert crosswalk is not None
     crosswalk = crosswalk.sort("record_id")
-    pairs = pl.read_parquet(link_dir / "pairs.parquet").sort("record_id_l", "record_id_r")
+    pairs = read_pairs(link_dir).sort("record_id_l", "record_id_r")
     return crosswalk, pairs
 
 

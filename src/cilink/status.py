@@ -57,13 +57,12 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
         result.last_release = (
             {"release_id": release["release_id"], "created_at": release["created_at"]} if release else None
         )
-    queue = ws.link_dir / "review_queue.parquet"
-    crosswalk = ws.link_dir / "crosswalk.parquet"
-    if queue.exists() or crosswalk.exists():
+    if ws.link_dir.is_dir():  # polars only once something has been linked
         import polars as pl
 
-        from cilink.link.outputs import read_crosswalk
+        from cilink.link.outputs import QUEUE_FILE, read_crosswalk
 
+        queue = ws.link_dir / QUEUE_FILE
         if queue.exists():
             result.review_queue = pl.scan_parquet(queue).select(pl.len()).collect().item()
         people = read_crosswalk(ws.link_dir, ["person_id"])

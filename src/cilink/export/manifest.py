@@ -14,8 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from cilink import __version__
 from cilink.config import CilinkConfig
 from cilink.export.dictionary import FORMAT, suppress_small
@@ -35,12 +33,11 @@ def link_counts(sources: SourceData, min_cell: int) -> dict[str, Any]:
         "records": suppress_small(cw.height, min_cell) if cw is not None else None,
         "persons": suppress_small(cw.get_column("person_id").n_unique(), min_cell) if cw is not None else None,
     }
-    if sources.pairs_path is not None:
-        pairs = pl.scan_parquet(sources.pairs_path)
-        if "decision" in pairs.collect_schema().names():
-            counts = pairs.group_by("decision").len().collect()
-            out["pairs_by_decision"] = {str(d): suppress_small(int(n), min_cell)
-                                        for d, n in sorted(counts.iter_rows(), key=lambda r: str(r[0]))}
+    pairs = sources.pairs
+    if pairs is not None and "decision" in pairs.columns:
+        counts = pairs.group_by("decision").len()
+        out["pairs_by_decision"] = {str(d): suppress_small(int(n), min_cell)
+                                    for d, n in sorted(counts.iter_rows(), key=lambda r: str(r[0]))}
     return out
 
 

@@ -1,7 +1,7 @@
 """What a release is built from: staged records of the active batches joined to the crosswalk's person_id.
 
 Reads only what ingest and link left in the restricted zone (docs/internals.md): ``staged_records`` per
-domain and ``link/current/crosswalk.parquet``. Nothing read here leaves this process except through the
+domain and the current link generation's crosswalk. Nothing read here leaves this process except through the
 release builders and the privacy gate.
 """
 
@@ -19,7 +19,7 @@ import polars as pl
 from cilink.encoding.scheme import BIRTH_YEAR as CLEAR_BIRTH_YEAR
 from cilink.errors import WorkspaceError
 from cilink.ledger import Batch, Ledger
-from cilink.link.outputs import crosswalk_files, read_crosswalk
+from cilink.link.outputs import crosswalk_files, read_crosswalk, read_pairs
 from cilink.schemas import domain_fields
 from cilink.staging import staged_records
 from cilink.workspace import Workspace
@@ -55,7 +55,7 @@ class SourceData:
     batches: list[tuple[Batch, str]] = field(default_factory=list)  # (batch, domain)
     crosswalk_sha256: str = ""
     model_path: Path | None = None
-    pairs_path: Path | None = None
+    pairs: pl.DataFrame | None = None
     crosswalk: pl.DataFrame | None = None
 
     @property
@@ -214,14 +214,13 @@ def load_sources(ws: Workspace, keyer: Callable[[pl.Series], pl.Series]) -> Sour
         batches = ledger.active_batches()
     by_partner = {p.id: str(p.domain) for p in cfg.partners}
     model = ws.link_dir / "model.json"
-    pairs = ws.link_dir / "pairs.parquet"
     return SourceData(
         events=events,
         person_keys=_compact(sorted_keys.gather(np.flatnonzero(used))).alias("person_key"),
         batches=[(b, by_partner[b.partner]) for b in batches if b.partner in by_partner],
         crosswalk_sha256=_crosswalk_sha256(ws.link_dir),
         model_path=model if model.is_file() else None,
-        pairs_path=pairs if pairs.is_file() else None,
+        pairs=read_pairs(ws.link_dir),
         crosswalk=crosswalk,
     )
 

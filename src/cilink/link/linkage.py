@@ -41,6 +41,7 @@ from cilink.link.outputs import (
     load_previous,
     read_records,
     read_state,
+    remove_earlier_files,
     write_crosswalk,
     write_crosswalk_changes,
     write_events,
@@ -403,7 +404,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         lambda: write_events(link_dir, persons.events),
         count_persons,
     )
-    (link_dir / "clusters.parquet").unlink(missing_ok=True)  # written by earlier cilink versions
+    remove_earlier_files(link_dir)  # a full run has just written them anew; an incremental one never finds any
     write_state(link_dir, {
         "run_id": run_id, "finished_at": now_utc(), "batches": _batch_ids(batches), "model_id": model_id,
         "spec": spec.fingerprint, "blocking": spec.blocking_fingerprint, "floor": thresholds.floor,

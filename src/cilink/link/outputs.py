@@ -1,8 +1,10 @@
 """The link stage's files in a link generation (docs/internals.md), the run state, and pending ID events.
 
 ``records-<partner>.arrow`` (one file per partner, so an incremental run rewrites only the partners whose
-data changed; uncompressed Arrow IPC, memory-mapped by the next run), ``pairs.parquet``,
-``crosswalk.parquet`` and ``review_queue.parquet`` are the contract with other stages. The crosswalk also
+data changed), ``pairs.arrow``, ``crosswalk.arrow`` and ``review_queue.parquet`` are the contract with other
+stages. What the next link run reads back is uncompressed Arrow IPC, which it memory-maps instead of decoding;
+read it with the functions here (``read_records``, ``read_pairs``, ``read_crosswalk``), which also read the
+Parquet files earlier cilink versions wrote (``EARLIER_FILES``) until a full run replaces them. The crosswalk also
 carries ``_cilink_component`` (each record's connected component before the guards), which with
 ``state.json`` (what the run consumed) and ``id_events.parquet`` (this run's ID-history events) lets the
 next run work incrementally. ID events reach the ledger after the generation is published; if a crash comes
@@ -29,10 +31,10 @@ from cilink.workspace import Workspace
 RECORDS_PREFIX = "records-"
 #: Arrow IPC, uncompressed (memory-mapped by later runs; see ``read_records``)
 RECORDS_SUFFIX = ".arrow"
-PAIRS_FILE = "pairs.parquet"
-CROSSWALK_FILE = "crosswalk.parquet"
+PAIRS_FILE = "pairs.arrow"
+CROSSWALK_FILE = "crosswalk.arrow"
 #: the crosswalk rows incremental runs changed since CROSSWALK_FILE was written (see ``read_crosswalk``)
-CROSSWALK_CHANGES_FILE = "crosswalk-changes.parquet"
+CROSSWALK_CHANGES_FILE = "crosswalk-changes.arrow"
 #: in the changes: the record is gone (its other columns are not used)
 REMOVED = "_cilink_removed"
 #: the changes are folded into CROSSWALK_FILE once they hold more rows than this share of the crosswalk
@@ -45,6 +47,12 @@ COMPONENT = "_cilink_component"
 COMPONENT_DTYPE = pl.UInt64()
 EVENTS_FILE = "id_events.parquet"
 STATE_FILE = "state.json"
+#: the Parquet files earlier cilink versions wrote in their place: read until the next full run removes them
+#: (an incremental run needs the Arrow files, so the first run after an upgrade relinks in full)
+EARLIER_FILES = {PAIRS_FILE: "pairs.parquet", CROSSWALK_FILE: "crosswalk.parquet",
+                 CROSSWALK_CHANGES_FILE: "crosswalk-changes.parquet"}
+#: written by earlier versions, no longer used
+_RETIRED_FILES = ("clusters.parquet",)
 
 
 class Previous:
@@ -55,10 +63,10 @@ class Previous:
     def __init__(self, link_dir: Path) -> None:
         self.state = read_state(link_dir)
         self.has_records = bool(record_partners(link_dir))
-        cw_path = link_dir / CROSSWALK_FILE
-        self._crosswalk_schema = pl.read_parquet_schema(cw_path) if cw_path.is_file() else None
+        cw_path = link_dir / CROSSWALK_FILE  # the current format only: see ``complete``
+        self._crosswalk_schema = pl.read_ipc_schema(cw_path) if cw_path.is_file() else None
         self._has_pairs = (link_dir / PAIRS_FILE).is_file()
-        self._pairs = parallel.background(_read, link_dir / PAIRS_FILE)
+        self._pairs = parallel.background(read_pairs, link_dir)
         self._crosswalk = parallel.background(read_crosswalk, link_dir)
 
     @property
@@ -85,31 +93,46 @@ class Previous:
                                      pl.col(COMPONENT).alias("component"))
 
 
+def read_pairs(link_dir: Path) -> pl.DataFrame | None:
+    """The scored pairs of a generation (None before the first link; memory-mapped)."""
+    path = _existing(link_dir, PAIRS_FILE)
+    return read_frame(path) if path is not None else None
+
+
 def read_crosswalk(link_dir: Path, columns: list[str] | None = None) -> pl.DataFrame | None:
-    """The crosswalk of a generation (None before the first link): ``crosswalk.parquet`` with the rows in
-    ``crosswalk-changes.parquet`` put in place — every record of the active batches exactly once."""
-    base_path = link_dir / CROSSWALK_FILE
-    if not base_path.is_file():
+    """The crosswalk of a generation (None before the first link): ``crosswalk.arrow`` with the rows in
+    ``crosswalk-changes.arrow`` put in place — every record of the active batches exactly once."""
+    base_path = _existing(link_dir, CROSSWALK_FILE)
+    if base_path is None:
         return None
     wanted = None if columns is None else list(dict.fromkeys(["record_id", *columns]))
-    base = pl.read_parquet(base_path, columns=wanted)
-    changes_path = link_dir / CROSSWALK_CHANGES_FILE
-    if changes_path.is_file():
-        changes = pl.read_parquet(changes_path)
+    base = read_frame(base_path, wanted)
+    changes_path = _existing(link_dir, CROSSWALK_CHANGES_FILE)
+    if changes_path is not None:
+        changes = read_frame(changes_path)
         base = pl.concat([base.join(changes.select("record_id"), on="record_id", how="anti", maintain_order="left"),
                           changes.filter(~pl.col(REMOVED)).select(base.columns)])
     return base if columns is None else base.select(columns)
 
 
 def crosswalk_files(link_dir: Path) -> list[Path]:
-    """The files the crosswalk of a generation is read from (for provenance hashes)."""
-    return [p for p in (link_dir / CROSSWALK_FILE, link_dir / CROSSWALK_CHANGES_FILE) if p.is_file()]
+    """The files the crosswalk of a generation is read from (for provenance hashes; none before the first
+    link)."""
+    base = _existing(link_dir, CROSSWALK_FILE)
+    changes = _existing(link_dir, CROSSWALK_CHANGES_FILE)
+    return [p for p in (base, changes) if p is not None] if base is not None else []
 
 
 def write_crosswalk(link_dir: Path, crosswalk: pl.DataFrame) -> None:
     """Write a whole crosswalk (no changes file)."""
     write_frame(link_dir / CROSSWALK_FILE, crosswalk)
     (link_dir / CROSSWALK_CHANGES_FILE).unlink(missing_ok=True)
+
+
+def remove_earlier_files(link_dir: Path) -> None:
+    """Drop what earlier cilink versions wrote into a generation that this run has written anew."""
+    for name in (*EARLIER_FILES.values(), *_RETIRED_FILES):
+        (link_dir / name).unlink(missing_ok=True)
 
 
 def crosswalk_changes(link_dir: Path, people: pl.DataFrame, gone: pl.Series) -> pl.DataFrame:
@@ -121,7 +144,7 @@ def crosswalk_changes(link_dir: Path, people: pl.DataFrame, gone: pl.Series) -> 
         pl.DataFrame({"record_id": gone}).with_columns(pl.lit(True).alias(REMOVED)),
     ], how="diagonal_relaxed")
     if path.is_file():
-        earlier = pl.read_parquet(path)
+        earlier = read_frame(path)
         now = pl.concat([earlier.join(now.select("record_id"), on="record_id", how="anti", maintain_order="left"),
                          now.select(earlier.columns)])
     return now.select(*people.columns, REMOVED)
@@ -132,8 +155,21 @@ def write_crosswalk_changes(link_dir: Path, changes: pl.DataFrame) -> None:
     write_frame(link_dir / CROSSWALK_CHANGES_FILE, changes)
 
 
-def _read(path: Path) -> pl.DataFrame | None:
-    return pl.read_parquet(path) if path.is_file() else None
+def read_frame(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """One link output, all columns or ``columns``: Arrow IPC memory-mapped (nothing is copied until a column
+    is used; the files are replaced, never edited, so what is mapped stays valid), Parquet decoded."""
+    if path.suffix != ".arrow":
+        return pl.read_parquet(path, columns=columns)
+    table = pa_ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+    return pl.from_arrow(table if columns is None else table.select(columns))  # type: ignore[return-value]
+
+
+def _existing(link_dir: Path, name: str) -> Path | None:
+    """``name`` in the generation, or what an earlier version wrote in its place, or None."""
+    for candidate in (name, EARLIER_FILES.get(name)):
+        if candidate is not None and (link_dir / candidate).is_file():
+            return link_dir / candidate
+    return None
 
 
 def read_state(link_dir: Path) -> dict[str, Any]:
@@ -161,22 +197,14 @@ def read_records(link_dir: Path, partners: list[str] | None = None,
     files = [p for p in (records_path(link_dir, n) for n in names) if p.is_file()]
     if not files:
         return None
-    frames = []
-    for f in files:
-        # the arrays keep the mapping alive; files are replaced, never edited, so what is mapped stays valid
-        table = pa_ipc.open_file(pa.memory_map(str(f), "r")).read_all()
-        frames.append(pl.from_arrow(table if columns is None else table.select(columns)))
-    return pl.concat(frames, how="vertical_relaxed", rechunk=False)  # type: ignore[arg-type]
+    return pl.concat([read_frame(f, columns) for f in files], how="vertical_relaxed", rechunk=False)
 
 
 def write_records(link_dir: Path, rebuilt: dict[str, pl.DataFrame], present: set[str]) -> None:
     """Write the rebuilt partners' record files (the others stay as they are), drop the files of partners no
     longer ``present`` and any records files of earlier cilink versions (Parquet)."""
     for partner, frame in sorted(rebuilt.items()):
-        with atomic.atomic_path(records_path(link_dir, partner)) as tmp:
-            # uncompressed, with polars' own string views: a later run maps the file instead of decoding it
-            frame.write_ipc(tmp, compression="uncompressed", compat_level=pl.CompatLevel.newest())
-            os.chmod(tmp, 0o600)
+        write_frame(records_path(link_dir, partner), frame)
     for partner in record_partners(link_dir):
         if partner not in present:
             records_path(link_dir, partner).unlink()
@@ -190,9 +218,13 @@ def load_previous(link_dir: Path) -> Previous:
 
 
 def write_frame(path: Path, frame: pl.DataFrame) -> None:
-    """Atomically write a link output (lz4: these files are rewritten on every run, speed matters)."""
+    """Atomically write a link output, mode 0600: ``.arrow`` uncompressed Arrow IPC with polars' own string
+    views (see ``read_frame``), otherwise Parquet (lz4: these files are rewritten on every run)."""
     with atomic.atomic_path(path) as tmp:
-        frame.write_parquet(tmp, compression="lz4")
+        if path.suffix == ".arrow":
+            frame.write_ipc(tmp, compression="uncompressed", compat_level=pl.CompatLevel.newest())
+        else:
+            frame.write_parquet(tmp, compression="lz4")
         os.chmod(tmp, 0o600)
 
 

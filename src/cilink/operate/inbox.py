@@ -13,6 +13,7 @@ from cilink.config import FileFormat
 from cilink.errors import CilinkError, InputRejected
 from cilink.generations import current_generation
 from cilink.ledger import Ledger
+from cilink.link.outputs import crosswalk_files
 from cilink.locking import writer_lock
 from cilink.logs import RunLog
 from cilink.workspace import Workspace
@@ -67,7 +68,7 @@ def inbox_items(ws: Workspace, partner_id: str, fmt: FileFormat) -> list[Path]:
 
 def _generation_time(ws: Workspace) -> dt.datetime | None:
     gen = current_generation(ws)
-    if gen is None or not (gen / "crosswalk.parquet").exists():
+    if gen is None or not crosswalk_files(gen):
         return None
     return dt.datetime.fromtimestamp(int(gen.stat().st_mtime), dt.UTC)
 

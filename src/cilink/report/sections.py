@@ -24,7 +24,7 @@ import polars as pl
 
 from cilink.config import CilinkConfig
 from cilink.ledger import Batch, Ledger
-from cilink.link.outputs import read_crosswalk
+from cilink.link.outputs import read_crosswalk, read_pairs
 from cilink.report.suppression import Cells, Key, Protection
 from cilink.staging import staged_records
 from cilink.workspace import Workspace
@@ -129,7 +129,7 @@ def load_context(ws: Workspace) -> Context:
     return Context(
         ws=ws, cfg=cfg, generation=gen, batches=batches, staged=staged,
         crosswalk=read_crosswalk(gen) if gen is not None else None,
-        pairs=read("pairs.parquet"), queue=read("review_queue.parquet"),
+        pairs=read_pairs(gen) if gen is not None else None, queue=read("review_queue.parquet"),
         reviewer_decisions=decisions,  # type: ignore[arg-type]
         link_threshold=cfg.link.link_threshold, review_floor=cfg.link.link_threshold - cfg.link.review_band,
         as_of=max(dates) if dates else None)  # type: ignore[type-var]
