@@ -302,9 +302,10 @@ def test_incremental_batches_give_the_same_clusters_as_full(
     tmp_path: Path, batches: dict[str, pl.DataFrame], trained_model: Path, compact: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Incremental runs write only the crosswalk rows they change (beside the crosswalk, folded into it once
-    they outgrow a share of it — at once here when ``compact``), and count persons from the last run's
-    counts; a full run on the same data gives the same crosswalk, pairs and counts."""
+    """Incremental runs write only the crosswalk rows and pairs they change (beside the crosswalk and the
+    pairs, folded into them once they outgrow a share of them — at once here when ``compact``), and count
+    persons from the last run's counts; a full run on the same data gives the same crosswalk, pairs (with
+    the same decisions) and counts."""
     from cilink.link import outputs
 
     if compact:
@@ -318,8 +319,8 @@ def test_incremental_batches_give_the_same_clusters_as_full(
     for name, frame, mode in steps:
         stage_batch(ws, name[0], frame, mode=mode)
         results.append(link_workspace(ws))
-        changes = ws.link_dir / outputs.CROSSWALK_CHANGES_FILE
-        assert changes.is_file() == (results[-1].mode == "incremental" and not compact)
+        for changes in (outputs.CROSSWALK_CHANGES_FILE, outputs.PAIRS_CHANGES_FILE):
+            assert (ws.link_dir / changes).is_file() == (results[-1].mode == "incremental" and not compact)
     assert [r.mode for r in results] == ["full"] + ["incremental"] * 4
     assert results[-1].records_removed > 0, "b's snapshot of half its people: the other half are gone"
     timings = results[-1].timings  # wall and CPU seconds per phase, for the run log and the benchmarks
@@ -332,6 +333,7 @@ def test_incremental_batches_give_the_same_clusters_as_full(
     full = link_workspace(ws, full=True)
     assert full.mode == "full" and full.id_events == {}
     assert not (ws.link_dir / outputs.CROSSWALK_CHANGES_FILE).exists()
+    assert not (ws.link_dir / outputs.PAIRS_CHANGES_FILE).exists()
     assert partition(ws) == incremental
     assert crosswalk(ws) == ids
     assert (full.persons, full.clusters_by_partners) == (results[-1].persons, results[-1].clusters_by_partners)
@@ -339,7 +341,9 @@ def test_incremental_batches_give_the_same_clusters_as_full(
     assert linked is not None and linked.height == full.records == linked["record_id"].n_unique()
     pairs_full = read_pairs(ws.link_dir)
     key = ["record_id_l", "record_id_r"]
-    assert pairs_full.select(*key, "decision").equals(pairs_inc.select(*key, "decision").sort(key))
+    assert pairs_inc.select(key).is_unique().all(), "a pair the changes replace is not read twice"
+    same = [*key, "decision", "guard", "match_weight"]
+    assert pairs_full.select(same).equals(pairs_inc.select(same).sort(key))
 
 
 def test_compiled_scoring_sql_scores_exactly_as_splink(

@@ -33,7 +33,6 @@ from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW, Threshol
 from cilink.link.encodings import EncodingPlan, encoding_plan
 from cilink.link.outputs import (
     COMPONENT,
-    PAIRS_FILE,
     QUEUE_FILE,
     Previous,
     commit_pending_events,
@@ -46,6 +45,7 @@ from cilink.link.outputs import (
     write_crosswalk_changes,
     write_events,
     write_frame,
+    write_pairs,
     write_records,
     write_state,
 )
@@ -398,7 +398,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     # outputs (one generation; the caller publishes it)
     *_, (n_persons, by_partners) = parallel.run_all(  # separate files, each written atomically, side by side
         lambda: write_records(link_dir, recs.rebuilt, recs.partners),
-        lambda: write_frame(link_dir / PAIRS_FILE, decided),
+        lambda: write_pairs(link_dir, decided, persons.redone, persons.redecided),
         write_crosswalk_part,
         lambda: write_frame(link_dir / QUEUE_FILE, queue),
         lambda: write_events(link_dir, persons.events),

@@ -32,13 +32,16 @@ RECORDS_PREFIX = "records-"
 #: Arrow IPC, uncompressed (memory-mapped by later runs; see ``read_records``)
 RECORDS_SUFFIX = ".arrow"
 PAIRS_FILE = "pairs.arrow"
+#: the pairs incremental runs re-decided since PAIRS_FILE was written, and the records whose pairs they
+#: replace (``_cilink_removed`` rows, the record in ``record_id_l``; see ``read_pairs``)
+PAIRS_CHANGES_FILE = "pairs-changes.arrow"
 CROSSWALK_FILE = "crosswalk.arrow"
 #: the crosswalk rows incremental runs changed since CROSSWALK_FILE was written (see ``read_crosswalk``)
 CROSSWALK_CHANGES_FILE = "crosswalk-changes.arrow"
 #: in the changes: the record is gone (its other columns are not used)
 REMOVED = "_cilink_removed"
-#: the changes are folded into CROSSWALK_FILE once they hold more rows than this share of the crosswalk
-#: and more than COMPACT_MIN_ROWS
+#: changes are folded into CROSSWALK_FILE (PAIRS_FILE) once they hold more rows than this share of it and
+#: more than COMPACT_MIN_ROWS
 COMPACT_SHARE = 0.1
 COMPACT_MIN_ROWS = 10_000
 QUEUE_FILE = "review_queue.parquet"
@@ -94,9 +97,52 @@ class Previous:
 
 
 def read_pairs(link_dir: Path) -> pl.DataFrame | None:
-    """The scored pairs of a generation (None before the first link; memory-mapped)."""
+    """The decided pairs of a generation (None before the first link): ``pairs.arrow`` less the pairs of the
+    records ``pairs-changes.arrow`` marks redone, plus the pairs it holds (memory-mapped)."""
     path = _existing(link_dir, PAIRS_FILE)
-    return read_frame(path) if path is not None else None
+    if path is None:
+        return None
+    base = read_frame(path)
+    changes_path = link_dir / PAIRS_CHANGES_FILE
+    if not changes_path.is_file():
+        return base
+    changes = read_frame(changes_path)
+    redone = changes.filter(pl.col(REMOVED))["record_id_l"].implode()
+    return pl.concat([
+        base.filter(~pl.col("record_id_l").is_in(redone) & ~pl.col("record_id_r").is_in(redone)),
+        changes.filter(~pl.col(REMOVED)).select(base.columns),
+    ], how="vertical_relaxed")
+
+
+def write_pairs(link_dir: Path, decided: pl.DataFrame, redone: pl.Series | None = None,
+                redecided: pl.DataFrame | None = None) -> None:
+    """Write a run's ``decided`` pairs: whole (a full run: ``redone`` None), or for an incremental run only
+    the pairs it re-decided (``redecided``: every pair of a ``redone`` record) into the changes file, until
+    the changes outgrow ``COMPACT_SHARE`` of the pairs — then all of them again."""
+    if redone is not None and redecided is not None:
+        changes = pairs_changes(link_dir, redone, redecided)
+        if changes.height <= max(COMPACT_MIN_ROWS, COMPACT_SHARE * decided.height):
+            write_frame(link_dir / PAIRS_CHANGES_FILE, changes)
+            return
+    write_frame(link_dir / PAIRS_FILE, decided)
+    (link_dir / PAIRS_CHANGES_FILE).unlink(missing_ok=True)
+
+
+def pairs_changes(link_dir: Path, redone: pl.Series, redecided: pl.DataFrame) -> pl.DataFrame:
+    """The generation's pairs changes with this run's put in: the ``redone`` records' pairs are now
+    ``redecided``; earlier changes to other records' pairs stay."""
+    now = pl.concat([
+        redecided.with_columns(pl.lit(False).alias(REMOVED)),
+        pl.DataFrame({"record_id_l": redone.unique().sort()}).with_columns(pl.lit(True).alias(REMOVED)),
+    ], how="diagonal_relaxed").select(*redecided.columns, REMOVED)
+    path = link_dir / PAIRS_CHANGES_FILE
+    if not path.is_file():
+        return now
+    earlier = read_frame(path)
+    ids = redone.implode()
+    kept = earlier.filter(pl.when(pl.col(REMOVED)).then(~pl.col("record_id_l").is_in(ids))
+                          .otherwise(~pl.col("record_id_l").is_in(ids) & ~pl.col("record_id_r").is_in(ids)))
+    return pl.concat([kept, now.select(earlier.columns)], how="vertical_relaxed")
 
 
 def read_crosswalk(link_dir: Path, columns: list[str] | None = None) -> pl.DataFrame | None:

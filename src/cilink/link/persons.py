@@ -27,7 +27,9 @@ class Persons:
 
     A full run's ``people`` are everyone (record_id, person_id, component). An incremental run's are only
     the records it re-clustered (with partner and source_person_id, taken from record_id), and ``replaced``
-    are those components' rows of the last run's crosswalk: everyone else is as they were.
+    are those components' rows of the last run's crosswalk: everyone else is as they were. Likewise its
+    ``redecided`` pairs are every pair of a ``redone`` record (re-clustered or gone); the others are the
+    last run's.
     """
 
     decided: pl.DataFrame
@@ -35,6 +37,8 @@ class Persons:
     events: list[IdEvent]
     reclustered: int
     replaced: pl.DataFrame | None = None
+    redone: pl.Series | None = None
+    redecided: pl.DataFrame | None = None
 
 
 def _people(clusters: pl.DataFrame, person_ids: pl.DataFrame) -> pl.DataFrame:
@@ -128,13 +132,16 @@ def resolve_changed(
     carried = previous_decided.filter(~_in("record_id_l", redone) & ~_in("record_id_r", redone))
     assignment = assign_person_ids(clusters, old_people, issue_order=ctx.issue_order, rng=ctx.rng,
                                    taken=ctx.taken)
+    redecided = fresh.sort("record_id_l", "record_id_r").select(carried.columns)
     return Persons(
         # the carried pairs stay in their (sorted) order and the redecided ones follow, sorted: sorting all of
         # them again would cost more than the rest of this function
-        decided=pl.concat([carried, fresh.sort("record_id_l", "record_id_r")], how="diagonal_relaxed"),
+        decided=pl.concat([carried, redecided], how="vertical_relaxed"),
         # of the last run's crosswalk only the touched components' rows change (changed records are seeds)
         people=with_record_keys(_people(clusters, assignment.person_ids)).select(previous_people.columns),
         events=assignment.events,
         reclustered=affected.len(),
         replaced=old_people,
+        redone=redone,
+        redecided=redecided,
     )
