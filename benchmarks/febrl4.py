@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks` is then importable
+from benchmarks.measure import peak_rss_mb  # noqa: E402
+
 TOOLS = ("cilink", "splink", "recordlinkage")
 MAX_PAIRS_U = 2e6  # plain Splink's u-sampling budget (cilink uses its own default, [link] max_pairs_u)
 
@@ -192,14 +194,6 @@ def run_recordlinkage(a: Any, b: Any) -> set[tuple[str, str]]:
 
 # --- harness -----------------------------------------------------------------------------------------------
 
-
-def peak_rss_mb() -> int:
-    """This process's peak resident set size (VmHWM: unlike ru_maxrss it is not inherited across fork+exec
-    from the parent that started us)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def child(tool: str) -> dict[str, Any]:

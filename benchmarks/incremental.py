@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks` is then importable
+from benchmarks.measure import peak_rss_mb  # noqa: E402
+
 SECRET = "incremental-benchmark-secret"
 NEW_PARTNER = """
 [[partners]]
@@ -112,14 +114,6 @@ def prepare_copy(base: Path, target: Path, new_csv: Path) -> None:
     config.write_text(config.read_text() + NEW_PARTNER)
     ingest_file(Workspace.open(target), "new-partner", new_csv)
 
-
-def peak_rss_mb() -> int:
-    """This process's peak resident set size (VmHWM: unlike ru_maxrss it is not inherited across fork+exec
-    from the parent that started us)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def base_is_current(base: Path) -> bool:
