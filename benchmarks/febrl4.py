@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks` is then importable
-from benchmarks.measure import peak_rss_mb  # noqa: E402
+from benchmarks.child_memory import peak_rss_mb  # noqa: E402
 
 TOOLS = ("cilink", "splink", "recordlinkage")
 MAX_PAIRS_U = 2e6  # plain Splink's u-sampling budget (cilink uses its own default, [link] max_pairs_u)

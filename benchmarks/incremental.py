@@ -28,7 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks` is then importable
-from benchmarks.measure import peak_rss_mb  # noqa: E402
+from benchmarks.child_memory import peak_rss_mb  # noqa: E402
 
 SECRET = "incremental-benchmark-secret"
 NEW_PARTNER = """

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -34,14 +33,6 @@ import psutil
 POLL_S = 0.1
 OK, TIMEOUT, OOM, ERROR = "ok", "timeout", "oom", "error"
 
-
-def peak_rss_mb() -> int:
-    """This process's peak resident set size in MiB, for a benchmark child to report itself (VmHWM: unlike
-    ru_maxrss it is not inherited across fork+exec from the parent that started it)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 @dataclass(frozen=True)
