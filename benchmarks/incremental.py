@@ -115,7 +115,6 @@ def prepare_copy(base: Path, target: Path, new_csv: Path) -> None:
     ingest_file(Workspace.open(target), "new-partner", new_csv)
 
 
-
 def base_is_current(base: Path) -> bool:
     """Whether the cached base's link files are in this cilink's formats (an earlier version's make the next
     run a full relink, which would be measured as the incremental run)."""

@@ -116,7 +116,7 @@ def replay(statements: list[str], tables: dict[str, pl.DataFrame], blocked: pl.D
 
 _BLOCKED = re.compile(r"\s*CREATE TABLE (__splink__blocked_id_pairs_\w+) AS\b")
 _METADATA = re.compile(r"\s*PRAGMA table_info\(", re.IGNORECASE)
-#: the fewest candidate pairs worth a connection of their own
+#: the fewest candidate pairs worth a cursor and thread of their own
 _MIN_SLICE = 2000
 
 _database: duckdb.DuckDBPyConnection | None = None

@@ -464,7 +464,7 @@ def _crosswalk_outputs(link_dir: Path, records: pl.DataFrame, people: pl.DataFra
         return pl.concat([kept, people.select(kept.columns)])
 
     changes = crosswalk_changes(link_dir, people, gone)
-    if changes.height > max(outputs.COMPACT_MIN_ROWS, outputs.COMPACT_SHARE * previous.height):
+    if outputs.outgrown(changes.height, previous.height):
         write: Step = lambda: write_crosswalk(link_dir, whole())  # noqa: E731
     else:
         write = lambda: write_crosswalk_changes(link_dir, changes)  # noqa: E731

@@ -121,11 +121,16 @@ def write_pairs(link_dir: Path, decided: pl.DataFrame, redone: pl.Series | None 
     the changes outgrow ``COMPACT_SHARE`` of the pairs — then all of them again."""
     if redone is not None and redecided is not None:
         changes = pairs_changes(link_dir, redone, redecided)
-        if changes.height <= max(COMPACT_MIN_ROWS, COMPACT_SHARE * decided.height):
+        if not outgrown(changes.height, decided.height):
             write_frame(link_dir / PAIRS_CHANGES_FILE, changes)
             return
     write_frame(link_dir / PAIRS_FILE, decided)
     (link_dir / PAIRS_CHANGES_FILE).unlink(missing_ok=True)
+
+
+def outgrown(changes: int, whole: int) -> bool:
+    """Whether a changes file of ``changes`` rows beside ``whole`` rows is due to be folded in."""
+    return changes > max(COMPACT_MIN_ROWS, COMPACT_SHARE * whole)
 
 
 def pairs_changes(link_dir: Path, redone: pl.Series, redecided: pl.DataFrame) -> pl.DataFrame:
@@ -165,8 +170,10 @@ def crosswalk_files(link_dir: Path) -> list[Path]:
     """The files the crosswalk of a generation is read from (for provenance hashes; none before the first
     link)."""
     base = _existing(link_dir, CROSSWALK_FILE)
+    if base is None:
+        return []
     changes = _existing(link_dir, CROSSWALK_CHANGES_FILE)
-    return [p for p in (base, changes) if p is not None] if base is not None else []
+    return [base] if changes is None else [base, changes]
 
 
 def write_crosswalk(link_dir: Path, crosswalk: pl.DataFrame) -> None:
