@@ -54,6 +54,23 @@ format = "hmis-csv"
 k = 5
 min_cell = 11
 {export_extra}
+{research}"""
+
+#: The research audience every fixture workspace has: full event detail for a named recipient under a data-use
+#: agreement (``export_release(ws, audience=RESEARCH)``, ``cilink export --audience research``). It shares the
+#: workspace secret's variable; its keys still differ from the default audience's (person_keys derives them with
+#: the audience id as label). Its profile is [export].profile (safe-harbor: year dates unless a test asks for
+#: months with ``export_extra='event_date_precision = "month"'``).
+RESEARCH = "research"
+RESEARCH_AUDIENCE = """
+[[export.audiences]]
+id = "research"
+tier = "research"
+secret_env = "CILINK_SECRET"
+recipient = "Fixture State University, School of Public Health"
+agreement = "DUA-FIXTURE-0001"
+purpose = "evaluation of the cradle-to-career programmes (test fixture)"
+expires = 2099-12-31
 """
 
 # Names chosen so that none is also a word the release vocabulary uses (white, black, other, young …).
@@ -84,6 +101,12 @@ class Fixture:
     persons: pl.DataFrame  # person_id and identity fields (restricted truth)
     staged: dict[str, pl.DataFrame]  # per domain, as written
     crosswalk: pl.DataFrame
+
+
+def fixture_config(export_extra: str = "", *, research: bool = True) -> str:
+    """The fixture's cilink.toml: ``export_extra`` goes under [export] (keys, or tables such as audiences),
+    then the research audience unless ``research=False``."""
+    return CONFIG.format(export_extra=export_extra, research=RESEARCH_AUDIENCE if research else "")
 
 
 def _dates(rng: np.random.Generator, start: dt.date, days: int, n: int) -> pl.Series:
@@ -223,7 +246,7 @@ def write_fixture(root: Path, persons: pl.DataFrame, events: dict[str, pl.DataFr
                   export_extra: str = "", config_text: str | None = None) -> Fixture:
     """Stage ``events`` (per domain, keyed by person_id) for ``persons`` in a new workspace at ``root``."""
     rng = np.random.default_rng(seed + 1)
-    ws = init_workspace(root, config_text=config_text or CONFIG.format(export_extra=export_extra))
+    ws = init_workspace(root, config_text=config_text or fixture_config(export_extra))
     staged: dict[str, pl.DataFrame] = {}
     crosswalks = []
     identity = persons.drop("ssn_last4") if "ssn_last4" not in polars_schema("school") else persons

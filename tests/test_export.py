@@ -1,4 +1,5 @@
-"""`cilink export` end to end on synthetic restricted data: layout, readers, dictionary, reproducibility, keys."""
+"""`cilink export` of the research tier (full event detail) end to end on synthetic restricted data: layout,
+readers, dictionary, reproducibility, keys, and what the release says about itself."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from cilink.export import export_release
 from cilink.export.person_keys import KEY_HEX_CHARS, audience_key
 from cilink.export.readme import EXAMPLE
 from cilink.ledger import Ledger
-from tests.release_fixtures import build_release_workspace
+from tests.release_fixtures import RESEARCH, build_release_workspace
 
 TABLES = ["persons.parquet", "spells.parquet", "panel.parquet"]
 
@@ -37,7 +38,7 @@ def fixture(tmp_path_factory: pytest.TempPathFactory):
 def release(fixture):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CILINK_SECRET", "test-secret-not-for-production")
-        return export_release(fixture.ws, release_id="base")
+        return export_release(fixture.ws, audience=RESEARCH, release_id="base")
 
 
 def _files(root: Path) -> list[str]:
@@ -120,7 +121,7 @@ def test_open_release_and_readme_example(release):
 
 
 def test_open_release_verify_detects_tampering(fixture, tmp_path):
-    r = export_release(fixture.ws, release_id="tampered")
+    r = export_release(fixture.ws, audience=RESEARCH, release_id="tampered")
     with open(r.path / "spells.parquet", "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(WorkspaceError):
@@ -130,29 +131,29 @@ def test_open_release_verify_detects_tampering(fixture, tmp_path):
 def test_reproducible_byte_for_byte(tmp_path):
     a = build_release_workspace(tmp_path / "a", n_persons=500, seed=5)
     b = build_release_workspace(tmp_path / "b", n_persons=500, seed=5)
-    ra = export_release(a.ws, release_id="same")
-    rb = export_release(b.ws, release_id="same")
+    ra = export_release(a.ws, audience=RESEARCH, release_id="same")
+    rb = export_release(b.ws, audience=RESEARCH, release_id="same")
     for rel in _files(ra.path):
         assert (ra.path / rel).read_bytes() == (rb.path / rel).read_bytes(), rel
     # a different release id changes only the files that name it
-    rc = export_release(a.ws, release_id="other")
+    rc = export_release(a.ws, audience=RESEARCH, release_id="other")
     changed = [rel for rel in _files(ra.path) if (ra.path / rel).read_bytes() != (rc.path / rel).read_bytes()]
     assert changed == ["README.md", "manifest.json"]
 
 
 def test_release_ids_never_overwritten(fixture, release):
     with pytest.raises(UsageError):
-        export_release(fixture.ws, release_id="base")
+        export_release(fixture.ws, audience=RESEARCH, release_id="base")
     with pytest.raises(UsageError):
-        export_release(fixture.ws, release_id="../escape")
+        export_release(fixture.ws, audience=RESEARCH, release_id="../escape")
 
 
 def test_person_key_is_hmac_of_person_id_and_stable(fixture, release):
-    later = export_release(fixture.ws, release_id="later")
+    later = export_release(fixture.ws, audience=RESEARCH, release_id="later")
     keys_a = pl.read_parquet(release.path / "persons.parquet").get_column("person_key")
     keys_b = pl.read_parquet(later.path / "persons.parquet").get_column("person_key")
     assert keys_a.to_list() == keys_b.to_list()
-    key = audience_key(fixture.ws, None)
+    key = audience_key(fixture.ws, RESEARCH)
     expected = sorted(hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:KEY_HEX_CHARS]
                       for pid in fixture.crosswalk.get_column("person_id").unique())
     assert sorted(keys_a.to_list()) == expected
@@ -165,14 +166,16 @@ def test_person_key_is_hmac_of_person_id_and_stable(fixture, release):
 
 def test_audience_gets_its_own_keys_and_profile(tmp_path, monkeypatch):
     fx = build_release_workspace(tmp_path / "ws", n_persons=900, seed=7, export_extra=(
-        '[[export.audiences]]\nid = "dua-university"\nsecret_env = "DUA_SECRET"\nprofile = "limited"\n'))
+        '[[export.audiences]]\nid = "dua-university"\nsecret_env = "DUA_SECRET"\nprofile = "limited"\n'
+        'tier = "research"\nrecipient = "A University"\nagreement = "DUA-7"\npurpose = "a study"\n'
+        'expires = 2099-01-01\n'))
     with pytest.raises(Exception, match="DUA_SECRET"):
         export_release(fx.ws, audience="dua-university", release_id="x")
     monkeypatch.setenv("DUA_SECRET", "another-secret")
     limited = export_release(fx.ws, audience="dua-university", release_id="dua")
-    default = export_release(fx.ws, release_id="default")
+    other = export_release(fx.ws, audience=RESEARCH, release_id="other")  # safe-harbor profile, own keys
     p_lim = pl.read_parquet(limited.path / "persons.parquet")
-    p_def = pl.read_parquet(default.path / "persons.parquet")
+    p_def = pl.read_parquet(other.path / "persons.parquet")
     assert "zip5" in p_lim.columns and "zip5" not in p_def.columns
     assert set(p_lim["person_key"]).isdisjoint(set(p_def["person_key"]))
     assert limited.profile == "limited"
@@ -183,7 +186,7 @@ def test_audience_gets_its_own_keys_and_profile(tmp_path, monkeypatch):
 def test_year_precision_gives_years_and_a_yearly_panel(tmp_path):
     fx = build_release_workspace(tmp_path / "ws", n_persons=500, seed=9,
                                  export_extra='event_date_precision = "year"\n')
-    r = export_release(fx.ws, release_id="y")
+    r = export_release(fx.ws, audience=RESEARCH, release_id="y")
     ev = pl.scan_parquet(r.path / "events", hive_partitioning=True).collect()
     assert ev.schema["entry_year"] == pl.Int16 and "entry_month" not in ev.columns
     panel = pl.read_parquet(r.path / "panel.parquet")
@@ -200,12 +203,12 @@ def test_stale_crosswalk_is_a_workspace_error(tmp_path):
     with new_link_generation(fx.ws) as gen:
         write_crosswalk(gen.link_dir, fx.crosswalk.head(10))
     with pytest.raises(WorkspaceError, match="out of date"):
-        export_release(fx.ws)
+        export_release(fx.ws, audience=RESEARCH)
     assert not any((fx.ws.releases_dir).iterdir())
 
 
 def test_cli_export_json(fixture, cli):
-    res = cli("-w", fixture.ws.root, "export", "--release-id", "cli-json", "--json",
+    res = cli("-w", fixture.ws.root, "export", "--audience", RESEARCH, "--release-id", "cli-json", "--json",
               env={"CILINK_SECRET": "test-secret-not-for-production"})
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

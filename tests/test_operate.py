@@ -16,6 +16,7 @@ from cilink.ledger import Ledger
 from cilink.link.outputs import read_crosswalk
 from cilink.workspace import Workspace, ensure_layout
 from tests.conftest import run_cli
+from tests.release_fixtures import RESEARCH, RESEARCH_AUDIENCE
 
 PEOPLE = 150
 
@@ -135,7 +136,10 @@ def test_purge_partner_removes_its_data_everywhere(demo_source: Path, tmp_path: 
     assert not list((ws / "inbox" / "coc-hmis").rglob("*.zip")), "the kept raw export is purged too"
     gens = [p for p in w.link_root.iterdir() if p.name.startswith("gen-")]
     assert len(gens) == 1, "older link generations still held the purged records"
-    exp = run_cli("-w", ws, "export", "--json")
+    # the research tier: full event detail, so an absent housing domain means the purge reached the release
+    with open(ws / "cilink.toml", "a", encoding="utf-8") as fh:
+        fh.write(RESEARCH_AUDIENCE)
+    exp = run_cli("-w", ws, "export", "--audience", RESEARCH, "--json")
     assert exp.returncode == 0, exp.stderr
     release = max((ws / "releases").iterdir(), key=lambda p: p.stat().st_mtime)
     persons = pl.read_parquet(release / "persons.parquet")

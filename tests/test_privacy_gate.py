@@ -23,7 +23,7 @@ from cilink.export.kanonymity import KAnonymityUnreachable, anonymize, min_class
 from cilink.export.privacy_gate import GateRule, check_metadata, check_values
 from cilink.export.restricted_values import RestrictedValues
 from cilink.ledger import Ledger
-from tests.release_fixtures import build_release_workspace, make_persons, make_staged, write_fixture
+from tests.release_fixtures import RESEARCH, build_release_workspace, make_persons, make_staged, write_fixture
 
 SECRET = "test-secret-not-for-production"
 
@@ -53,7 +53,7 @@ def test_gate_refuses_a_mapped_name_column(fixture):
         return df.with_columns(pl.Series("first_name", names.sample(df.height, with_replacement=True, seed=1)))
 
     with pytest.raises(PrivacyGateRefused) as exc:
-        export_release(fixture.ws, release_id="leak-name", tamper=add_first_name)
+        export_release(fixture.ws, audience=RESEARCH, release_id="leak-name", tamper=add_first_name)
     assert exc.value.exit_code == 5
     assert {"pii_column_name", "undocumented_column", "name_value"} <= _rules(exc)
     assert all("events: column 'first_name'" in f for f in exc.value.failures)
@@ -74,7 +74,7 @@ def test_gate_refuses_names_under_an_innocent_column_name(fixture):
         return df.with_columns(pl.Series("note", last.sample(df.height, with_replacement=True, seed=2)))
 
     with pytest.raises(PrivacyGateRefused) as exc:
-        export_release(fixture.ws, release_id="leak-note", tamper=add_note)
+        export_release(fixture.ws, audience=RESEARCH, release_id="leak-note", tamper=add_note)
     assert "name_value" in _rules(exc)
     _nothing_written(fixture.ws)
 
@@ -91,7 +91,7 @@ def test_gate_refuses_a_partner_id_in_a_documented_events_column(fixture):
                                .otherwise(pl.col("school_id")).alias("school_id"))
 
     with pytest.raises(PrivacyGateRefused) as exc:
-        export_release(fixture.ws, release_id="leak-id", tamper=leak)
+        export_release(fixture.ws, audience=RESEARCH, release_id="leak-id", tamper=leak)
     assert exc.value.failures and all("column 'school_id': source_id_value" in f for f in exc.value.failures)
     _nothing_written(fixture.ws)
 
@@ -105,7 +105,7 @@ def test_gate_refuses_person_id_as_key(fixture):
         return df.with_columns(pl.Series("person_key", pids.head(df.height)))
 
     with pytest.raises(PrivacyGateRefused) as exc:
-        export_release(fixture.ws, release_id="leak-pid", tamper=swap)
+        export_release(fixture.ws, audience=RESEARCH, release_id="leak-pid", tamper=swap)
     assert {"source_id_value", "value_outside_pattern"} <= _rules(exc)
     _nothing_written(fixture.ws)
 
@@ -117,7 +117,8 @@ def test_cli_exits_5_when_k_cannot_be_reached_without_suppression(tmp_path, cli)
         pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("X")).otherwise(pl.col("sex")).alias("sex"))
     fx = write_fixture(tmp_path / "ws", persons, make_staged(persons, rng), seed=4,
                        export_extra="max_suppression = 0\n")
-    res = cli("-w", fx.ws.root, "export", "--release-id", "strict", env={"CILINK_SECRET": SECRET})
+    res = cli("-w", fx.ws.root, "export", "--audience", RESEARCH, "--release-id", "strict",
+             env={"CILINK_SECRET": SECRET})
     assert res.returncode == 5, res.stderr
     assert "k_anonymity" in res.stderr and "persons.parquet" in res.stderr
     assert "Error: privacy gate refused" in res.stderr
@@ -125,11 +126,13 @@ def test_cli_exits_5_when_k_cannot_be_reached_without_suppression(tmp_path, cli)
     names = set(fx.persons["first_name"]) | set(fx.persons["last_name"])
     assert not names & set(re.findall(r"[a-z]+", res.stderr.lower()))
     # with the default suppression limit the same data is released
-    ok = cli("-w", fx.ws.root, "export", "--release-id", "lenient", env={"CILINK_SECRET": SECRET})
+    ok = cli("-w", fx.ws.root, "export", "--audience", RESEARCH, "--release-id", "lenient",
+             env={"CILINK_SECRET": SECRET})
     assert ok.returncode == 5  # config still says 0: nothing changes without a config change
     (fx.ws.root / "cilink.toml").write_text((fx.ws.root / "cilink.toml").read_text()
                                             .replace("max_suppression = 0", "max_suppression = 0.05"))
-    ok = cli("-w", fx.ws.root, "export", "--release-id", "lenient", env={"CILINK_SECRET": SECRET})
+    ok = cli("-w", fx.ws.root, "export", "--audience", RESEARCH, "--release-id", "lenient",
+             env={"CILINK_SECRET": SECRET})
     assert ok.returncode == 0, ok.stderr
 
 
@@ -165,7 +168,7 @@ def _cells(path: Path) -> set[str]:
 
 def test_no_identifier_in_any_file_of_a_release(tmp_path):
     fx = build_release_workspace(tmp_path / "ws", n_persons=1500, seed=8)
-    r = export_release(fx.ws, release_id="scan")
+    r = export_release(fx.ws, audience=RESEARCH, release_id="scan")
     ids = _identifiers(fx)
     everything = set().union(*ids.values())
     files = sorted(p for p in r.path.rglob("*") if p.is_file())

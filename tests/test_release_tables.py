@@ -15,7 +15,7 @@ from cilink.schemas import polars_schema
 
 D = dt.date
 AS_OF = D(2025, 6, 30)
-PLAN = release_plan(ExportSettings())
+PLAN = release_plan(ExportSettings(event_date_precision="month"))  # month columns, quarterly panel
 PARTNERS = ("city-schools", "coc-hmis", "workforce-board")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import tomllib
@@ -138,19 +139,59 @@ class LinkSettings(Strict):
 
 
 class ReleaseProfile(StrEnum):
+    """Date and geography precision of a research-tier release (docs/analysts.md, 'Tiers')."""
+
+    #: HIPAA Safe Harbor §164.514(b)(2): no date element finer than the year, ZIP3 (restricted areas "000")
     SAFE_HARBOR = "safe-harbor"
+    #: a limited data set under a data-use agreement: month-level dates and the 5-digit ZIP
     LIMITED = "limited"
 
 
+class ReleaseTier(StrEnum):
+    """What an audience may receive, named for who may receive it (docs/analysts.md, 'Tiers')."""
+
+    #: tables only (shared measures, cross-tabs, the report): partners, funders, the public
+    AGGREGATE = "aggregate"
+    #: person-level longitudinal microdata of coarsened measures that passes the whole-record gate: analysts
+    DEIDENTIFIED = "deidentified"
+    #: pseudonymised record-level data with full event detail for a named recipient under a data-use agreement
+    RESEARCH = "research"
+
+
+#: Keys a research-tier audience must set (a data-use agreement names who, under what, why and until when).
+RESEARCH_KEYS = ("recipient", "agreement", "purpose", "expires")
+
+
 class Audience(Strict):
-    """A release audience with its own person_key secret (taken from an environment variable)."""
+    """A release audience: its tier, its own person_key secret (from an environment variable), and for the
+    research tier the data-use agreement it receives the data under."""
 
     id: Annotated[str, Field(pattern=SLUG)]
     secret_env: str
+    tier: ReleaseTier | None = Field(default=None, description="aggregate | deidentified | research; default: "
+                                     "[export].tier")
+    partner: str | None = Field(default=None, description="the partner organisation this audience is; a partner "
+                                "may only ever receive the aggregate tier")
     profile: ReleaseProfile | None = Field(
-        default=None, description="profile for this audience (e.g. limited under a data-use agreement); "
+        default=None, description="research tier: safe-harbor (year dates) or limited (month dates, ZIP5); "
         "default: [export].profile"
     )
+    recipient: str | None = Field(default=None, description="research tier: the named person or organisation")
+    agreement: str | None = Field(default=None, description="research tier: the data-use agreement's reference")
+    purpose: str | None = Field(default=None, description="research tier: what the data may be used for")
+    expires: dt.date | None = Field(default=None, description="research tier: the agreement's end date")
+
+    @model_validator(mode="after")
+    def _tier_rules(self) -> Audience:
+        if self.partner is not None and self.tier not in (None, ReleaseTier.AGGREGATE):
+            raise ValueError(f"audience {self.id!r} is partner {self.partner!r}: a partner organisation may only "
+                             "receive tier = \"aggregate\"")
+        if self.tier == ReleaseTier.RESEARCH:
+            missing = [k for k in RESEARCH_KEYS if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"a research-tier audience needs {', '.join(missing)} (the data-use agreement: "
+                                 "recipient, agreement reference, purpose, expiry date)")
+        return self
 
 
 #: Event date fields whose release precision can be set per column ([export.date_precision]).
@@ -158,21 +199,45 @@ DateField = Literal["entry_date", "exit_date", "move_in_date"]
 
 
 class ExportSettings(Strict):
-    """[export]: privacy profile and gate parameters."""
+    """[export]: release tier of the default audience, privacy profile and gate parameters."""
 
+    tier: ReleaseTier = Field(default=ReleaseTier.DEIDENTIFIED, description="tier of `cilink export` without "
+                              "--audience: aggregate or deidentified (research needs a named audience)")
     profile: ReleaseProfile = ReleaseProfile.SAFE_HARBOR
     k: int = Field(default=5, ge=2)
     min_cell: int = Field(default=11, ge=1)
-    event_date_precision: Literal["month", "year"] = "month"
+    max_risk: float = Field(default=0.2, gt=0, le=1, description="deidentified: largest re-identification "
+                            "risk of any person (1 / size of their class on the whole released record)")
+    mean_risk: float = Field(default=0.05, gt=0, le=1, description="deidentified: largest mean re-identification "
+                             "risk over all persons")
+    partner_single_out: float = Field(default=0.01, ge=0, le=1, description="deidentified: largest share of a "
+                                      "partner's clients that partner may single out by matching what it sent")
+    priorities: list[str] = Field(default_factory=list, description="deidentified: attributes to keep first "
+                                  "(e.g. [\"age\", \"domains\"]); the rest follow in the default order")
+    generalization: dict[str, str] = Field(default_factory=dict, description="deidentified: pin an attribute to "
+                                           "a level (attribute = level name); the gate refuses if that is unsafe")
+    non_identifying: dict[str, str] = Field(default_factory=dict, description="deidentified: released columns "
+                                            "left out of the risk model, each with the reason why")
+    event_date_precision: Literal["month", "year"] = Field(
+        default="year", description="research tier, safe-harbor profile: event dates as years (Safe Harbor) or "
+        "months (which Safe Harbor does not allow: the manifest then says the profile is not met)")
     date_precision: dict[DateField, Literal["month", "year"]] = Field(
-        default_factory=dict, description="per-column override of event_date_precision (safe-harbor profile)"
+        default_factory=dict, description="per-column override of event_date_precision (research tier)"
     )
     max_suppression: float = Field(
         default=0.05, ge=0, le=1,
-        description="largest share of persons whose quasi-identifiers may be suppressed to reach k",
+        description="largest share of persons whose released attributes may be locally suppressed",
     )
     on_run: bool = True
     audiences: list[Audience] = Field(default_factory=list)
+
+    @field_validator("tier")
+    @classmethod
+    def _default_tier(cls, tier: ReleaseTier) -> ReleaseTier:
+        if tier == ReleaseTier.RESEARCH:
+            raise ValueError("the research tier needs a named audience with its own keys and data-use agreement: "
+                             "add an [[export.audiences]] entry with tier = \"research\"")
+        return tier
 
     @field_validator("audiences")
     @classmethod
@@ -194,6 +259,12 @@ class ExportSettings(Strict):
             f"unknown audience '{audience_id}'",
             hint=f"use one of: {known}; or add an [[export.audiences]] entry with id = \"{audience_id}\"",
         )
+
+    def tier_of(self, audience_id: str | None) -> ReleaseTier:
+        """The tier an audience receives (the default audience: [export].tier)."""
+        if audience_id is None or audience_id == "default":
+            return self.tier
+        return self.audience(audience_id).tier or self.tier
 
 
 #: The analysis units an indicator can count (built from a release by ``cilink.indicators.units``).

@@ -18,10 +18,11 @@ def export(
                                                    "secret give byte-identical files")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
 ) -> None:
-    """Write releases/<release_id>/: persons, events, spells, panel, dictionary, manifest, README.
+    """Write releases/<release_id>/ for the audience's tier: aggregate, deidentified or research.
 
-    Every table passes the privacy gate first (identifiers, k-anonymity, small cells); on failure the
-    command exits 5 naming each column and rule, and nothing is written.
+    Everything passes the privacy gate first (identifiers; for the deidentified tier k and risk on the whole
+    record and each partner as attacker; small cells); on failure the command exits 5 naming each table,
+    column and rule, and nothing is written.
     Example: cilink export --release-id 2026-q3
     """
     from cilink.export.release import export_release
@@ -30,12 +31,10 @@ def export(
     if json_out:
         output.emit_json(result.to_dict())
         return
-    anon = result.anonymization
-    output.line(f"Released {result.release_id} to {result.path} (profile {result.profile}, audience {result.audience})")
+    output.line(f"Released {result.release_id} to {result.path} (tier {result.tier}, audience {result.audience})")
     output.table("Rows", ["file", "rows"], [[name, n] for name, n in result.rows.items()])
-    gen = ", ".join(f"{k} {v}" for k, v in anon["generalization"].items())
-    output.line(f"k-anonymity: k={anon['k']} reached (smallest group {anon['achieved_k']}); {gen}; "
-                f"{anon['suppressed_persons']} person(s) with suppressed quasi-identifiers")
+    for line in result.summary_lines():
+        output.line(line)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,12 +7,15 @@ shown as suppressed (null), as every aggregate cilink publishes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 
+from cilink.config import ReleaseTier
 from cilink.export.columns import EVENTS, PANEL, PERSONS, SPELLS, ColumnSpec
 from cilink.export.generalize import ReleasePlan
+from cilink.export.labels import agreement_lines, risk_table, tier_label, tier_of
 
 FORMAT = "cilink-release/1"
 
@@ -90,18 +93,35 @@ def table_entry(name: str, specs: list[ColumnSpec], rows: int, counts: dict[str,
     return info
 
 
-def build_dictionary(tables: list[dict[str, Any]], plan: ReleasePlan) -> dict[str, Any]:
-    """dictionary.json from the table entries (in release order)."""
-    return {
-        "format": FORMAT,
-        "profile": plan.describe(),
-        "notes": [
-            "Dates are released as months (YYYY-MM text) or years (integers); no exact date leaves cilink.",
-            f"value_counts below {plan.min_cell} are suppressed (null).",
-            "person_key joins all tables; it is stable across releases for the same audience.",
-        ],
-        "tables": tables,
-    }
+def build_dictionary(tables: list[dict[str, Any]], plan: ReleasePlan,
+                     manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """dictionary.json from the table entries (in release order).
+
+    The tier, its label, the data-use agreement (research) and the risk figures are taken from ``manifest``
+    (its ``tier``, ``label``, ``data_use_agreement`` and ``risk`` keys); without one the dictionary claims
+    nothing beyond its columns.
+    Example: ``build_dictionary(entries, plan, manifest)["label"]``
+    """
+    header: dict[str, Any] = {}
+    notes = []
+    if manifest is not None:
+        tier = tier_of(manifest)
+        label = manifest.get("label") or tier_label(tier)
+        header = {"tier": tier, "label": label}
+        if manifest.get("data_use_agreement"):
+            header["data_use_agreement"] = dict(manifest["data_use_agreement"])
+        if manifest.get("risk"):
+            header["risk"] = manifest["risk"]
+        notes.append(f"This release is {label}." + ("" if tier != ReleaseTier.RESEARCH else
+                     " Use it only as its data-use agreement allows: " + "; ".join(agreement_lines(manifest)) + "."))
+    notes += [
+        "Dates are released as months (YYYY-MM text) or years (integers); no exact date leaves cilink. "
+        f"Profile: {plan.description}.",
+        f"value_counts below {plan.min_cell} are suppressed (null).",
+        "person_key joins all tables; it is stable across releases for the same audience. Other audiences get "
+        "other keys, which does not stop two releases being matched on their content.",
+    ]
+    return {"format": FORMAT, **header, "profile": plan.describe(), "notes": notes, "tables": tables}
 
 
 def _md_cell(text: object) -> str:
@@ -110,8 +130,18 @@ def _md_cell(text: object) -> str:
 
 def render_markdown(dictionary: dict[str, Any]) -> str:
     """DICTIONARY.md: the same content as dictionary.json, as tables."""
-    lines = ["# Data dictionary", "", f"Release format `{dictionary['format']}`, profile "
-             f"`{dictionary['profile']['profile']}`.", ""]
+    lines = ["# Data dictionary", ""]
+    if dictionary.get("label"):
+        label = dictionary["label"]
+        lines += [f"**{label[0].upper() + label[1:]}** (tier `{dictionary['tier']}`).", ""]
+    dua = dictionary.get("data_use_agreement") or {}
+    lines += [f"- {line}" for line in agreement_lines(dictionary)] + ([""] if dua else [])
+    if dictionary.get("risk"):
+        lines += ["Re-identification risk measured on this release (every released column a quasi-identifier):",
+                  "", risk_table(dictionary["risk"]), ""]
+    lines += [f"Release format `{dictionary['format']}`, profile `{dictionary['profile']['profile']}`"
+              + (f" — {dictionary['profile']['description']}" if "description" in dictionary["profile"] else "")
+              + ".", ""]
     lines += [f"- {n}" for n in dictionary["notes"]] + [""]
     for t in dictionary["tables"]:
         lines += [f"## `{t['path']}`", "", f"{t['grain'].capitalize()}; {t['rows']} rows."

@@ -2,11 +2,18 @@
 
 Two profiles (design §6, issue 6):
 
-- ``safe-harbor`` (default) follows the HIPAA Safe Harbor shape: geography no finer than the first three ZIP
-  digits, with the 17 sparsely populated ZIP3 areas replaced by ``"000"``; ages 90 and over merged into one
-  category; event dates at month or year precision as configured per column (strict Safe Harbor wants year —
-  set ``event_date_precision = "year"`` when the release must meet it to the letter).
-- ``limited`` is for audiences under a data-use agreement: month-level dates and the full 5-digit ZIP.
+- ``safe-harbor`` (default) follows the HIPAA Safe Harbor shape (§164.514(b)(2)): geography no finer than the
+  first three ZIP digits, with the 17 sparsely populated ZIP3 areas replaced by ``"000"``; ages 90 and over
+  merged into one category; no date element finer than the year (``event_date_precision = "year"``, the
+  default). A config may still ask for months (``event_date_precision`` or ``[export.date_precision]``);
+  the plan then says so — ``describe()`` reports ``safe_harbor = false`` and a description ending in
+  "not Safe Harbor" — rather than calling the release Safe Harbor.
+- ``limited`` is for audiences under a data-use agreement: month-level dates and the full 5-digit ZIP (a
+  HIPAA limited data set, never Safe Harbor).
+
+Safe Harbor also requires that the releaser has no actual knowledge that what remains could identify a
+person; a profile only fixes the shape of dates and geography, so the tier and the measured risk decide
+what may be claimed (docs/analysts.md, "Privacy profiles").
 
 Everything here is a polars expression, so generalizing ten million rows stays vectorized.
 """
@@ -83,14 +90,35 @@ class ReleasePlan:
         """Release column for an event date field: ``entry_date`` → ``entry_month`` or ``entry_year``."""
         return f"{DATE_FIELDS[field]}_{self.date_precision[field]}"
 
+    @property
+    def safe_harbor(self) -> bool:
+        """Whether dates and geography follow HIPAA Safe Harbor: the safe-harbor profile with every date a year."""
+        return self.profile == ReleaseProfile.SAFE_HARBOR and set(self.date_precision.values()) <= {"year"}
+
+    @property
+    def description(self) -> str:
+        """The profile as a release should name it: never "safe-harbor" alone when months are released."""
+        if self.profile == ReleaseProfile.LIMITED:
+            return "limited (month dates and ZIP5: a limited data set under a data-use agreement, not Safe Harbor)"
+        months = sorted(f for f, p in self.date_precision.items() if p == "month")
+        if not months:
+            return "safe-harbor (dates as years, ZIP3)"
+        return f"safe-harbor (months requested: not Safe Harbor; month precision for {', '.join(months)})"
+
     def describe(self) -> dict[str, object]:
-        return {"profile": str(self.profile), "date_precision": dict(sorted(self.date_precision.items())),
+        """The plan as manifest.json and dictionary.json record it (``profile`` stays the configured value)."""
+        return {"profile": str(self.profile), "description": self.description, "safe_harbor": self.safe_harbor,
+                "date_precision": dict(sorted(self.date_precision.items())),
                 "geography": "zip5" if self.zip5 else "zip3", "panel_period": self.period,
                 "k": self.k, "min_cell": self.min_cell, "max_suppression": self.max_suppression}
 
 
 def release_plan(settings: ExportSettings, profile: ReleaseProfile | None = None) -> ReleasePlan:
-    """Resolve the profile: limited ⇒ month dates for every column; safe-harbor ⇒ as configured per column."""
+    """Resolve the profile: limited ⇒ month dates for every column; safe-harbor ⇒ as configured per column
+    (years unless the config asks for months, in which case the plan is marked as not Safe Harbor).
+
+    Example: ``release_plan(ExportSettings()).describe()["safe_harbor"]`` is ``True``.
+    """
     prof = profile or settings.profile
     if prof == ReleaseProfile.LIMITED:
         precision: dict[str, Precision] = dict.fromkeys(DATE_FIELDS, "month")

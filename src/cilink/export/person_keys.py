@@ -2,7 +2,8 @@
 
 The key is never derived from identifiers (names, DOB, SSN …), only from the opaque person_id that linkage
 assigns, so it carries no information about the person; the same person keeps the same key in every release
-for the same audience, and two audiences cannot join their releases without the secrets.
+for the same audience, and another audience's key for them is unrelated. Unrelated keys stop a join *on the
+key* only: two releases about the same people can still be matched on their content (docs/analysts.md).
 """
 
 from __future__ import annotations

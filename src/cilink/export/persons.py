@@ -143,6 +143,23 @@ def _names_of(mask: pl.Series, names: tuple[str, ...], alias: str) -> pl.DataFra
                         schema={"_mask": pl.Int64, alias: pl.List(pl.String)})
 
 
+def person_base(events: dict[str, pl.DataFrame], n_persons: int, as_of: dt.date,
+                partners: tuple[str, ...]) -> pl.DataFrame:
+    """One row per person_idx (restricted): raw quasi-identifiers (``_birth_year``, ``sex``, ``_race``,
+    ``_zip5``: each the latest non-null value across partners), partner and domain bit masks (``_pm``,
+    ``_dm``) and the first and last day with any record (``_first``, ``_last``, day numbers)."""
+    fold = _Fold(n_persons)
+    domain_rows = [_domain_rows(domain, df, partners, as_of) for domain, df in events.items()]
+    for d, (domain, rows) in enumerate(zip(events, domain_rows, strict=True)):
+        fold.add(d, domain, rows)
+    assert bool((fold.domain_mask > 0).all()), "every person in the index has at least one staged row"
+    base = pl.DataFrame({"person_idx": pl.int_range(0, n_persons, dtype=pl.Int32, eager=True)})
+    for col in _QI:
+        base = base.join(fold.latest(col, domain_rows), on="person_idx", how="left", maintain_order="left")
+    return base.with_columns(pl.Series("_pm", fold.partner_mask), pl.Series("_dm", fold.domain_mask),
+                             pl.Series("_first", fold.first), pl.Series("_last", fold.last))
+
+
 def build_persons(events: dict[str, pl.DataFrame], n_persons: int, plan: ReleasePlan, as_of: dt.date,
                   partners: tuple[str, ...]) -> tuple[pl.DataFrame, Anonymization]:
     """The persons table (keyed by person_idx) and the k-anonymization applied to it.
@@ -150,17 +167,10 @@ def build_persons(events: dict[str, pl.DataFrame], n_persons: int, plan: Release
     ``events`` are the staged rows per domain with ``person_idx`` (every person has at least one); raises
     KAnonymityUnreachable when k cannot be reached within the suppression limit.
     """
-    fold = _Fold(n_persons)
-    domain_rows = [_domain_rows(domain, df, partners, as_of) for domain, df in events.items()]
-    for d, (domain, rows) in enumerate(zip(events, domain_rows, strict=True)):
-        fold.add(d, domain, rows)
-    assert bool((fold.domain_mask > 0).all()), "every person in the index has at least one staged row"
-    partner_mask, domain_mask = pl.Series(fold.partner_mask), pl.Series(fold.domain_mask)
-    first, last = pl.Series(fold.first), pl.Series(fold.last)
-    base = pl.DataFrame({"person_idx": pl.int_range(0, n_persons, dtype=pl.Int32, eager=True)})
-    for col in _QI:
-        base = base.join(fold.latest(col, domain_rows), on="person_idx", how="left", maintain_order="left")
-    del domain_rows
+    base = person_base(events, n_persons, as_of, partners)
+    partner_mask, domain_mask = base.get_column("_pm"), base.get_column("_dm")
+    first, last = base.get_column("_first"), base.get_column("_last")
+    base = base.drop("_pm", "_dm", "_first", "_last")
     anon, result = anonymize(base, k=plan.k, max_suppression=plan.max_suppression, zip5=plan.zip5,
                              cutoff=top_code_cutoff(as_of))
     p = plan.derived_precision

@@ -60,6 +60,11 @@ class GateRule(StrEnum):
     DAY_PRECISION_DATE = "day_precision_date"
     K_ANONYMITY = "k_anonymity"
     SMALL_CELL = "small_cell"
+    #: deidentified tier: every released attribute of every table, a person's rows taken together
+    WHOLE_RECORD_K = "whole_record_k_anonymity"
+    WHOLE_RECORD_RISK = "whole_record_risk"
+    PARTNER_SINGLE_OUT = "partner_single_out"
+    NON_IDENTIFYING_WITHOUT_REASON = "non_identifying_without_reason"
 
 
 @dataclass(frozen=True)

@@ -20,19 +20,21 @@ from typing import Any
 import polars as pl
 
 from cilink import atomic
-from cilink.config import config_hash
-from cilink.errors import PrivacyGateRefused, UsageError, WorkspaceError
+from cilink.config import ReleaseTier, config_hash
+from cilink.errors import ConfigError, PrivacyGateRefused, UsageError, WorkspaceError
 from cilink.export import privacy_gate as gate
 from cilink.export.columns import EVENTS, PANEL, PERSONS, SPELLS, specs_by_file
 from cilink.export.dictionary import build_dictionary, merge_counts, raw_counts, render_markdown, table_entry
 from cilink.export.events import build_events
 from cilink.export.generalize import ReleasePlan, generalize_date, release_plan
 from cilink.export.kanonymity import KAnonymityUnreachable
+from cilink.export.labels import release_header
 from cilink.export.manifest import AGGREGATE_SECTIONS, MANIFEST, add_files, build_manifest, dumps, sha256_text
 from cilink.export.panel import build_panel
 from cilink.export.person_keys import DEFAULT_AUDIENCE, audience_key, person_keys
 from cilink.export.persons import attach_keys, build_persons
 from cilink.export.readme import render_readme
+from cilink.export.record_risk import RecordRisk
 from cilink.export.restricted_values import RestrictedValues, collect_restricted_values
 from cilink.export.sources import as_of_date, load_sources
 from cilink.export.spells import build_spells
@@ -64,6 +66,20 @@ class ExportResult:
     #: per phase (sources, build_*, gate_*, write, …): wall ``<phase>_s``, CPU ``<phase>_cpu_s`` (user + system,
     #: all threads) and system ``<phase>_sys_s`` seconds — for the run log and benchmarks/export_1m.py
     timings: dict[str, float] = field(default_factory=dict)
+    tier: str = "deidentified"
+
+    def summary_lines(self) -> list[str]:
+        """What the gate did, in a few plain lines (no values, only levels and measured figures)."""
+        anon = self.anonymization
+        if self.tier == "deidentified":
+            gen = ", ".join(f"{k} {v}" for k, v in anon.get("generalization", {}).items())
+            return [f"whole-record k={anon.get('k')} reached; levels: {gen}",
+                    f"persons with suppressed values {anon.get('persons_with_suppressed_values_share', 0):.1%}, "
+                    f"withheld {anon.get('persons_withheld_share', 0):.1%}"]
+        if self.tier == "research":
+            return ["pseudonymised personal data — not de-identified (research tier, under the audience's "
+                    "data-use agreement)"]
+        return ["aggregate tables only; small cells suppressed"]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -114,19 +130,70 @@ def _refuse(ws: Workspace, failures: list[gate.GateFailure], log: RunLog, inputs
     gate.refuse_if_failed(failures, hint)
 
 
+@dataclass
+class StageContext:
+    """What a tier's stage function gets: the workspace, the resolved plan, the audience and its key, the
+    release id, the run log and clock, and the staging directory it writes into (restricted zone)."""
+
+    ws: Workspace
+    plan: ReleasePlan
+    tier: ReleaseTier
+    key: bytes
+    audience: str
+    release_id: str
+    log: RunLog
+    clock: PhaseClock
+    tmp: Path
+    tamper: Tamper | None = None
+
+
+#: A tier's builder: writes its files into ``ctx.tmp`` (refusing with PrivacyGateRefused) and returns the
+#: manifest (without its file list) and the audit inputs.
+StageFunction = Callable[[StageContext], tuple[dict[str, Any], dict[str, Any]]]
+
+
+def _stage_function(tier: ReleaseTier) -> StageFunction:
+    if tier == ReleaseTier.DEIDENTIFIED:
+        from cilink.export.deidentified import stage_deidentified
+        return stage_deidentified
+    if tier == ReleaseTier.AGGREGATE:
+        from cilink.export.aggregate import stage_aggregate
+        return stage_aggregate
+    return _stage_research
+
+
+def _check_agreement(ws: Workspace, audience: str, tier: ReleaseTier) -> dict[str, Any]:
+    """A research audience's data-use agreement (for the audit log); ConfigError once it has expired."""
+    if tier != ReleaseTier.RESEARCH:
+        return {}
+    aud = ws.config.export.audience(audience)
+    assert aud.expires is not None  # the config model requires it for the research tier
+    if aud.expires < dt.datetime.now(dt.UTC).date():
+        raise ConfigError(f"the data-use agreement of audience '{audience}' expired on {aud.expires}",
+                          hint=f"renew the agreement and update export.audiences[{audience}].expires, or stop "
+                          "exporting to this audience")
+    return {"recipient": aud.recipient, "agreement": aud.agreement, "purpose": aud.purpose,
+            "expires": aud.expires.isoformat()}
+
+
 def export_release(ws: Workspace, *, audience: str | None = None, release_id: str | None = None,
                    tamper: Tamper | None = None) -> ExportResult:
-    """Write ``releases/<release_id>/`` (design §6) or refuse with PrivacyGateRefused (exit 5), writing nothing.
+    """Write ``releases/<release_id>/`` for an audience's tier or refuse with PrivacyGateRefused (exit 5).
 
-    ``audience`` picks an ``[[export.audiences]]`` entry (its secret, and its profile if set); default: the
-    workspace secret and ``[export].profile``. ``release_id`` defaults to the UTC time; pass it to reproduce a
-    release byte for byte. ``tamper`` is for tests only (see ``Tamper``).
+    ``audience`` picks an ``[[export.audiences]]`` entry (its tier, secret and profile); default: the
+    workspace secret and ``[export].tier`` (deidentified unless configured). Tiers (docs/analysts.md):
+    ``aggregate`` (tables only), ``deidentified`` (coarsened person-level microdata behind the whole-record
+    gate), ``research`` (pseudonymised full detail for a named recipient under a data-use agreement).
+    ``release_id`` defaults to the UTC time; pass it to reproduce a release byte for byte. ``tamper`` is for
+    tests only (see ``Tamper``).
     Example: ``export_release(Workspace.open("ws"), release_id="2026-q3")``
     """
     cfg = ws.config
     aud = audience or DEFAULT_AUDIENCE
+    tier = cfg.export.tier_of(aud)
     aud_profile = cfg.export.audience(aud).profile if aud != DEFAULT_AUDIENCE else None
     plan = release_plan(cfg.export, aud_profile)
+    agreement = _check_agreement(ws, aud, tier)
     key = audience_key(ws, aud)  # a missing secret is a configuration error before any data is read
     explicit_id = release_id is not None
     rid = _check_release_id(release_id or default_release_id(aud))
@@ -141,26 +208,41 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
             target = ws.releases_dir / f"{rid}-{n}"
             n += 1
         rid = target.name
-        log.event("start", profile=str(plan.profile), audience=aud)
+        log.event("start", profile=str(plan.profile), audience=aud, tier=str(tier))
         # Staged in the restricted zone: until every table and document has passed the gate, nothing
         # exists under releases/; a refusal or crash removes the staging directory (recovery sweeps it too).
         clock = PhaseClock()
         with atomic.atomic_dir(target, tmp_parent=ws.restricted) as tmp:
-            manifest, inputs = _stage(ws, plan, key, aud, rid, log, tamper, tmp, clock)
+            ctx = StageContext(ws=ws, plan=plan, tier=tier, key=key, audience=aud, release_id=rid, log=log,
+                               clock=clock, tmp=tmp, tamper=tamper)
+            manifest, inputs = _stage_function(tier)(ctx)
+            manifest = {**manifest, "tier": str(tier)}
+            if agreement:
+                manifest["data_use_agreement"] = agreement
             # the manifest last: it carries the sha256 of every other file
             manifest_text = dumps(add_files(manifest, tmp))
             (tmp / MANIFEST).write_text(manifest_text, encoding="utf-8")
             clock.lap("manifest")
         clock.lap("publish")
         log.event("timings", **clock.totals)
-        rows, anon = manifest["row_counts"], manifest["anonymization"]
+        rows, anon = manifest.get("row_counts", {}), manifest.get("anonymization", {})
         log.event("written", **rows)
         with Ledger(ws.ledger_path) as ledger:
             ledger.add_release(rid, str(plan.profile), aud, target.relative_to(ws.root).as_posix(),
-                               {"rows": rows, "manifest_sha256": sha256_text(manifest_text), **anon})
-            ledger.audit("export", "export", "ok", inputs=inputs, details={"release_id": rid, "rows": rows})
+                               {"rows": rows, "manifest_sha256": sha256_text(manifest_text), "tier": str(tier),
+                                **anon})
+            ledger.audit("export", "export", "ok", inputs={**inputs, "tier": str(tier), **agreement},
+                         details={"release_id": rid, "rows": rows, "tier": str(tier), **agreement})
     return ExportResult(release_id=rid, path=target, profile=str(plan.profile), audience=aud, rows=rows,
-                        anonymization=anon, manifest_sha256=sha256_text(manifest_text), timings=clock.totals)
+                        anonymization=anon, manifest_sha256=sha256_text(manifest_text), timings=clock.totals,
+                        tier=str(tier))
+
+
+def _stage_research(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The research tier: pseudonymised full event detail (persons, events, spells, panel)."""
+    header = release_header(ctx.tier, _check_agreement(ctx.ws, ctx.audience, ctx.tier))
+    return _stage(ctx.ws, ctx.plan, ctx.key, ctx.audience, ctx.release_id, ctx.log, ctx.tamper, ctx.tmp, ctx.clock,
+                  header)
 
 
 class _Stager:
@@ -175,6 +257,7 @@ class _Stager:
         self.rows: dict[str, int] = {}
         self.counts: dict[str, dict[str, dict[str, int]]] = {}
         self.candidates: list[gate.Candidates] = []
+        self.risk = RecordRisk()  # the whole released record, joined on person_key
 
     def lookups(self) -> list[gate.GateFailure]:
         """The identifier look-ups of every staged table's free-text values, in one pass."""
@@ -193,6 +276,8 @@ class _Stager:
             _refuse(self.ws, failures, self.log, self.inputs)
         self.clock.lap("gate_shapes")
         self.rows[name] = self.rows.get(name, 0) + frame.height
+        self.risk.add(name, frame)
+        self.clock.lap("risk")
         merge_counts(self.counts.setdefault(name, {}), raw_counts(frame, self.specs[name]))
         self.clock.lap("value_counts")
         _write_table(frame.drop(drop) if drop else frame, self.tmp / path)
@@ -200,14 +285,15 @@ class _Stager:
         self.log.event("staged", table=name, part=path.as_posix(), rows=frame.height, cpu_s=_cpu())
         return frame
 
-    def dictionary(self) -> dict[str, Any]:
+    def dictionary(self, manifest: dict[str, Any]) -> dict[str, Any]:
         entries = [table_entry(name, self.specs[name], self.rows.get(name, 0), self.counts.get(name, {}),
                                self.plan.min_cell) for name in (PERSONS, EVENTS, SPELLS, PANEL)]
-        return build_dictionary(entries, self.plan)
+        return build_dictionary(entries, self.plan, manifest)
 
 
 def _stage(ws: Workspace, plan: ReleasePlan, key: bytes, audience: str, rid: str, log: RunLog,
-           tamper: Tamper | None, tmp: Path, clock: PhaseClock) -> tuple[dict[str, Any], dict[str, Any]]:
+           tamper: Tamper | None, tmp: Path, clock: PhaseClock,
+           header: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build, gate and write each table in turn into ``tmp``, then the documents; raise on any refusal."""
     cfg = ws.config
     sources = load_sources(ws, lambda ids: person_keys(ids, key))
@@ -254,10 +340,11 @@ def _stage(ws: Workspace, plan: ReleasePlan, key: bytes, audience: str, rid: str
     del events
 
     as_of_text = str(pl.select(generalize_date(pl.lit(as_of), plan.derived_precision)).item())
-    dictionary = stager.dictionary()
     manifest = build_manifest(release_id=rid, audience=audience, config_sha256=inputs["config_sha256"],
                               plan=plan.describe(), as_of=as_of_text, anonymization=anonymization.to_dict(),
                               sources=sources, cfg=cfg, rows=stager.rows, gate_rules=[str(r) for r in gate.GateRule])
+    manifest.update(header or {}, risk=stager.risk.figures())  # before the documents: they state both
+    dictionary = stager.dictionary(manifest)
     clock.lap("dictionary")
     failures = stager.lookups()
     clock.lap("gate_lookups")

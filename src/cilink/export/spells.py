@@ -59,7 +59,7 @@ _GROUP_STRIDE = 10_000_000
 
 _EXTRA: dict[str, list[tuple[str, str]]] = {  # (staged field, spell column) read off a spell's last event
     "school": [],
-    "workforce": [("employed_q2", "_employed_q2"), ("employed_q4", "_employed_q4")],
+    "workforce": [("employed_q2", "_employed_q2"), ("employed_q4", "_employed_q4"), ("earnings_q2", "_earnings")],
     "housing": [("destination_category", "_destination")],
 }
 
@@ -113,7 +113,7 @@ def _program_code(domain: str, df: pl.DataFrame) -> pl.Expr:
     return _program(domain).cast(pl.Enum(programs)).to_physical().cast(pl.Int16).fill_null(len(programs))
 
 
-def _domain_spells(domain: str, df: pl.DataFrame, partners: tuple[str, ...], as_of: dt.date) -> pl.DataFrame:
+def domain_spells(domain: str, df: pl.DataFrame, partners: tuple[str, ...], as_of: dt.date) -> pl.DataFrame:
     """One domain's spells (keyed by person_idx), ordered by person, partner, program and start.
 
     Partner and program are sorted and grouped by integer codes (their rank), not by text. Events arrive
@@ -165,7 +165,7 @@ def build_spells(events: dict[str, pl.DataFrame], plan: ReleasePlan, partners: t
     specs = [s for s in spells_columns(plan, partners) if s.name != "person_key"]
     parts = []
     for domain, df in events.items():
-        spells = _domain_spells(domain, df, partners, as_of)
+        spells = domain_spells(domain, df, partners, as_of)
         spells = spells.with_columns(
             generalize_dates(spells.get_column("_start"), p).alias(f"start_{stem}"),
             pl.when(pl.col("ongoing")).then(None).otherwise(generalize_dates(spells.get_column("_end"), p))

@@ -1,0 +1,341 @@
+"""Disclosure control of the whole released record: generalization, local suppression, risk, partner attack.
+
+The unit of risk is a person's *whole record* as a recipient gets it: every attribute of every table of the
+deidentified tier, a person's rows of a row table taken together as one value (cilink.export.measures).
+Two persons are in the same equivalence class when their whole records are equal, a suppressed or
+unreleased value counting as a value of its own (stricter than sdcMicro's "missing matches anything",
+which under-counts what an attacker who knows the true value can rule out). A person's re-identification
+risk is 1 / their class size, as sdcMicro's individual risk with the population equal to the data (an
+administrative register, no sampling); the mean risk is then exactly the number of classes / persons.
+
+How the release is made safe (``protect``), as ARX and sdcMicro do, in two steps:
+
+1. *global recoding*: greedily, one attribute one level coarser at a time, choosing the step that removes
+   the most risk per unit of utility lost (attributes the data manager ranks higher cost more), until the
+   persons in classes smaller than k fit the suppression budget and the expected classes the mean-risk
+   bound;
+2. *local suppression*: persons still in classes smaller than k lose their least valued attributes one at a
+   time until their class reaches k; persons left alone after all are withheld from the record-level tables.
+
+Then the gate measures what was released (``whole_record_risk``), and runs each contributing partner as
+an attacker (``partner_attack``): the partner matches every attribute it supplied, in release form, against
+the release; the share of its clients it singles out (exactly one candidate) must stay below the bound.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from cilink.export.measures import ATTRIBUTES, BY_NAME, DEFAULT_PRIORITIES, DOMAINS, Attribute, Measures, partner_view
+
+#: Code of a locally suppressed value (distinct from every hash of a real value with overwhelming probability).
+SUPPRESSED = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0x100000001B3)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the gate must reach (from [export]); ``pinned`` fixes attributes at levels, ``exempt`` leaves
+    attributes declared non-identifying (with a reason) out of the risk model."""
+
+    k: int = 5
+    max_risk: float = 0.2
+    mean_risk: float = 0.05
+    max_suppression: float = 0.05
+    partner_single_out: float = 0.01
+    priorities: tuple[str, ...] = DEFAULT_PRIORITIES
+    pinned: dict[str, int] = field(default_factory=dict)
+    exempt: frozenset[str] = frozenset()
+
+
+@dataclass
+class Protected:
+    """Levels chosen, values suppressed and persons withheld; what the release tables are built from."""
+
+    levels: dict[str, int]
+    suppressed: dict[str, np.ndarray]  # attribute → persons whose value is suppressed
+    withheld: np.ndarray  # persons left out of every record-level table
+    steps: list[str]
+
+    def level_name(self, attr: Attribute) -> str:
+        return attr.levels[self.levels[attr.name]]
+
+
+class Codes:
+    """One 64-bit code per person for each attribute at each level (cached): equal values, equal codes."""
+
+    def __init__(self, measures: Measures) -> None:
+        self.m = measures
+        self._cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def __call__(self, attr: Attribute, level: int) -> np.ndarray:
+        key = (attr.name, level)
+        if key not in self._cache:
+            self._cache[key] = (np.zeros(self.m.n, np.uint64) if level == attr.top
+                                else view_codes(attr, self.m.view(attr, level), self.m.n))
+        return self._cache[key]
+
+
+def view_codes(attr: Attribute, view: pl.DataFrame, n: int, persons: pl.Series | None = None) -> np.ndarray:
+    """Codes of a view: one per person_idx 0 … n − 1 (or per ``persons``, in that order); 0 without rows."""
+    cols = list(attr.columns)
+    if attr.rows:
+        per = view.group_by("person_idx").agg(pl.struct(cols).hash().sort().alias("_h")).select(
+            "person_idx", pl.col("_h").hash().alias("_c"))
+    else:
+        per = view.select("person_idx", pl.struct(cols).hash().alias("_c"))
+    idx = per.get_column("person_idx").to_numpy().astype(np.int64)
+    codes = per.get_column("_c").to_numpy().astype(np.uint64)
+    if persons is None:
+        out = np.zeros(n, np.uint64)
+        out[idx] = codes
+        return out
+    lookup = dict(zip(idx.tolist(), codes.tolist(), strict=True))
+    return np.array([lookup.get(p, 0) for p in persons.to_list()], dtype=np.uint64)
+
+
+def combine(columns: list[np.ndarray], n: int) -> np.ndarray:
+    """One 64-bit signature per person from several code columns (FNV-style mixing)."""
+    h = np.full(n, np.uint64(0xCBF29CE484222325), np.uint64)
+    with np.errstate(over="ignore"):
+        for c in columns:
+            h ^= c
+            h *= _MIX
+            h ^= h >> np.uint64(29)
+    return h
+
+
+def class_sizes(signature: np.ndarray) -> np.ndarray:
+    """Size of each person's equivalence class."""
+    _, inverse, counts = np.unique(signature, return_inverse=True, return_counts=True)
+    return counts[inverse.reshape(-1)]
+
+
+def weights(priorities: tuple[str, ...]) -> dict[str, float]:
+    """Utility weight of each attribute: each is worth twice the next in priority order, so the search gives up
+    everything below an attribute before it coarsens that attribute (unless that barely helps)."""
+    order = list(dict.fromkeys([*priorities, *DEFAULT_PRIORITIES]))
+    return {name: float(2 ** (len(order) - i)) for i, name in enumerate(order)}
+
+
+#: Share of an attribute's information lost at each level (default: even steps). Age bands lose little at 5
+#: years (most analyses use 5- or 10-year age groups), much more beyond.
+LOSS: dict[str, tuple[float, ...]] = {"age": (0.0, 0.1, 0.35, 0.7, 1.0)}
+
+
+def step_cost(attr: Attribute, level: int, w: dict[str, float]) -> float:
+    """Utility lost by taking ``attr`` from ``level`` to the next."""
+    loss = LOSS.get(attr.name) or tuple(i / attr.top for i in range(attr.top + 1))
+    return w[attr.name] * (loss[level + 1] - loss[level])
+
+
+class _Search:
+    def __init__(self, measures: Measures, targets: Targets) -> None:
+        self.m, self.t = measures, targets
+        self.codes = Codes(measures)
+        self.n = measures.n
+        self.attrs = [a for a in ATTRIBUTES if a.name not in targets.exempt]
+        self.w = weights(targets.priorities)
+        self.budget = max(targets.max_suppression * self.n, 1e-9)
+        self.classes_allowed = targets.mean_risk * self.n
+
+    def signature(self, levels: dict[str, int], suppressed: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        cols = []
+        for a in self.attrs:
+            c = self.codes(a, levels[a.name])
+            if suppressed is not None and a.name in suppressed and suppressed[a.name].any():
+                c = np.where(suppressed[a.name], SUPPRESSED, c)
+            cols.append(c)
+        return combine(cols, self.n)
+
+    def violation(self, levels: dict[str, int]) -> float:
+        sizes = class_sizes(self.signature(levels))
+        small = sizes < self.t.k
+        s = float(small.sum())
+        big_classes = float((1.0 / sizes[~small]).sum())
+        expected = big_classes + s / self.t.k
+        return max(s / self.budget - 1, 0.0) + max(expected / max(self.classes_allowed, 1e-9) - 1, 0.0)
+
+    def moves(self, levels: dict[str, int]) -> list[Attribute]:
+        return [a for a in self.attrs if a.name not in self.t.pinned and levels[a.name] < a.top]
+
+    def best_move(self, levels: dict[str, int]) -> Attribute | None:
+        options = self.moves(levels)
+        if not options:
+            return None
+        now = self.violation(levels)
+        scored = []
+        for i, a in enumerate(options):
+            nxt = {**levels, a.name: levels[a.name] + 1}
+            cost = step_cost(a, levels[a.name], self.w)
+            scored.append(((now - self.violation(nxt)) / cost, -cost, -i, a))
+        gain, *_rest, a = max(scored, key=lambda s: s[:3])
+        if gain <= 0:  # nothing helps on its own: the cheapest step
+            a = min(options, key=lambda x: (step_cost(x, levels[x.name], self.w), options.index(x)))
+        return a
+
+    def suppress(self, levels: dict[str, int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Local suppression: persons in small classes lose their least valued attribute, one per round."""
+        order = sorted((a for a in self.attrs if levels[a.name] < a.top), key=lambda a: self.w[a.name])
+        suppressed = {a.name: np.zeros(self.n, bool) for a in order}
+        count = np.zeros(self.n, np.int64)
+        small = np.zeros(self.n, bool)
+        for _ in range(len(order) + 1):
+            small = class_sizes(self.signature(levels, suppressed)) < self.t.k
+            if not small.any():
+                break
+            for j, a in enumerate(order):
+                suppressed[a.name] |= small & (count == j)
+            count[small] += 1
+        return suppressed, small
+
+    def acceptable(self, levels: dict[str, int], suppressed: dict[str, np.ndarray], withheld: np.ndarray) -> bool:
+        touched = withheld.copy()
+        for s in suppressed.values():
+            touched |= s
+        kept = ~withheld
+        sizes = class_sizes(self.signature(levels, suppressed)[kept]) if kept.any() else np.zeros(0)
+        classes = float((1.0 / sizes).sum()) if len(sizes) else 0.0
+        return (touched.sum() <= self.t.max_suppression * self.n and (not len(sizes) or (
+            sizes.min() >= self.t.k and 1 / sizes.min() <= self.t.max_risk + 1e-12
+            and classes / self.n <= self.t.mean_risk + 1e-12)))
+
+
+class Unreachable(Exception):
+    """No generalization within the pinned levels and the suppression budget meets the targets."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def protect(measures: Measures, targets: Targets) -> Protected:
+    """Choose levels (global recoding) and suppress (locally) until the targets hold; Unreachable otherwise."""
+    search = _Search(measures, targets)
+    levels = {a.name: targets.pinned.get(a.name, 0) for a in ATTRIBUTES}
+    steps: list[str] = []
+    while search.violation(levels) > 0:
+        a = search.best_move(levels)
+        if a is None:
+            break
+        levels[a.name] += 1
+        steps.append(f"{a.name} → {a.levels[levels[a.name]]}")
+    while True:
+        suppressed, withheld = search.suppress(levels)
+        if search.acceptable(levels, suppressed, withheld):
+            return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps)
+        a = search.best_move(levels)
+        if a is None:
+            pinned = ", ".join(f"{k} = {BY_NAME[k].levels[v]!r}" for k, v in sorted(targets.pinned.items()))
+            raise Unreachable("even with every attribute generalized as far as allowed"
+                              + (f" ({pinned} pinned)" if pinned else "") + ", the whole-record targets "
+                              f"(k = {targets.k}, mean risk ≤ {targets.mean_risk}, suppression ≤ "
+                              f"{targets.max_suppression:.0%} of persons) cannot be met")
+        levels[a.name] += 1
+        steps.append(f"{a.name} → {a.levels[levels[a.name]]}")
+
+
+# --- measuring the release as written -------------------------------------------------------------------
+
+def _text(frame: pl.DataFrame, columns: list[str]) -> pl.Expr:
+    parts = []
+    for c in columns:
+        col = pl.col(c)
+        if isinstance(frame.schema[c], pl.List):
+            col = col.list.join(",")
+        parts.append(col.cast(pl.String).fill_null("∅"))
+    return pl.concat_str(parts, separator="\x1f") if parts else pl.lit("")
+
+
+def record_signatures(persons: pl.DataFrame, row_tables: dict[str, pl.DataFrame], *,
+                      exclude: frozenset[str] = frozenset()) -> pl.DataFrame:
+    """Each person's whole released record as one exact text (person_key, record), from the release tables.
+
+    ``persons`` has one row per person; each row table's rows of a person are sorted and joined, so a
+    person's set of rows is one value. Columns in ``exclude`` (declared non-identifying) are left out.
+    """
+    pcols = [c for c in persons.columns if c != "person_key" and c not in exclude]
+    out = persons.select("person_key", _text(persons, pcols).alias("record"))
+    for name, table in sorted(row_tables.items()):
+        cols = [c for c in table.columns if c != "person_key" and c not in exclude]
+        per = (table.select("person_key", _text(table, cols).alias("_r")).group_by("person_key")
+               .agg(pl.col("_r").sort().str.join("\x1e").alias("_rows")))
+        out = out.join(per, on="person_key", how="left").select(
+            "person_key", pl.concat_str([pl.col("record"), pl.lit(f"\x1d{name}:"), pl.col("_rows").fill_null("")])
+            .alias("record"))
+    return out
+
+
+def whole_record_risk(signatures: pl.DataFrame) -> dict[str, float | int | None]:
+    """k, unique share, maximum and mean individual risk of released whole records."""
+    n = signatures.height
+    if not n:
+        return {"persons": 0, "min_class_size": None, "unique_share": 0.0, "max_risk": 0.0, "mean_risk": 0.0}
+    sizes = signatures.group_by("record").len().get_column("len")
+    return {"persons": n, "min_class_size": int(sizes.min()),  # type: ignore[arg-type]
+            "unique_share": float((sizes == 1).sum() / n), "max_risk": float(1 / sizes.min()),  # type: ignore[operator]
+            "mean_risk": float(sizes.len() / n), "classes": int(sizes.len())}
+
+
+# --- the contributing partner as attacker --------------------------------------------------------------
+
+def partner_attack(measures: Measures, protected: Protected, events: dict[str, pl.DataFrame], partner: str,
+                   domain: str, as_of: dt.date, partners: tuple[str, ...]) -> dict[str, float | int]:
+    """Share of ``partner``'s clients it singles out by matching every attribute it supplied.
+
+    The partner computes, from its own records, each released attribute it knows in release form (at the
+    levels the manifest states) and looks for release persons that agree on all of them — a suppressed or
+    unreleased value agrees with anything. A client with exactly one candidate is singled out. Attributes
+    declared non-identifying are included: the partner knows them all the same.
+    """
+    clients, know = partner_view(measures, events, partner, domain, as_of, partners)
+    kept = ~protected.withheld
+    codes = Codes(measures)
+    rel_cols: list[np.ndarray] = []
+    wild_cols: list[np.ndarray] = []
+    know_cols: list[np.ndarray] = []
+    for a in ATTRIBUTES:
+        level = protected.levels[a.name]
+        if level == a.top:
+            continue
+        view = know(a, level)
+        if view is None:
+            continue
+        rel_cols.append(codes(a, level))
+        sup = protected.suppressed.get(a.name)
+        wild_cols.append(sup if sup is not None else np.zeros(measures.n, bool))
+        know_cols.append(view_codes(a, view, measures.n, persons=clients))
+    dm = measures.person.get_column("_dm").to_numpy()
+    in_domain = ((dm >> DOMAINS.index(domain)) & 1) == 1
+    domains_sup = protected.suppressed.get("domains")
+    if protected.levels["domains"] == BY_NAME["domains"].top:
+        in_domain = np.ones(measures.n, bool)
+    elif domains_sup is not None:
+        in_domain |= domains_sup
+    candidates = kept & in_domain
+    m = len(clients)
+    counts = np.zeros(m, np.int64)
+    if rel_cols:
+        wild = np.stack(wild_cols, axis=1)[candidates]
+        rel = np.stack(rel_cols, axis=1)[candidates]
+        kn = np.stack(know_cols, axis=1)
+        patterns, which = np.unique(wild, axis=0, return_inverse=True)
+        for p, pattern in enumerate(patterns):
+            used = [j for j in range(len(rel_cols)) if not pattern[j]]
+            sel = which.reshape(-1) == p
+            rk = combine([rel[sel, j] for j in used], int(sel.sum()))
+            ck = combine([kn[:, j] for j in used], m)
+            keys, n_keys = np.unique(rk, return_counts=True)
+            pos = np.searchsorted(keys, ck)
+            pos = np.clip(pos, 0, max(len(keys) - 1, 0))
+            hit = keys[pos] == ck if len(keys) else np.zeros(m, bool)
+            counts += np.where(hit, n_keys[pos], 0)
+    else:
+        counts += int(candidates.sum())
+    single = int((counts == 1).sum())
+    return {"clients": m, "singled_out": single, "share": round(single / m, 4) if m else 0.0,
+            "attributes_matched": len(rel_cols)}
