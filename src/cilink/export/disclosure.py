@@ -124,7 +124,7 @@ def weights(priorities: tuple[str, ...]) -> dict[str, float]:
 
 #: Share of an attribute's information lost at each level (default: even steps). Age bands lose little at 5
 #: years (most analyses use 5- or 10-year age groups), much more beyond.
-LOSS: dict[str, tuple[float, ...]] = {"age": (0.0, 0.1, 0.35, 0.7, 1.0)}
+LOSS: dict[str, tuple[float, ...]] = {"age": (0.0, 0.05, 0.6, 0.85, 1.0)}
 
 
 def step_cost(attr: Attribute, level: int, w: dict[str, float]) -> float:
@@ -227,7 +227,7 @@ def protect(measures: Measures, targets: Targets) -> Protected:
     while True:
         suppressed, withheld = search.suppress(levels)
         if search.acceptable(levels, suppressed, withheld):
-            return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps)
+            return _refine(search, levels, steps)
         a = search.best_move(levels)
         if a is None:
             pinned = ", ".join(f"{k} = {BY_NAME[k].levels[v]!r}" for k, v in sorted(targets.pinned.items()))
@@ -237,6 +237,27 @@ def protect(measures: Measures, targets: Targets) -> Protected:
                               f"{targets.max_suppression:.0%} of persons) cannot be met")
         levels[a.name] += 1
         steps.append(f"{a.name} → {a.levels[levels[a.name]]}")
+
+
+def _refine(search: _Search, levels: dict[str, int], steps: list[str]) -> Protected:
+    """Undo what the greedy descent did not need: from the most valued attribute down, take each one level
+    finer again while the targets still hold (the descent is path-dependent; this climbs back)."""
+    order = sorted(search.attrs, key=lambda a: -search.w[a.name])
+    improved = True
+    while improved:
+        improved = False
+        for a in order:
+            if a.name in search.t.pinned or levels[a.name] == 0:
+                continue
+            finer = {**levels, a.name: levels[a.name] - 1}
+            suppressed, withheld = search.suppress(finer)
+            if search.acceptable(finer, suppressed, withheld):
+                levels = finer
+                steps.append(f"{a.name} ← {a.levels[levels[a.name]]}")
+                improved = True
+                break
+    suppressed, withheld = search.suppress(levels)
+    return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps)
 
 
 # --- measuring the release as written -------------------------------------------------------------------
