@@ -49,16 +49,24 @@ review_band = 4.0
 seed = 42
 
 [export]
-profile = "safe-harbor"         # safe-harbor | limited (limited needs a data-use agreement)
-k = 5                           # k-anonymity over birth year, sex, zip3, race/ethnicity
-min_cell = 11                   # aggregate cells below this are suppressed
-max_suppression = 0.05          # share of persons whose quasi-identifiers may be suppressed to reach k
-event_date_precision = "month"  # month | year (strict HIPAA Safe Harbor: year); per column: [export.date_precision]
+tier = "deidentified"           # tier of `cilink export` without --audience: aggregate | deidentified
+k = 5                           # deidentified: every whole record (all tables joined) shared by >= k persons
+mean_risk = 0.05                # deidentified: mean re-identification risk (classes / persons)
+partner_single_out = 0.01       # deidentified: share of its clients a partner may single out
+max_suppression = 0.05          # share of persons whose released values may be suppressed
+min_cell = 11                   # published counts below this are suppressed
+profile = "safe-harbor"         # research tier: safe-harbor (dates as years) | limited (months, ZIP5)
 on_run = true                   # `cilink run` exports after linking
-# [[export.audiences]]          # own person_key secret (and profile) per audience; `cilink export --audience ID`
+# priorities = ["age", "domains"]   # deidentified: attributes kept first (docs/analysts.md)
+# [export.non_identifying]      # attribute = "the reason it cannot identify anyone"
+# [[export.audiences]]          # own person_key secret and tier per audience; `cilink export --audience ID`
 # id = "university-dua"
+# tier = "research"             # aggregate | deidentified | research (a partner: aggregate only)
 # secret_env = "CILINK_SECRET_UNIVERSITY"
-# profile = "limited"
+# recipient = "State University"    # research: recipient, agreement, purpose and expires are required
+# agreement = "DUA-2026-014"
+# purpose = "housing stability and attendance"
+# expires = 2027-06-30
 
 [engine]
 backend = "duckdb"              # duckdb | spark (pip install 'cilink[spark]', Java 17+); or `cilink link --backend`

@@ -110,9 +110,11 @@ def combine(columns: list[np.ndarray], n: int) -> np.ndarray:
 
 
 def class_sizes(signature: np.ndarray) -> np.ndarray:
-    """Size of each person's equivalence class."""
-    _, inverse, counts = np.unique(signature, return_inverse=True, return_counts=True)
-    return counts[inverse.reshape(-1)]
+    """Size of each person's equivalence class (a hash group-by: several times faster than sorting)."""
+    if not len(signature):
+        return np.zeros(0, np.int64)
+    frame = pl.DataFrame({"s": signature})
+    return frame.select(pl.len().over("s")).to_series().to_numpy().astype(np.int64)
 
 
 def weights(priorities: tuple[str, ...]) -> dict[str, float]:
@@ -160,6 +162,10 @@ class _Search:
         expected = big_classes + s / self.t.k
         return max(s / self.budget - 1, 0.0) + max(expected / max(self.classes_allowed, 1e-9) - 1, 0.0)
 
+    def small(self, levels: dict[str, int]) -> int:
+        """Persons in classes smaller than k before local suppression."""
+        return int((class_sizes(self.signature(levels)) < self.t.k).sum())
+
     def moves(self, levels: dict[str, int]) -> list[Attribute]:
         return [a for a in self.attrs if a.name not in self.t.pinned and levels[a.name] < a.top]
 
@@ -191,6 +197,8 @@ class _Search:
             for j, a in enumerate(order):
                 suppressed[a.name] |= small & (count == j)
             count[small] += 1
+            if (count > 0).sum() > self.budget:  # over the budget already: no need to go on
+                break
         return suppressed, small
 
     def acceptable(self, levels: dict[str, int], suppressed: dict[str, np.ndarray], withheld: np.ndarray) -> bool:
@@ -250,6 +258,8 @@ def _refine(search: _Search, levels: dict[str, int], steps: list[str]) -> Protec
             if a.name in search.t.pinned or levels[a.name] == 0:
                 continue
             finer = {**levels, a.name: levels[a.name] - 1}
+            if search.small(finer) > search.budget:  # suppression could not fix it within the budget
+                continue
             suppressed, withheld = search.suppress(finer)
             if search.acceptable(finer, suppressed, withheld):
                 levels = finer
