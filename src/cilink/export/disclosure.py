@@ -94,8 +94,9 @@ def view_codes(attr: Attribute, view: pl.DataFrame, n: int, persons: pl.Series |
         out = np.zeros(n, np.uint64)
         out[idx] = codes
         return out
-    lookup = dict(zip(idx.tolist(), codes.tolist(), strict=True))
-    return np.array([lookup.get(p, 0) for p in persons.to_list()], dtype=np.uint64)
+    out = np.zeros(max(n, int(idx.max()) + 1 if len(idx) else 0), np.uint64)
+    out[idx] = codes
+    return out[persons.to_numpy().astype(np.int64)]
 
 
 def combine(columns: list[np.ndarray], n: int) -> np.ndarray:
@@ -115,6 +116,23 @@ def class_sizes(signature: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     frame = pl.DataFrame({"s": signature})
     return frame.select(pl.len().over("s")).to_series().to_numpy().astype(np.int64)
+
+
+def class_counts(signature: np.ndarray) -> np.ndarray:
+    """Size of every equivalence class (one entry per class)."""
+    if not len(signature):
+        return np.zeros(0, np.int64)
+    counts = pl.DataFrame({"s": signature}).lazy().group_by("s").len().collect()
+    return counts.get_column("len").to_numpy().astype(np.int64)
+
+
+def _mixed(codes: np.ndarray, salt: np.uint64) -> np.ndarray:
+    """A 64-bit finalizer (splitmix64) of code ^ salt: parts of different attributes look independent."""
+    with np.errstate(over="ignore"):
+        z = codes ^ salt
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
 def weights(priorities: tuple[str, ...]) -> dict[str, float]:
@@ -144,32 +162,46 @@ class _Search:
         self.w = weights(targets.priorities)
         self.budget = max(targets.max_suppression * self.n, 1e-9)
         self.classes_allowed = targets.mean_risk * self.n
+        self._parts: dict[tuple[str, int], np.ndarray] = {}
+        self._salt = {a.name: np.uint64((i + 1) * 0x9E3779B97F4A7C15 % 2**64) for i, a in enumerate(ATTRIBUTES)}
+        self._suppressed_part = {a: _mixed(np.array([SUPPRESSED]), salt)[0] for a, salt in self._salt.items()}
+
+    def part(self, a: Attribute, level: int) -> np.ndarray:
+        """``a``'s codes at ``level``, mixed with the attribute's position: signatures are sums of parts, so a
+        move changes one term (two passes over the persons) instead of mixing every column again."""
+        key = (a.name, level)
+        if key not in self._parts:
+            self._parts[key] = _mixed(self.codes(a, level), self._salt[a.name])
+        return self._parts[key]
 
     def signature(self, levels: dict[str, int], suppressed: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        cols = []
-        for a in self.attrs:
-            c = self.codes(a, levels[a.name])
-            if suppressed is not None and a.name in suppressed and suppressed[a.name].any():
-                c = np.where(suppressed[a.name], SUPPRESSED, c)
-            cols.append(c)
-        return combine(cols, self.n)
+        sig = np.zeros(self.n, np.uint64)
+        with np.errstate(over="ignore"):
+            for a in self.attrs:
+                part = self.part(a, levels[a.name])
+                if suppressed is not None and a.name in suppressed and suppressed[a.name].any():
+                    part = np.where(suppressed[a.name], self._suppressed_part[a.name], part)
+                sig += part
+        return sig
 
     def violation(self, levels: dict[str, int]) -> float:
-        sizes = class_sizes(self.signature(levels))
-        small = sizes < self.t.k
-        s = float(small.sum())
-        big_classes = float((1.0 / sizes[~small]).sum())
-        expected = big_classes + s / self.t.k
+        counts = class_counts(self.signature(levels))
+        small_classes = counts < self.t.k
+        s = float(counts[small_classes].sum())
+        expected = float((~small_classes).sum()) + s / self.t.k
         return max(s / self.budget - 1, 0.0) + max(expected / max(self.classes_allowed, 1e-9) - 1, 0.0)
 
     def small(self, levels: dict[str, int]) -> int:
         """Persons in classes smaller than k before local suppression."""
-        return int((class_sizes(self.signature(levels)) < self.t.k).sum())
+        counts = class_counts(self.signature(levels))
+        return int(counts[counts < self.t.k].sum())
 
     def moves(self, levels: dict[str, int]) -> list[Attribute]:
         return [a for a in self.attrs if a.name not in self.t.pinned and levels[a.name] < a.top]
 
     def best_move(self, levels: dict[str, int]) -> Attribute | None:
+        """The step removing the most violation per unit of utility lost (every option evaluated: scores
+        can rise as other attributes coarsen, so stale scores would mislead)."""
         options = self.moves(levels)
         if not options:
             return None
