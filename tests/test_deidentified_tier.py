@@ -238,3 +238,17 @@ def test_non_identifying_with_reason_is_recorded(demo5k: Path) -> None:
     assert "hmis_while_in_school" in manifest["anonymization"]["non_identifying"]
     # the partner still knows what it sent: the attack figures are still measured and within the bound
     assert all(a["share"] <= 0.01 for a in manifest["risk"]["partner_attack"].values())
+
+
+def test_readme_example_runs_on_the_release(demo5k: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The worked question of the release README (and docs/analysts.md) runs on a real release."""
+    from cilink.export.deidentified import EXAMPLE
+
+    release = only_release(demo5k)
+    readme = (release / "README.md").read_text()
+    assert EXAMPLE.format(path=f"releases/{release.name}") in readme
+    docs = (Path(__file__).parents[1] / "docs" / "analysts.md").read_text()
+    assert 'both.group_by("hmis_while_in_school")' in docs
+    exec(EXAMPLE.format(path=str(release)), {})  # our own documented example
+    out = capsys.readouterr().out
+    assert "hmis_while_in_school" in out and "chronically_absent" in out
