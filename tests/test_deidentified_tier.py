@@ -252,3 +252,36 @@ def test_readme_example_runs_on_the_release(demo5k: Path, capsys: pytest.Capture
     exec(EXAMPLE.format(path=str(release)), {})  # our own documented example
     out = capsys.readouterr().out
     assert "hmis_while_in_school" in out and "chronically_absent" in out
+
+
+def test_partner_attack_refuses_what_k_on_declared_attributes_would_miss(demo5k: Path) -> None:
+    """Declaring the school history non-identifying takes it out of k, not out of the district's hands."""
+    before = sorted(p.name for p in (demo5k / "releases").iterdir())
+    original = _config_with(demo5k, '[export.non_identifying]\nschool_years = "claimed harmless"\n')
+    try:
+        done = cilink(demo5k, "export", "--release-id", "declared-history")
+    finally:
+        (demo5k / "cilink.toml").write_text(original)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "partner holyoke-schools" in done.stderr and "partner_single_out" in done.stderr
+    assert "whole_record_k_anonymity" not in done.stderr  # k holds on what the model was told to count
+    assert sorted(p.name for p in (demo5k / "releases").iterdir()) == before
+
+
+def test_gate_measures_the_tables_as_written(demo5k: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table changed after protection (the tamper hook) is caught on the written content."""
+    from cilink.errors import PrivacyGateRefused
+    from cilink.export.release import export_release
+    from cilink.workspace import Workspace
+
+    def tamper(name: str, frame: pl.DataFrame) -> pl.DataFrame:
+        if name != "persons.parquet":
+            return frame
+        return frame.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(1901, dtype=pl.Int16))
+                                  .otherwise(pl.col("birth_year_min")).alias("birth_year_min"))
+
+    monkeypatch.setenv("CILINK_SECRET", SECRET)
+    with pytest.raises(PrivacyGateRefused) as refused:
+        export_release(Workspace.open(demo5k), release_id="tampered", tamper=tamper)
+    assert "whole_record_k_anonymity" in str(refused.value)
+    assert not (demo5k / "releases" / "tampered").exists()

@@ -325,6 +325,8 @@ def record_signatures(persons: pl.DataFrame, row_tables: dict[str, pl.DataFrame]
     out = persons.select("person_key", _text(persons, pcols).alias("record"))
     for name, table in sorted(row_tables.items()):
         cols = [c for c in table.columns if c != "person_key" and c not in exclude]
+        if not cols:  # the whole table declared non-identifying: not even its row count is in the model
+            continue
         per = (table.select("person_key", _text(table, cols).alias("_r")).group_by("person_key")
                .agg(pl.col("_r").sort().str.join("\x1e").alias("_rows")))
         out = out.join(per, on="person_key", how="left").select(
