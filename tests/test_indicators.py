@@ -256,3 +256,65 @@ def test_relations_must_hold():
     cells.add("b", 6)
     with pytest.raises(ValueError):
         cells.total("a", ["b"])
+
+
+# --- across releases --------------------------------------------------------------------------------------------
+
+
+def _units_release(group: list[str], rest: list[str], earlier=None, release_id: str = "r"):
+    """A release printing three counts of persons (total = group + rest), related through their ids."""
+    ids = group + rest
+    frame = pl.DataFrame({"_id": ids, "total": [True] * len(ids),
+                          "group": [i in group for i in ids], "rest": [i in rest for i in ids]})
+    cells = Cells(min_cell=11)
+    keys = ["total", "group", "rest"]
+    for k in keys:
+        cells.add(k, int(frame.get_column(k).sum()))
+    cells.units("persons", keys, frame.get_column("_id"), frame.select(keys))
+    if earlier is not None:
+        cells.earlier(earlier)
+    protection = cells.protect()
+    return protection, cells.snapshot(protection, release_id)
+
+
+def test_a_later_release_cannot_be_subtracted_from_an_earlier_one():
+    group, rest = [f"p{i}" for i in range(25)], [f"q{i}" for i in range(15)]
+    first, state1 = _units_release(group, rest, release_id="r1")
+    assert first.published() == {"total": 40, "group": 25, "rest": 15}
+    # three persons join the group: printed as they are, 43 − 40 and 28 − 25 would give them away
+    newcomers = ["n1", "n2", "n3"]
+    alone, _ = _units_release(group + newcomers, rest)
+    assert alone.published() == {"total": 43, "group": 28, "rest": 15}
+    second, state2 = _units_release(group + newcomers, rest, earlier=state1, release_id="r2")
+    shown = {k: v for k, v in second.published().items() if isinstance(k, str)}
+    assert "total" not in shown and "group" not in shown and shown.get("rest") == 15
+    # nothing changes before the third release: the first release's counts are still known, and the second's
+    # state carries them, so 43 − 40 stays out of reach
+    third, state3 = _units_release(group + newcomers, rest, earlier=state2, release_id="r3")
+    shown = {k: v for k, v in third.published().items() if isinstance(k, str)}
+    assert "total" not in shown and "group" not in shown
+    carried = {k[1] for k in state3.cells if isinstance(k, tuple)}
+    assert carried == {"r1"}  # r2's withheld total and group are the same populations as r3's: not piled up
+    # the persons who left are a count too: a release without them is checked against them
+    later, _ = _units_release(group[3:], rest, earlier=state1, release_id="r4")
+    shown = {k: v for k, v in later.published().items() if isinstance(k, str)}
+    assert "total" not in shown and "group" not in shown
+
+
+def test_suppression_state_is_kept_only_once_its_release_is_published(tmp_path):
+    import types
+
+    from cilink.report import history
+
+    ws = types.SimpleNamespace(restricted=tmp_path / ".cilink", releases_dir=tmp_path / "releases")
+    _, state = _units_release([f"p{i}" for i in range(25)], [f"q{i}" for i in range(15)], release_id="r1")
+    history.stage(ws, state, "funders")  # type: ignore[arg-type]
+    assert history.latest(ws) is None  # staged, but its release was never published
+    (ws.releases_dir / "r1").mkdir(parents=True)
+    (ws.releases_dir / "r1" / "manifest.json").write_text("{}")
+    kept = history.latest(ws)  # e.g. a crash between publishing and commit: committed now
+    assert kept is not None and kept.release_id == "r1"
+    assert dict(kept.cells) == dict(state.cells) and kept.printed == state.printed
+    assert kept.relations == state.relations
+    assert {s: k for s, (k, _) in kept.members.items()} == {s: k for s, (k, _) in state.members.items()}
+    assert history.commit(ws, "r1")  # export's own commit afterwards is a no-op

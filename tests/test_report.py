@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from cilink.errors import WorkspaceError
+from cilink.export.release import export_release
 from cilink.indicators.compute import write_indicators
 from cilink.operate.demo import run_demo
 from cilink.operate.inbox import run_inbox
@@ -28,18 +29,24 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 SRC = Path(__file__).parents[1] / "src" / "cilink"
 
 
+AGGREGATE_RELEASE = "demo-q1"
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """An 800-person demo workspace, linked and exported (k-anonymity allowed more suppression at this size)."""
+    """An 800-person demo workspace, linked, with one aggregate release for its partners (the report and the
+    indicators are computed from the restricted full-detail data, and checked against that release)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CILINK_SECRET", TEST_SECRET)
         root = tmp_path_factory.mktemp("demo") / "ws"
         run_demo(root, people=800, seed=2, pipeline=False)
         with (root / "cilink.toml").open("a", encoding="utf-8") as fh:
-            fh.write("\n[export]\nmax_suppression = 0.5\n")
+            fh.write('\n[export]\nmax_suppression = 0.5\n\n[[export.audiences]]\nid = "partners"\n'
+                     'tier = "aggregate"\nsecret_env = "CILINK_SECRET"\n')
         ws = Workspace.open(root)
-        result = run_inbox(ws)
-        assert result.exit_code == 0 and result.release_id, result.errors
+        result = run_inbox(ws, export=False)
+        assert result.exit_code == 0, result.errors
+        export_release(ws, audience="partners", release_id=AGGREGATE_RELEASE)
         return ws
 
 
@@ -150,7 +157,7 @@ def _cilink_vocabulary(ws: Workspace) -> set[str]:
 
 def _texts(report: Path, indicators: Path) -> dict[str, str]:
     out = {"report.html": report.read_text(encoding="utf-8")}
-    for f in sorted(indicators.iterdir()):
+    for f in sorted(p for p in indicators.iterdir() if p.name != "report.html"):
         if f.suffix == ".parquet":
             frame = pl.read_parquet(f)
             out[f.name] = " ".join(str(v) for c in frame.columns for v in frame.get_column(c).to_list())
@@ -160,10 +167,26 @@ def _texts(report: Path, indicators: Path) -> dict[str, str]:
 
 
 def test_no_identifier_in_report_or_indicators(demo, outputs):
+    _assert_no_identifiers(demo, _texts(*outputs))
+
+
+def test_no_identifier_and_no_small_count_in_the_aggregate_release(demo):
+    release = demo.releases_dir / AGGREGATE_RELEASE
+    texts = _texts(release / "report.html", release)
+    assert sorted(texts) == ["README.md", "dictionary.json", "indicators.csv", "indicators.parquet", "manifest.json",
+                             "report.html"]
+    _assert_no_identifiers(demo, texts)
+    printed = [int(c.replace(",", "")) for c in re.findall(r'<td class="n c">([\d,]+)</td>', texts["report.html"])]
+    assert printed and all(n == 0 or n >= 11 for n in printed)
+    table = pl.read_parquet(release / "indicators.parquet")
+    assert all(v == 0 or v >= 11 for c in ("numerator", "denominator") for v in table.get_column(c).drop_nulls())
+
+
+def _assert_no_identifiers(demo: Workspace, texts: dict[str, str]) -> None:
     ids = _identifiers(demo)
     assert all(ids.values()), {k: len(v) for k, v in ids.items()}  # the scan has something to look for
     vocabulary = _cilink_vocabulary(demo)
-    for name, text in _texts(*outputs).items():
+    for name, text in texts.items():
         low = text.lower()
         tokens = set(re.findall(r"[a-z0-9]+", low))
         # SSNs and dates of birth anywhere (chart coordinates are rounded to 2 decimals, so no long digit runs)
@@ -216,9 +239,10 @@ def test_indicator_outputs(demo, outputs):
     assert set(table.get_column("indicator").to_list()) <= {d["id"] for d in definitions["indicators"]}
     for d in definitions["indicators"]:
         assert {"population", "numerator", "period", "unit"} <= set(d)
-    # the release stays as it was: indicators are never written into it
-    release = demo.releases_dir / folder.name
-    assert not (release / "indicators").exists()
+    # named for the release they accompany (the latest), never written into it
+    assert folder.name == AGGREGATE_RELEASE
+    assert not (demo.releases_dir / folder.name / "indicators").exists()
+    assert definitions["computed_from"].startswith("the linked data")
 
 
 def test_cli_json(demo, tmp_path, capsys):

@@ -32,7 +32,8 @@ def export(
         output.emit_json(result.to_dict())
         return
     output.line(f"Released {result.release_id} to {result.path} (tier {result.tier}, audience {result.audience})")
-    output.table("Rows", ["file", "rows"], [[name, n] for name, n in result.rows.items()])
+    if result.rows:  # the aggregate tier has tables of counts, not record-level files with rows
+        output.table("Rows", ["file", "rows"], [[name, n] for name, n in result.rows.items()])
     for line in result.summary_lines():
         output.line(line)
 

@@ -1,4 +1,4 @@
-"""`cilink indicators`: the shared measures of a release, small cells suppressed, as CSV and Parquet."""
+"""`cilink indicators`: the shared measures, small cells suppressed, as CSV and Parquet."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from cilink.cli.progress import progress_bar
 
 
 def indicators(
-    release: Annotated[str | None, typer.Option("--release", help="Release id under releases/ (default: latest)")]
+    release: Annotated[str | None, typer.Option(
+        "--release", help="The release these indicators go with: names the folder (default: the latest release)")]
     = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the indicators as JSON")] = False,
 ) -> None:
-    """Compute the default and [[indicators]] measures over a release into indicators/<release_id>/
-    (indicators.csv, indicators.parquet, definitions.json). Example: cilink indicators --release 2026-q3
+    """Compute the default and [[indicators]] measures from the linked data (full detail, in the restricted
+    zone) into indicators/<release_id>/ (indicators.csv, indicators.parquet, definitions.json). To publish
+    them repeatedly, export an aggregate-tier release instead. Example: cilink indicators --release 2026-q3
     """
     from cilink.indicators.compute import write_indicators
 
@@ -26,7 +28,7 @@ def indicators(
         output.emit_json(result.to_dict())
         return
     rows = result.table.filter(result.table["breakdown"] == "all")  # breakdowns: --json or the CSV
-    output.table(f"Indicators of release {result.release_id} (* = suppressed)",
+    output.table(f"Indicators for {result.release_id} (* = suppressed)",
                  ["indicator", "period", "numerator", "denominator", "value"],
                  [[r["indicator"], r["period"], _n(r["numerator"]), _n(r["denominator"]), r["value"]]
                   for r in rows.iter_rows(named=True)])

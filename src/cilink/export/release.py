@@ -224,6 +224,9 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
             (tmp / MANIFEST).write_text(manifest_text, encoding="utf-8")
             clock.lap("manifest")
         clock.lap("publish")
+        if tier == ReleaseTier.AGGREGATE:  # what it printed is the baseline the next one is checked against
+            from cilink.export.aggregate import commit_aggregate_state
+            commit_aggregate_state(ws, aud, rid)
         log.event("timings", **clock.totals)
         rows, anon = manifest.get("row_counts", {}), manifest.get("anonymization", {})
         log.event("written", **rows)

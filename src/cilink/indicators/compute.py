@@ -1,17 +1,21 @@
-"""Compute the declared indicators over a release, suppress small cells, and write them beside the release.
+"""Compute the declared indicators, suppress small cells, and write them to indicators/<name>/.
 
 Every count printed (each indicator's numerator and denominator, per period and breakdown group) is a
 cell of ``cilink.report.suppression.Cells``; counts over the same unit are related through the atoms of that
 unit (``Cells.atoms``), so a small cell cannot be recovered by subtracting one printed count from another,
 whichever indicators they belong to. A rate or median whose counts are withheld is withheld too.
 
-Outputs go to ``indicators/<release_id>/`` at the workspace root — never into the release, whose files are
-immutable and hashed in its manifest: ``indicators.csv`` (formula-safe), ``indicators.parquet`` and
-``definitions.json`` (each indicator's population, numerator, period and unit, as computed).
+The units are built from a release's tables (``cilink.indicators.units``); ``write_indicators`` builds them
+from the full-detail data in the restricted zone (``cilink.export.detail``), since the default
+``deidentified`` tier is too coarse. Outputs go to ``indicators/<name>/`` at the workspace root — never into
+a release, whose files are immutable and hashed in its manifest: ``indicators.csv`` (formula-safe),
+``indicators.parquet`` and ``definitions.json`` (each indicator's population, numerator, period and unit).
+The ``aggregate`` tier puts the same table into its releases (``cilink.export.aggregate``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,12 +27,12 @@ import polars as pl
 from cilink import atomic
 from cilink.config import IndicatorSettings
 from cilink.errors import ConfigError, WorkspaceError
-from cilink.export.open import Release, open_release
+from cilink.export.open import Release
 from cilink.indicators.definitions import indicator_definitions
-from cilink.indicators.units import UNIT_COLUMNS, UNIT_PERIOD, UNITS
+from cilink.indicators.units import UNIT_COLUMNS, UNIT_ID, UNIT_PERIOD, UNITS
 from cilink.ingest.quarantine import neutralize_formulas
 from cilink.ledger import Ledger
-from cilink.report.suppression import Cells, Protection
+from cilink.report.suppression import Cells, Protection, Published
 from cilink.workspace import Workspace
 
 #: Progress callback: (step description, steps done, steps in total). The CLI draws it; stages never print.
@@ -147,13 +151,18 @@ def _medians(d: IndicatorSettings, frame: pl.DataFrame, rows: list[_Row]) -> Non
         r.median = frame.filter(cond.fill_null(False)).get_column(d.value).median()  # type: ignore[assignment]
 
 
-def compute_indicators(release: Release, definitions: list[IndicatorSettings], min_cell: int,
-                       progress: Progress | None = None) -> tuple[pl.DataFrame, Protection]:
-    """The indicator table of a release (suppressed) and the protection that decided what was withheld.
+#: The unit space of counts of persons, shared with the report's person tables (``cilink.report.sections``).
+PERSONS_SPACE = "persons"
 
-    Example: ``compute_indicators(open_release(path), indicator_definitions(cfg), 11)[0]``
+
+def register_indicators(release: Release, definitions: list[IndicatorSettings], cells: Cells,
+                        progress: Progress | None = None) -> list[_Row]:
+    """Register every count the indicators print in ``cells``, with their units; returns the rows to print.
+
+    Counts of one unit are related through its units (``Cells.units``, space ``unit:<unit>``); a count in
+    which no person has two units (a school year, a cohort, an exit year in which nobody exited twice) is
+    a count of persons and joins the persons space as well, where the report's person counts are.
     """
-    cells = Cells(min_cell=min_cell)
     units = sorted({d.unit for d in definitions if d.unit})
     rows: list[_Row] = []
     total = len(units) + 1
@@ -163,7 +172,7 @@ def compute_indicators(release: Release, definitions: list[IndicatorSettings], m
         frame = UNITS[unit](release).collect()
         unit_cells: dict[tuple[Any, ...], pl.Expr] = {}
         for d in (d for d in definitions if d.unit == unit):
-            _check_columns(d, frame.columns)
+            _check_columns(d, [c for c in frame.columns if not c.startswith("_")])
             planned, drows = _plan(d, frame)
             for c in planned:
                 unit_cells.setdefault(c.key, c.expr)
@@ -171,13 +180,26 @@ def compute_indicators(release: Release, definitions: list[IndicatorSettings], m
                 _medians(d, frame, drows)
             rows += drows
         keys = list(unit_cells)
-        membership = frame.select([e.alias(f"c{i}") for i, e in enumerate(unit_cells.values())])
+        membership = frame.select([e.fill_null(False).alias(f"c{i}") for i, e in enumerate(unit_cells.values())])
         for key, n in zip(keys, membership.sum().row(0), strict=True):
             cells.add(key, int(n or 0))
-        cells.atoms(("indicator", unit), keys, membership)
+        if not keys:
+            continue
+        per_person = (membership.with_columns(frame.get_column("person_key")).group_by("person_key")
+                      .agg(pl.all().cast(pl.Int64).sum()))
+        once = [i for i, m in enumerate(per_person.drop("person_key").max().row(0)) if (m or 0) <= 1]
+        if len(once) < len(keys):
+            cells.units(f"unit:{unit}", keys, frame.get_column(UNIT_ID), membership)
+        if once:
+            cells.units(PERSONS_SPACE, [keys[i] for i in once], per_person.get_column("person_key"),
+                        per_person.select([pl.col(f"c{i}") > 0 for i in once]))
     if progress:
         progress("indicators: small-cell suppression", len(units), total)
-    protection = cells.protect()
+    return rows
+
+
+def indicator_table(rows: list[_Row], protection: Protection, min_cell: int) -> pl.DataFrame:
+    """The indicator rows as printed: withheld counts (and the rates and medians resting on them) are null."""
     out = []
     for r in rows:
         den = protection.shown(r.den)
@@ -192,30 +214,49 @@ def compute_indicators(release: Release, definitions: list[IndicatorSettings], m
                     "statistic": r.definition.statistic, "unit": r.definition.unit, "period": r.period,
                     "breakdown": r.breakdown, "group": r.group, "numerator": num, "denominator": den,
                     "value": value, "suppressed": suppressed})
-    return pl.DataFrame(out, schema=COLUMNS), protection
+    return pl.DataFrame(out, schema=COLUMNS)
 
 
-def _release_path(ws: Workspace, release_id: str | None) -> Path:
+def compute_indicators(release: Release, definitions: list[IndicatorSettings], min_cell: int,
+                       progress: Progress | None = None, *,
+                       earlier: Published | None = None) -> tuple[pl.DataFrame, Protection]:
+    """The indicator table of a release (suppressed) and the protection that decided what was withheld.
+
+    ``earlier``: what the previous aggregate release published (``cilink.report.history.latest``): its
+    printed counts are taken as known, so nothing here can be subtracted from them.
+    Example: ``compute_indicators(open_release(path), indicator_definitions(cfg), 11)[0]``
+    """
+    cells = Cells(min_cell=min_cell)
+    if earlier is not None:
+        cells.earlier(earlier)
+    rows = register_indicators(release, definitions, cells, progress)
+    protection = cells.protect()
+    return indicator_table(rows, protection, min_cell), protection
+
+
+def _output_name(ws: Workspace, release_id: str | None) -> str:
+    """The folder name under indicators/: the release the indicators accompany (``--release``, which must
+    exist; default: the latest release) or, before any release, the UTC time."""
     if release_id is None:
         with Ledger(ws.ledger_path) as ledger:
             last = ledger.last_release()
-        if last is None:
-            raise WorkspaceError("there is no release yet", hint="run `cilink export` first")
-        path = ws.root / last["path"]
-    else:
-        path = ws.releases_dir / release_id
-    if not (path / "manifest.json").is_file():
-        raise WorkspaceError(f"release {path.name} not found under {ws.releases_dir}",
-                             hint="pass --release with the name of a directory under releases/")
-    return path
+        if last is not None:
+            return str(last["release_id"])
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    if not (ws.releases_dir / release_id / "manifest.json").is_file():
+        raise WorkspaceError(f"release {release_id} not found under {ws.releases_dir}",
+                             hint="pass --release with the name of a directory under releases/, or leave it out")
+    return release_id
 
 
 def definitions_document(definitions: list[IndicatorSettings], release_id: str, min_cell: int) -> dict[str, Any]:
-    """definitions.json: what each indicator counts, so a reader can reproduce it from the release."""
+    """definitions.json: what each indicator counts (its unit, population, numerator, period, breakdowns)."""
     return {
         "release_id": release_id, "min_cell": min_cell,
+        "computed_from": "the linked data of the active batches, at full detail, inside the restricted zone",
         "suppression": f"counts of 1 to {min_cell - 1} are withheld, and further counts where a withheld one "
-                       "could otherwise be worked out from the printed ones (complementary suppression)",
+                       "could otherwise be worked out from the printed ones (complementary suppression), "
+                       "also together with the counts the latest aggregate release printed",
         "indicators": [{**d.model_dump(exclude={"enabled"}),
                         "period": d.period or UNIT_PERIOD[d.unit or ""] or ALL,
                         "denominator": "units of the population" + (
@@ -226,16 +267,22 @@ def definitions_document(definitions: list[IndicatorSettings], release_id: str, 
 
 def write_indicators(ws: Workspace, release_id: str | None = None,
                      progress: Progress | None = None) -> IndicatorsResult:
-    """Compute the workspace's indicators over a release (default: the latest) into indicators/<release_id>/.
+    """Compute the workspace's indicators into indicators/<name>/ (``release_id``: the release they go with).
 
+    The counts come from the full-detail data in the restricted zone (``cilink.export.detail``), not from a
+    release: the default ``deidentified`` tier is too coarse for them. What the latest aggregate release
+    printed is taken as known (``cilink.report.history``).
     Example: ``write_indicators(Workspace.open("ws")).table``
     """
+    from cilink.export.detail import detailed_release
+    from cilink.report import history
+
     definitions = indicator_definitions(ws.config)
     min_cell = ws.config.export.min_cell
-    path = _release_path(ws, release_id)
-    release = open_release(path)
-    rid = str(release.manifest.get("release_id") or path.name)
-    table, protection = compute_indicators(release, definitions, min_cell, progress)
+    rid = _output_name(ws, release_id)
+    earlier = history.latest(ws)
+    with detailed_release(ws) as detail:
+        table, protection = compute_indicators(detail, definitions, min_cell, progress, earlier=earlier)
     out = ws.root / "indicators" / rid
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_parquet(out / "indicators.parquet", table)
@@ -244,7 +291,8 @@ def write_indicators(ws: Workspace, release_id: str | None = None,
                       json.dumps(definitions_document(definitions, rid, min_cell), indent=2) + "\n")
     files = ["indicators.csv", "indicators.parquet", "definitions.json"]
     with Ledger(ws.ledger_path) as ledger:
-        ledger.audit("indicators", "indicators", "ok", inputs={"release_id": rid},
+        ledger.audit("indicators", "indicators", "ok",
+                     inputs={"release_id": rid, "checked_against": earlier.release_id if earlier else None},
                      details={"indicators": len(definitions), "rows": table.height,
                               "suppressed_cells": len(protection.suppressed)})
     return IndicatorsResult(release_id=rid, path=out, table=table, definitions=definitions,

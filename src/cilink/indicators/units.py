@@ -4,6 +4,8 @@ A unit is one row per thing counted: a student's school year, a grade-9 cohort m
 housing exit, a person, a person-quarter. Cross-system columns (``hmis_enrolled``, ``housing_history`` …)
 come from the person's other records in the same release — the measures only linked data can give.
 Dates in a release are months (or years, under year precision); comparisons here are made at that precision.
+Every unit carries ``_unit_id``, the same for the same unit in every release built with the same person keys
+(small-cell suppression relates the counts of two releases through it, ``cilink.report.suppression``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ UNIT_PERIOD: dict[str, str | None] = {
 
 #: Unit columns and their meaning (documentation and error messages; persons' sex, race_ethnicity and
 #: birth_year are on every person-based unit).
+#: Column holding each unit's id (person_key plus what tells a person's units apart).
+UNIT_ID = "_unit_id"
+
+
+def _unit_id(*parts: str) -> pl.Expr:
+    """person_key|part|…, plus the rank among identical ones (two exits on the same months)."""
+    base = pl.concat_str([pl.col(p).cast(pl.String).fill_null("") for p in ("person_key", *parts)], separator="|")
+    return pl.concat_str([base, (pl.int_range(pl.len()).over(base)).cast(pl.String)], separator="#")
+
+
 UNIT_COLUMNS: dict[str, dict[str, str]] = {
     "school_year": {
         "school_year": "school year, e.g. 2024-25", "partner": "school partner (first by id)",
@@ -132,7 +144,8 @@ def school_year(release: Release) -> pl.LazyFrame:
         pl.col("_grade").replace_strict({v: k for k, v in _GRADE_RANK.items()}, default=None,
                                         return_dtype=pl.String).alias("grade_level"))
         .join(_panel_school_years(release), on=["person_key", "school_year"], how="left")
-        .with_columns(pl.col("hmis_enrolled").fill_null(False), pl.col("workforce_enrolled").fill_null(False))
+        .with_columns(pl.col("hmis_enrolled").fill_null(False), pl.col("workforce_enrolled").fill_null(False),
+                      pl.concat_str([pl.col("person_key"), pl.col("school_year")], separator="|").alias(UNIT_ID))
         .join(_person_attributes(release), on="person_key", how="left"))
 
 
@@ -152,7 +165,7 @@ def graduation_cohort(release: Release) -> pl.LazyFrame:
                     _school_year_label(pl.col("_start")).alias("cohort_start"),
                     (pl.col("_grad").is_not_null() & (pl.col("_grad") <= expected)).alias("graduated_on_time"),
                     (ends <= as_of_index(release)).alias("complete"),
-                    pl.col("hmis_during_high_school").fill_null(False))
+                    pl.col("hmis_during_high_school").fill_null(False), pl.col("person_key").alias(UNIT_ID))
             .join(_person_attributes(release), on="person_key", how="left"))
 
 
@@ -165,7 +178,8 @@ def workforce_exit(release: Release) -> pl.LazyFrame:
         _month_index(entry_col).min().alias("_first_hmis"))
     return (exits.join(housing, on="person_key", how="left")
             .join(_person_attributes(release), on="person_key", how="left")
-            .select("person_key", "partner", "program", _year(exit_col).alias("exit_year"),
+            .select("person_key", _unit_id("partner", "program", entry_col, exit_col).alias(UNIT_ID),
+                    "partner", "program", _year(exit_col).alias("exit_year"),
                     "employed_q2", "employed_q4", "earnings_q2", "credential_attained",
                     (pl.col("_first_hmis").is_not_null() & (pl.col("_first_hmis") <= _month_index(exit_col)))
                     .alias("housing_history"),
@@ -186,7 +200,8 @@ def housing_exit(release: Release) -> pl.LazyFrame:
             .group_by("_sid").agg((pl.col("_rs") - pl.col("_e")).min().alias("_gap")))
     as_of = as_of_index(release)
     return (exits.join(gaps, on="_sid", how="left").join(_person_attributes(release), on="person_key", how="left")
-            .select("person_key", "partner", "program", _year(end_col).alias("exit_year"),
+            .select("person_key", _unit_id("partner", "program", start_col, end_col).alias(UNIT_ID),
+                    "partner", "program", _year(end_col).alias("exit_year"),
                     pl.col("outcome").alias("destination_category"),
                     pl.col("exited_to_permanent_housing").fill_null(False),
                     *[(pl.col("_gap").is_not_null() & (pl.col("_gap") <= n)).alias(f"returned_{n}m")
@@ -198,13 +213,14 @@ def housing_exit(release: Release) -> pl.LazyFrame:
 def person(release: Release) -> pl.LazyFrame:
     """persons.parquet with a few convenience flags."""
     return release.persons.with_columns(
-        pl.col("partners").list.len().alias("n_partners"),
+        pl.col("person_key").alias(UNIT_ID), pl.col("partners").list.len().alias("n_partners"),
         *[pl.col("domains").list.contains(d).alias(f"in_{d}") for d in ("school", "workforce", "housing")])
 
 
 def panel(release: Release) -> pl.LazyFrame:
     """panel.parquet as it is (units are person-periods)."""
-    return release.panel
+    return release.panel.with_columns(
+        pl.concat_str([pl.col("person_key"), pl.col("period").cast(pl.String)], separator="|").alias(UNIT_ID))
 
 
 UNITS: dict[str, Callable[[Release], pl.LazyFrame]] = {

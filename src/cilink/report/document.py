@@ -2,7 +2,11 @@
 
 The page holds aggregates only — counts, shares, model parameters — with every count of 1 to
 ``[export] min_cell`` − 1 withheld, directly or by subtraction (``cilink.report.suppression``), so the data
-manager can send it to partners. The latest release's indicators are a section of it.
+manager can send it to partners. The shared measures (indicators) are a section of it, computed from the
+full-detail data in the restricted zone (``cilink.export.detail``) and suppressed together with the other
+sections, in one registry: a count in one section cannot be subtracted from one in another. What the latest
+``aggregate`` release published is taken as known (``cilink.report.history``), so the report cannot be
+subtracted from it either; ``compose_report`` is also what that tier puts in its releases.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import polars as pl
 
 from cilink import atomic
 from cilink.errors import WorkspaceError
-from cilink.indicators.compute import Progress, compute_indicators
+from cilink.export.open import Release
+from cilink.indicators.compute import Progress, indicator_table, register_indicators
 from cilink.indicators.definitions import indicator_definitions
 from cilink.ledger import Ledger
-from cilink.report import charts, sections
+from cilink.report import charts, history, sections
 from cilink.report.html import Block, Section, render_page
-from cilink.report.suppression import Cells
+from cilink.report.suppression import EARLIER, Cells, Protection, Published
 from cilink.workspace import Workspace
 
 #: Every chart the report draws (tests check each one renders).
@@ -36,6 +41,7 @@ class ReportResult:
     charts: list[str]
     tables: int
     suppressed_cells: int
+    #: the aggregate release whose published counts the report was checked against (None: none yet)
     release_id: str | None
     bytes: int
     notes: list[str] = field(default_factory=list)
@@ -46,13 +52,22 @@ class ReportResult:
         return d
 
 
-def _latest_release(ws: Workspace) -> Path | None:
-    with Ledger(ws.ledger_path) as ledger:
-        last = ledger.last_release()
-    if last is None:
-        return None
-    path = ws.root / last["path"]
-    return path if (path / "manifest.json").is_file() else None
+@dataclass
+class ComposedReport:
+    """The page and what decided it: the shared registry of counts, its protection, the indicator table."""
+
+    page: str
+    cells: Cells
+    protection: Protection
+    indicators: pl.DataFrame | None
+    charts: list[str]
+    tables: int
+    notes: list[str]
+    earlier: str | None
+
+    def snapshot(self, release_id: str) -> Published:
+        """What this page (and the indicators with it) publishes, for ``cilink.report.history``."""
+        return self.cells.snapshot(self.protection, release_id)
 
 
 def _table(t: sections.Table, shown: pl.DataFrame, drop: tuple[str, ...] = ()) -> list[Block]:
@@ -74,6 +89,50 @@ def build_report(ws: Workspace, out: Path | None = None, progress: Progress | No
 
     Example: ``build_report(Workspace.open("ws"), Path("report.html")).charts``
     """
+    target = out or ws.root / "report.html"
+    if ws.restricted in target.resolve().parents:
+        raise WorkspaceError("the report is for partners: it does not belong in the restricted zone",
+                             hint="write it somewhere else, e.g. --out report.html")
+    if progress:
+        progress("report: reading the workspace", 0, 6)
+    ctx = sections.load_context(ws)
+    if ctx.generation is None or ctx.crosswalk is None:
+        raise WorkspaceError("the workspace has not been linked yet", hint="run `cilink link` (or `cilink run`) first")
+    earlier = history.latest(ws)
+    with _detail(ws, ctx) as detail:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        composed = compose_report(ws, ctx, detail, earlier=earlier, progress=progress,
+                                  heading=f"Generated {stamp} by cilink")
+    atomic.write_text(target, composed.page)
+    with Ledger(ws.ledger_path) as ledger:
+        ledger.audit("report", "report", "ok", inputs={"checked_against": composed.earlier},
+                     details={"bytes": len(composed.page.encode()),
+                              "suppressed_cells": len(composed.protection.suppressed)})
+    return ReportResult(path=target, charts=composed.charts, tables=composed.tables,
+                        suppressed_cells=len(composed.protection.suppressed), release_id=composed.earlier,
+                        bytes=len(composed.page.encode()), notes=composed.notes)
+
+
+def _detail(ws: Workspace, ctx: sections.Context) -> Any:
+    """The full-detail release, or nothing when no person is linked yet."""
+    import contextlib
+
+    from cilink.export.detail import detailed_release
+
+    if ctx.crosswalk is None or not ctx.crosswalk.height:
+        return contextlib.nullcontext(None)
+    return detailed_release(ws)
+
+
+def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None, *, earlier: Published | None,
+                   heading: str, definitions_at: str = "indicators/<name>/definitions.json",
+                   progress: Progress | None = None) -> ComposedReport:
+    """Count every section and the indicators into one registry, suppress once, and render the page.
+
+    ``detail``: the full-detail release the indicators are computed from (None: no indicators section);
+    ``earlier``: what the latest aggregate release published (its printed counts are known to readers);
+    ``heading``: the first line under the title (e.g. when and by what it was made).
+    """
     steps = 6
 
     def step(text: str, i: int) -> None:
@@ -81,15 +140,10 @@ def build_report(ws: Workspace, out: Path | None = None, progress: Progress | No
             progress(text, i, steps)
 
     cfg = ws.config
-    target = out or ws.root / "report.html"
-    if ws.restricted in target.resolve().parents:
-        raise WorkspaceError("the report is for partners: it does not belong in the restricted zone",
-                             hint="write it somewhere else, e.g. --out report.html")
-    step("report: reading the workspace", 0)
-    ctx = sections.load_context(ws)
-    if ctx.generation is None or ctx.crosswalk is None:
-        raise WorkspaceError("the workspace has not been linked yet", hint="run `cilink link` (or `cilink run`) first")
-    cells = Cells(min_cell=cfg.export.min_cell)
+    min_cell = cfg.export.min_cell
+    cells = Cells(min_cell=min_cell)
+    if earlier is not None:
+        cells.earlier(earlier)
     step("report: counting", 1)
     batches, quarantine = sections.ingest_reconciliation(ctx, cells)
     completeness, flags = sections.field_quality(ctx, cells)
@@ -98,22 +152,18 @@ def build_report(ws: Workspace, out: Path | None = None, progress: Progress | No
     review = sections.review(ctx, cells, decisions)
     sizes, overlap, partner_persons = sections.clusters_and_overlap(ctx, cells)
     bias = sections.linkage_bias(ctx, cells)
-    step("report: small-cell suppression", 2)
+    step("report: indicators", 2)
+    ind_rows = register_indicators(detail, indicator_definitions(cfg), cells) if detail is not None else None
+    step("report: small-cell suppression", 3)
     protection = cells.protect()
     shown = {t.name: t.shown(protection) for t in (batches, quarantine, completeness, flags, hist, decisions,
                                                    review, sizes, overlap, partner_persons, bias)}
-    if any(0 < v < cfg.export.min_cell for v in protection.published().values()):
+    ind_table = indicator_table(ind_rows, protection, min_cell) if ind_rows is not None else None
+    own = {k: v for k, v in protection.published().items() if not (isinstance(k, tuple) and k[:1] == (EARLIER,))}
+    if any(0 < v < min_cell for v in own.values()):
         # protect() guarantees this never happens; if a bug ever broke that, print nothing rather than a small cell
         raise AssertionError("a small cell survived suppression; the report was not written")
 
-    step("report: indicators", 3)
-    release = _latest_release(ws)
-    ind_table = None
-    if release is not None:
-        from cilink.export.open import open_release
-
-        ind_table, ind_protection = compute_indicators(open_release(release), indicator_definitions(cfg),
-                                                       cfg.export.min_cell)
     step("report: charts", 4)
     partners = sorted(p.id for p in cfg.partners)
     fields = list(sections.QUALITY_FIELDS)
@@ -160,30 +210,23 @@ def build_report(ws: Workspace, out: Path | None = None, progress: Progress | No
                 + chart("cluster_sizes") + _table(sizes, shown["cluster_sizes"])),
         Section("bias", "Linked vs. unlinked records", "Do the people who link differ from those who do not?",
                 chart("linkage_bias") + _table(bias, shown["bias"])),
-        Section("indicators", "Shared measures", "Indicators computed from the latest release (`cilink indicators` "
-                "writes them as CSV and Parquet).",
+        Section("indicators", "Shared measures", "Indicators computed from the linked data of the active batches "
+                "(`cilink indicators` writes them as CSV and Parquet).",
                 [*chart("indicators"),
                  Block("table", frame=_indicator_display(ind_table), counts=("denominator",)),
-                 Block("p", "value: % for shares, USD for medians. Definitions: "
-                            "indicators/<release_id>/definitions.json.")]
-                if ind_table is not None else [Block("p", "No release yet: run `cilink export`.")]),
+                 Block("p", f"value: % for shares, USD for medians. Definitions: {definitions_at}.")]
+                if ind_table is not None else [Block("p", "No linked persons yet: run `cilink link`.")]),
     ]
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    state_run = (ctx.generation.name if ctx.generation else "none")
-    meta = [f"Generated {stamp} by cilink · link generation {state_run} · release "
-            f"{release.name if release else 'none'}",
-            f"Counts of 1 to {cfg.export.min_cell - 1} are shown as {'*'}, and so are counts from which one could "
-            "be worked out (complementary suppression). – : not available."]
+    state_run = ctx.generation.name if ctx.generation else "none"
+    meta = [f"{heading} · link generation {state_run}"
+            + (f" · checked against aggregate release {earlier.release_id}" if earlier is not None else ""),
+            f"Counts of 1 to {min_cell - 1} are shown as {'*'}, and so are counts from which one could "
+            "be worked out (complementary suppression), also together with the previous aggregate release. "
+            "– : not available."]
     summary = ("Aggregates only: no names, dates of birth, SSNs or source ids, and no count small enough to point "
                "at a person. Safe to share with partners.")
     step("report: writing", 5)
     page = render_page(f"{cfg.project.name}: linkage report", meta, summary, page_sections)
-    atomic.write_text(target, page)
-    with Ledger(ws.ledger_path) as ledger:
-        ledger.audit("report", "report", "ok", inputs={"release_id": release.name if release else None},
-                     details={"bytes": len(page.encode()), "suppressed_cells": len(protection.suppressed)})
-    suppressed = len(protection.suppressed) + (len(ind_protection.suppressed) if ind_table is not None else 0)
-    return ReportResult(path=target, charts=sorted(figs), tables=sum(1 for s in page_sections for b in s.blocks
-                                                                     if b.kind == "table"),
-                        suppressed_cells=suppressed, release_id=release.name if release else None,
-                        bytes=len(page.encode()), notes=ctx.notes)
+    return ComposedReport(page=page, cells=cells, protection=protection, indicators=ind_table, charts=sorted(figs),
+                          tables=sum(1 for sec in page_sections for b in sec.blocks if b.kind == "table"),
+                          notes=ctx.notes, earlier=earlier.release_id if earlier is not None else None)

@@ -6,8 +6,11 @@ registers every count it will print — and the relations between them — in on
 decided once for the whole report (``Table.shown``), because counts in different sections are related (the
 persons of a partner in the overlap table are the linked plus unlinked persons in the bias table; a
 partner's staged rows are its batches' accepted rows) and a cell hidden in one table must not be
-recoverable from another. No value of an identifier column ever leaves a section: only counts, and labels
-from cilink's own vocabulary (partner ids, field names, reason and flag codes, model level labels).
+recoverable from another. Counts of persons, staged rows and scored pairs are also registered with the
+units they count (``Cells.units``: internal ids, never printed), so the report's person counts relate to the
+indicators' and to an earlier aggregate release's. No value of an identifier column ever leaves a section:
+only counts, and labels from cilink's own vocabulary (partner ids, field names, reason and flag codes, model
+level labels).
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ AGE_BANDS = ((0, 4, "0-4"), (5, 17, "5-17"), (18, 24, "18-24"), (25, 44, "25-44"
 DECISIONS = ("link", "review", "must_link", "cannot_link")
 REGIONS = ("at or above the link threshold", "review band", "reviewer-added (not scored)")
 CLUSTER_SIZES = ("1", "2", "3", "4", "5+")
+#: Unit spaces of the report's counts (``Cells.units``); persons are shared with the indicators.
+PERSONS_SPACE = "persons"
+ROWS_SPACE = "staged_rows"
+PAIRS_SPACE = "pairs"
 
 
 @dataclass
@@ -56,8 +63,13 @@ class Table:
     derive: Callable[[pl.DataFrame], pl.DataFrame] | None = None
     #: count columns not subject to suppression (e.g. model parameters are not counts of people)
     exact: bool = False
+    #: the labels that identify a row's counts (default: all of ``labels``); a batch's counts keep their key
+    #: when its status changes, so that an earlier release's printed counts are recognised as the same
+    key_labels: list[str] | None = None
 
     def key(self, row: tuple[Any, ...], column: str) -> Key:
+        if self.key_labels is not None:
+            row = tuple(v for label, v in zip(self.labels, row, strict=True) if label in self.key_labels)
         return (self.name, *row, column)
 
     def row_keys(self) -> list[tuple[Any, ...]]:
@@ -100,6 +112,17 @@ class Context:
     review_floor: float
     as_of: dt.date | None
     notes: list[str] = field(default_factory=list)
+    _person_units: pl.DataFrame | None = None
+
+    def person_units(self) -> pl.DataFrame:
+        """person_id → ``_id``, the person's id in the persons unit space (the detail's person_key)."""
+        if self._person_units is None:
+            from cilink.export.detail import detail_person_keys
+
+            ids = (self.crosswalk.get_column("person_id").unique().sort() if self.crosswalk is not None
+                   else pl.Series("person_id", [], dtype=pl.String))
+            self._person_units = pl.DataFrame({"person_id": ids, "_id": detail_person_keys(ids)})
+        return self._person_units
 
 
 def load_context(ws: Workspace) -> Context:
@@ -111,7 +134,8 @@ def load_context(ws: Workspace) -> Context:
         batches = ledger.batches()
         decisions = [tuple(r) for r in ledger.conn.execute(
             "SELECT record_id_l, record_id_r, decision FROM review_decisions ORDER BY seq")]
-    wanted = [*QUALITY_FIELDS, "source_person_id", "middle_name", "_cilink_flags", "entry_date", "exit_date"]
+    wanted = [*QUALITY_FIELDS, "source_person_id", "middle_name", "_cilink_flags", "entry_date", "exit_date",
+              "_cilink_batch_id", "_cilink_row"]
     staged = {}
     for p in cfg.partners:
         lf = staged_records(ws, p.id)
@@ -148,7 +172,7 @@ def ingest_reconciliation(ctx: Context, cells: Cells) -> list[Table]:
               "balanced": pl.String}
     batches = Table("batches", "Ingest reconciliation per partner and batch", pl.DataFrame(rows, schema=schema),
                     ["partner", "batch", "file", "ingested", "status", "balanced"],
-                    ["rows_in", "accepted", "quarantined"],
+                    ["rows_in", "accepted", "quarantined"], key_labels=["partner", "batch"],
                     note="Every input row is accounted for: rows in = accepted + quarantined. 'balanced' is "
                          "checked on the exact counts, also where a count is withheld. Only active batches "
                          "count towards the linked data; snapshot mode supersedes a partner's earlier files.")
@@ -212,8 +236,7 @@ def field_quality(ctx: Context, cells: Cells) -> list[Table]:
     comp.register(cells)
     for p in partners:
         # the staged rows of a partner are its active batches' accepted rows, printed above
-        accepted = [("batches", b.partner, b.batch_id, b.file_name, b.created_at[:10], b.status,
-                     "yes" if b.rows_in == b.accepted + b.quarantined else "NO", "accepted")
+        accepted = [("batches", b.partner, b.batch_id, "accepted")
                     for b in ctx.batches if b.partner == p and b.status == "active"]
         first = comp.key((QUALITY_FIELDS[0], p), "rows")
         if sum(b.accepted for b in ctx.batches if b.partner == p and b.status == "active") == active[p]:
@@ -227,6 +250,8 @@ def field_quality(ctx: Context, cells: Cells) -> list[Table]:
                   ["flag", "partner"], ["rows"])
     flags.register(cells)
     for p in partners:
+        _row_units(ctx.staged[p], cells, comp, flags, p)
+    for p in partners:
         frame = ctx.staged[p]
         for flag, f in FLAG_FIELDS.items():
             if "_cilink_flags" not in frame.columns or f not in frame.columns:
@@ -237,6 +262,26 @@ def field_quality(ctx: Context, cells: Cells) -> list[Table]:
             if n_flag == n_null_flag:  # every flagged row lost the value: missing = flagged + the rest
                 cells.split(("missing", p, f), flags.key((flag, p), "rows"), ("missing-unflagged", p, f, flag))
     return [comp, flags]
+
+
+def _row_units(frame: pl.DataFrame, cells: Cells, comp: Table, flags: Table, partner: str) -> None:
+    """The staged rows each completeness and flag count of a partner counts (ids: batch and row number)."""
+    if not {"_cilink_batch_id", "_cilink_row"} <= set(frame.columns) or not frame.height:
+        return
+    keys: list[Key] = [comp.key((QUALITY_FIELDS[0], partner), "rows")]
+    cols: list[pl.Expr] = [pl.lit(True)]
+    for f in QUALITY_FIELDS:
+        keys.append(comp.key((f, partner), "filled"))
+        cols.append(_filled(frame, f))
+    has_flags = "_cilink_flags" in frame.columns
+    for flag in sorted({r[0] for r in flags.row_keys() if r[1] == partner}):
+        key = flags.key((flag, partner), "rows")
+        expr = pl.col("_cilink_flags").list.contains(flag).fill_null(False) if has_flags else pl.lit(False)
+        if frame.select(expr.sum()).item() == cells.values[key]:  # a flag twice on one row: not a row count
+            keys.append(key)
+            cols.append(expr)
+    ids = frame.select(pl.format("{}:{}", "_cilink_batch_id", "_cilink_row")).to_series()
+    cells.units(ROWS_SPACE, keys, ids, frame.select([c.alias(f"c{i}") for i, c in enumerate(cols)]))
 
 
 # --- linkage ----------------------------------------------------------------------------------------------------
@@ -311,7 +356,29 @@ def match_weights(ctx: Context, cells: Cells) -> list[Table]:
     for r, in_region in ((REGIONS[0], lambda lo: lo >= ctx.link_threshold),
                          (REGIONS[1], lambda lo: lo < ctx.link_threshold)):
         cells.total(dec.key((r,), "total"), [hist.key(k, "pairs") for k in hist.row_keys() if in_region(k[0])])
+    if ({"record_id_l", "record_id_r"} <= set(pairs.columns) and pairs.height
+            and pairs.select(_pair_id().n_unique()).item() == pairs.height):  # each pair once: counts of pairs
+        hist_bin = np.full(pairs.height, -1, dtype=np.int64)
+        hist_bin[np.flatnonzero(pairs.get_column("match_weight").is_not_null().to_numpy())] = bins
+        units = pairs.with_columns(pl.Series("_bin", hist_bin), region.alias("_region"))
+        keys: list[Key] = [hist.key(k, "pairs") for k in hist.row_keys()]
+        cols = [pl.col("_bin") == i for i in range(len(keys))]
+        for r in REGIONS:
+            for d in DECISIONS:
+                keys.append(dec.key((r,), d))
+                cols.append((pl.col("_region") == r) & (pl.col("decision") == d))
+            keys.append(dec.key((r,), "total"))
+            cols.append((pl.col("_region") == r) & pl.col("decision").is_in(list(DECISIONS)))
+        cells.units(PAIRS_SPACE, keys, units.select(_pair_id()).to_series(),
+                    units.select([c.fill_null(False).alias(f"c{i}") for i, c in enumerate(cols)]))
     return [hist, dec]
+
+
+def _pair_id(left: str = "record_id_l", right: str = "record_id_r") -> pl.Expr:
+    """A pair's id whichever way round it was stored."""
+    lo = pl.min_horizontal(pl.col(left).cast(pl.String), pl.col(right).cast(pl.String))
+    hi = pl.max_horizontal(pl.col(left).cast(pl.String), pl.col(right).cast(pl.String))
+    return pl.format("{}|{}", lo, hi).alias("_id")
 
 
 def review(ctx: Context, cells: Cells, decisions: Table) -> Table:
@@ -331,6 +398,14 @@ def review(ctx: Context, cells: Cells, decisions: Table) -> Table:
                   pl.DataFrame(rows, schema={"item": pl.String, "pairs": pl.Int64}), ["item"], ["pairs"],
                   note="Decisions recorded: the latest decision per pair in the ledger (reviewers are not named).")
     table.register(cells)
+    if {"record_id_l", "record_id_r"} <= set(queue.columns) and queue.height:
+        guard = reason.alias("_r")
+        items = {"queued: review band": "review band", "queued: held by the address-only guard": "address_only",
+                 "queued: held by the first-name guard": "first_name_conflict"}
+        units = queue.select(_pair_id(), guard).unique("_id", keep="first")
+        if units.height == queue.height:  # each queued pair once: the items count pairs
+            cells.units(PAIRS_SPACE, [table.key((item,), "pairs") for item in items], units.get_column("_id"),
+                        units.select([(pl.col("_r") == g).alias(f"c{i}") for i, g in enumerate(items.values())]))
     queued = [table.key((r["item"],), "pairs") for r in rows[:3]]
     cells.add(("queue", "total"), sum(r["pairs"] for r in rows[:3]), public=False)
     cells.total(("queue", "total"), queued)
@@ -383,6 +458,19 @@ def clusters_and_overlap(ctx: Context, cells: Cells) -> list[Table]:
     for p in partners:
         cells.total(totals.key((p,), "persons"),
                     [overlap.key((_combo_label(c), len(c)), "persons") for c in combos if p in c])
+    if per.height:
+        units = per.join(ctx.person_units(), on="person_id", how="left").with_columns(
+            size.alias("_size"), pl.col("ps").list.join(" + ").alias("_combo"))
+        keys: list[Key] = [("persons", "total")]
+        cols: list[pl.Expr] = [pl.lit(True)]
+        keys += [sizes.key((s,), "persons") for s in CLUSTER_SIZES]
+        cols += [pl.col("_size") == s for s in CLUSTER_SIZES]
+        keys += [overlap.key((_combo_label(c), len(c)), "persons") for c in combos]
+        cols += [pl.col("_combo") == _combo_label(c) for c in combos]
+        keys += [totals.key((p,), "persons") for p in partners]
+        cols += [pl.col("ps").list.contains(p) for p in partners]
+        cells.units(PERSONS_SPACE, keys, units.get_column("_id"),
+                    units.select([c.alias(f"c{i}") for i, c in enumerate(cols)]))
     return [sizes, overlap, totals]
 
 
@@ -393,15 +481,21 @@ def _age_band(age: pl.Expr) -> pl.Expr:
     return out.otherwise(pl.lit("unknown"))
 
 
-def linkage_bias(ctx: Context, cells: Cells) -> Table:
-    """Per partner: characteristics of persons linked to another partner vs. not (reveals linkage bias)."""
-    partners = sorted(p.id for p in ctx.cfg.partners)
+#: The characteristics the linked-vs-unlinked table compares, and their values.
+BIAS_VALUES: dict[str, list[str]] = {
+    "age band": [b[2] for b in AGE_BANDS] + ["unknown"], "sex": ["female", "male", "another sex", "unknown"],
+    **{v: ["recorded", "missing"] for v in ("SSN", "race/ethnicity", "ZIP")}}
+
+
+def bias_persons(ctx: Context) -> dict[str, pl.DataFrame]:
+    """Per partner, one row per person of its records (restricted: ``person_id``): ``status`` (linked to
+    another partner or not) and each characteristic of ``BIAS_VALUES``, by the partner's own records."""
     cw = ctx.crosswalk if ctx.crosswalk is not None else pl.DataFrame(
         schema={"partner": pl.String, "source_person_id": pl.String, "person_id": pl.String})
     n_partners = cw.group_by("person_id").agg(pl.col("partner").n_unique().alias("_np"))
     ref = ctx.as_of or dt.date.today()
-    rows = []
-    for p in partners:
+    out = {}
+    for p in sorted(p.id for p in ctx.cfg.partners):
         frame = ctx.staged[p]
         recs = frame.select(
             "source_person_id",
@@ -416,19 +510,29 @@ def linkage_bias(ctx: Context, cells: Cells) -> Table:
                   .join(n_partners, on="person_id", how="left"))
         age = (pl.lit(ref.year) - pl.col("dob").dt.year()
                - ((pl.col("dob").dt.month() * 100 + pl.col("dob").dt.day()) > ref.month * 100 + ref.day).cast(pl.Int32))
-        people = people.select(
+        out[p] = people.select(
+            "person_id",
             pl.when(pl.col("_np") > 1).then(pl.lit("linked")).otherwise(pl.lit("unlinked")).alias("status"),
             _age_band(age).alias("age band"),
             pl.col("sex").fill_null("unknown").replace({"F": "female", "M": "male", "X": "another sex"}).alias("sex"),
             pl.when(pl.col("ssn")).then(pl.lit("recorded")).otherwise(pl.lit("missing")).alias("SSN"),
             pl.when(pl.col("race")).then(pl.lit("recorded")).otherwise(pl.lit("missing")).alias("race/ethnicity"),
             pl.when(pl.col("zip")).then(pl.lit("recorded")).otherwise(pl.lit("missing")).alias("ZIP"))
+    return out
+
+
+def linkage_bias(ctx: Context, cells: Cells) -> Table:
+    """Per partner: characteristics of persons linked to another partner vs. not (reveals linkage bias)."""
+    partners = sorted(p.id for p in ctx.cfg.partners)
+    ref = ctx.as_of or dt.date.today()
+    rows = []
+    members: dict[str, tuple[pl.DataFrame, dict[str, list[str]]]] = {}
+    for p, people in bias_persons(ctx).items():
         rows.append({"partner": p, "characteristic": "all", "value": "persons",
                      "linked": people.filter(pl.col("status") == "linked").height,
                      "unlinked": people.filter(pl.col("status") == "unlinked").height})
-        values = {"age band": [b[2] for b in AGE_BANDS] + ["unknown"],
-                  "sex": ["female", "male", "another sex", "unknown"],
-                  **{v: ["recorded", "missing"] for v in ("SSN", "race/ethnicity", "ZIP")}}
+        values = BIAS_VALUES
+        members[p] = (people, values)
         for var, vals in values.items():
             counts = {(s, v): n for s, v, n in people.group_by("status", var).len().iter_rows()}
             for v in vals:
@@ -466,4 +570,18 @@ def linkage_bias(ctx: Context, cells: Cells) -> Table:
             for status in ("linked", "unlinked"):
                 cells.total(n[status], [table.key((p, r["characteristic"], r["value"]), status)
                                         for r in rows if r["partner"] == p and r["characteristic"] == var])
+        people, values = members[p]
+        if people.height:
+            units = people.join(ctx.person_units(), on="person_id", how="left")
+            keys: list[Key] = []
+            cols: list[pl.Expr] = []
+            for status in ("linked", "unlinked"):
+                keys.append(n[status])
+                cols.append(pl.col("status") == status)
+                for var, vals in values.items():
+                    for v in vals:
+                        keys.append(table.key((p, var, v), status))
+                        cols.append((pl.col("status") == status) & (pl.col(var) == v))
+            cells.units(PERSONS_SPACE, keys, units.get_column("_id"),
+                        units.select([c.fill_null(False).alias(f"c{i}") for i, c in enumerate(cols)]))
     return table
