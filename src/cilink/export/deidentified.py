@@ -239,7 +239,7 @@ def _content_matches(ws: Any, audience: str, signatures: pl.DataFrame, exempt: f
     for r in rows:
         if r["audience"] != audience and '"tier": "deidentified"' in (r["summary"] or ""):
             latest[r["audience"]] = r["path"]
-    mine = signatures.group_by("record").len().filter(pl.col("len") == 1).select("record")
+    mine = signatures.group_by("r1", "r2").len().filter(pl.col("len") == 1).select("r1", "r2")
     out: dict[str, Any] = {}
     for other, path in sorted(latest.items()):
         root = ws.root / path
@@ -247,8 +247,8 @@ def _content_matches(ws: Any, audience: str, signatures: pl.DataFrame, exempt: f
             continue
         theirs_tables = {n: pl.read_parquet(root / n) for n in TABLES if (root / n).is_file()}
         theirs = record_signatures(theirs_tables.pop(PERSONS), theirs_tables, exclude=_columns(exempt))
-        unique = theirs.group_by("record").len().filter(pl.col("len") == 1).select("record")
-        both = mine.join(unique, on="record").height
+        unique = theirs.group_by("r1", "r2").len().filter(pl.col("len") == 1).select("r1", "r2")
+        both = mine.join(unique, on=["r1", "r2"]).height
         out[other] = {"persons_matched_1_to_1_share": round(both / max(signatures.height, 1), 4)}
     return out
 

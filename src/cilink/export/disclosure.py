@@ -60,6 +60,7 @@ class Protected:
     suppressed: dict[str, np.ndarray]  # attribute → persons whose value is suppressed
     withheld: np.ndarray  # persons left out of every record-level table
     steps: list[str]
+    codes: Codes | None = None  # the search's codes, reused by the partner attack
 
     def level_name(self, attr: Attribute) -> str:
         return attr.levels[self.levels[attr.name]]
@@ -184,12 +185,33 @@ class _Search:
                 sig += part
         return sig
 
-    def violation(self, levels: dict[str, int]) -> float:
-        counts = class_counts(self.signature(levels))
+    def violation(self, levels: dict[str, int], classes: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+        """How far ``levels`` is from the targets before local suppression (0: within them).
+
+        ``classes`` (one representative person per current class, and the class sizes) makes this cheap:
+        every level is a function of the level below it, so a coarser level never splits a class and
+        classes can be merged by their representatives instead of regrouping every person.
+        """
+        if classes is None:
+            counts = class_counts(self.signature(levels))
+        else:
+            reps, sizes = classes
+            sig = np.zeros(len(reps), np.uint64)
+            with np.errstate(over="ignore"):
+                for a in self.attrs:
+                    sig += self.part(a, levels[a.name])[reps]
+            merged = pl.DataFrame({"s": sig, "n": sizes}).lazy().group_by("s").agg(pl.col("n").sum()).collect()
+            counts = merged.get_column("n").to_numpy().astype(np.int64)
         small_classes = counts < self.t.k
         s = float(counts[small_classes].sum())
         expected = float((~small_classes).sum()) + s / self.t.k
         return max(s / self.budget - 1, 0.0) + max(expected / max(self.classes_allowed, 1e-9) - 1, 0.0)
+
+    def classes(self, levels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """One representative person per class at ``levels``, and each class's size."""
+        frame = pl.DataFrame({"s": self.signature(levels), "i": np.arange(self.n, dtype=np.int64)})
+        per = frame.lazy().group_by("s").agg(pl.col("i").first(), pl.len()).collect()
+        return per.get_column("i").to_numpy(), per.get_column("len").to_numpy().astype(np.int64)
 
     def small(self, levels: dict[str, int]) -> int:
         """Persons in classes smaller than k before local suppression."""
@@ -205,12 +227,13 @@ class _Search:
         options = self.moves(levels)
         if not options:
             return None
-        now = self.violation(levels)
+        classes = self.classes(levels)
+        now = self.violation(levels, classes)
         scored = []
         for i, a in enumerate(options):
             nxt = {**levels, a.name: levels[a.name] + 1}
             cost = step_cost(a, levels[a.name], self.w)
-            scored.append(((now - self.violation(nxt)) / cost, -cost, -i, a))
+            scored.append(((now - self.violation(nxt, classes)) / cost, -cost, -i, a))
         gain, *_rest, a = max(scored, key=lambda s: s[:3])
         if gain <= 0:  # nothing helps on its own: the cheapest step
             a = min(options, key=lambda x: (step_cost(x, levels[x.name], self.w), options.index(x)))
@@ -299,39 +322,42 @@ def _refine(search: _Search, levels: dict[str, int], steps: list[str]) -> Protec
                 improved = True
                 break
     suppressed, withheld = search.suppress(levels)
-    return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps)
+    return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps, codes=search.codes)
 
 
 # --- measuring the release as written -------------------------------------------------------------------
 
-def _text(frame: pl.DataFrame, columns: list[str]) -> pl.Expr:
-    parts = []
-    for c in columns:
-        col = pl.col(c)
-        if isinstance(frame.schema[c], pl.List):
-            col = col.list.join(",")
-        parts.append(col.cast(pl.String).fill_null("∅"))
-    return pl.concat_str(parts, separator="\x1f") if parts else pl.lit("")
+#: Two independent 64-bit hashes per record: 128 bits, so two different records share both with probability
+#: about n² / 2^129 (≈ 10^-27 for a million persons) — exact for any practical purpose, far cheaper than text.
+_SEEDS = (0x5EED_0001, 0x5EED_0002)
 
 
 def record_signatures(persons: pl.DataFrame, row_tables: dict[str, pl.DataFrame], *,
                       exclude: frozenset[str] = frozenset()) -> pl.DataFrame:
-    """Each person's whole released record as one exact text (person_key, record), from the release tables.
+    """Each person's whole released record as one value (person_key, r1, r2), from the release tables.
 
-    ``persons`` has one row per person; each row table's rows of a person are sorted and joined, so a
-    person's set of rows is one value. Columns in ``exclude`` (declared non-identifying) are left out.
+    ``persons`` has one row per person; a person's rows of each row table are hashed, sorted and hashed as
+    a list, so the set of rows (with repeats) is one value. Columns in ``exclude`` (declared non-identifying)
+    are left out, and a row table left without columns drops out entirely.
     """
     pcols = [c for c in persons.columns if c != "person_key" and c not in exclude]
-    out = persons.select("person_key", _text(persons, pcols).alias("record"))
-    for name, table in sorted(row_tables.items()):
+
+    def hashes(cols: list[str]) -> list[pl.Expr]:
+        if not cols:
+            return [pl.lit(0, dtype=pl.UInt64).alias(f"r{i + 1}") for i in range(2)]
+        return [pl.struct(cols).hash(seed).alias(f"r{i + 1}") for i, seed in enumerate(_SEEDS)]
+
+    out = persons.select("person_key", *hashes(pcols))
+    for _name, table in sorted(row_tables.items()):
         cols = [c for c in table.columns if c != "person_key" and c not in exclude]
         if not cols:  # the whole table declared non-identifying: not even its row count is in the model
             continue
-        per = (table.select("person_key", _text(table, cols).alias("_r")).group_by("person_key")
-               .agg(pl.col("_r").sort().str.join("\x1e").alias("_rows")))
+        per = (table.select("person_key", *hashes(cols)).group_by("person_key")
+               .agg(*[pl.col(f"r{i + 1}").sort().alias(f"t{i + 1}") for i in range(2)])
+               .with_columns(*[pl.col(f"t{i + 1}").hash(seed) for i, seed in enumerate(_SEEDS)]))
         out = out.join(per, on="person_key", how="left").select(
-            "person_key", pl.concat_str([pl.col("record"), pl.lit(f"\x1d{name}:"), pl.col("_rows").fill_null("")])
-            .alias("record"))
+            "person_key", *[pl.struct(f"r{i + 1}", pl.col(f"t{i + 1}").fill_null(0)).hash(seed).alias(f"r{i + 1}")
+                            for i, seed in enumerate(_SEEDS)])
     return out
 
 
@@ -340,7 +366,7 @@ def whole_record_risk(signatures: pl.DataFrame) -> dict[str, float | int | None]
     n = signatures.height
     if not n:
         return {"persons": 0, "min_class_size": None, "unique_share": 0.0, "max_risk": 0.0, "mean_risk": 0.0}
-    sizes = signatures.group_by("record").len().get_column("len")
+    sizes = signatures.group_by("r1", "r2").len().get_column("len")
     return {"persons": n, "min_class_size": int(sizes.min()),  # type: ignore[arg-type]
             "unique_share": float((sizes == 1).sum() / n), "max_risk": float(1 / sizes.min()),  # type: ignore[operator]
             "mean_risk": float(sizes.len() / n), "classes": int(sizes.len())}
@@ -359,7 +385,7 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
     """
     clients, know = partner_view(measures, events, partner, domain, as_of, partners)
     kept = ~protected.withheld
-    codes = Codes(measures)
+    codes = protected.codes or Codes(measures)
     rel_cols: list[np.ndarray] = []
     wild_cols: list[np.ndarray] = []
     know_cols: list[np.ndarray] = []
