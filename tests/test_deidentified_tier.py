@@ -285,3 +285,51 @@ def test_gate_measures_the_tables_as_written(demo5k: Path, monkeypatch: pytest.M
         export_release(Workspace.open(demo5k), release_id="tampered", tamper=tamper)
     assert "whole_record_k_anonymity" in str(refused.value)
     assert not (demo5k / "releases" / "tampered").exists()
+
+
+# --- the attackers: the workforce board and the HMIS provider ---------------------------------------------
+
+def workforce_clients(ws: Path) -> pl.DataFrame:
+    """The board's participants as it exported them: id, birth year, sex."""
+    raw = pl.read_excel(ws / "inbox" / "workforce-board" / "processed" / "workforce-board.xlsx",
+                        sheet_name="Participants", infer_schema_length=0)
+    return raw.group_by("Participant ID").agg(pl.col("DOB").last(), pl.col("Sex").last()).select(
+        pl.col("Participant ID").alias("client"), pl.col("DOB").str.slice(6, 4).cast(pl.Int32).alias("year"),
+        pl.col("Sex").replace({"Female": "F", "Male": "M"}).alias("sex"))
+
+
+def hmis_clients(ws: Path) -> pl.DataFrame:
+    """The HMIS provider's clients from its own Client.csv (FY2026 Sex: 0 female, 1 male)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(ws / "inbox" / "coc-hmis" / "processed" / "hmis-export.zip") as z:
+        raw = pl.read_csv(io.BytesIO(z.read("Client.csv")), infer_schema=False)
+    return raw.select(pl.col("PersonalID").alias("client"), pl.col("DOB").str.slice(0, 4).cast(pl.Int32,
+                      strict=False).alias("year"), pl.col("Sex").replace_strict({"0": "F", "1": "M"}, default=None)
+                      .alias("sex"))
+
+
+@pytest.mark.parametrize(("partner", "domain", "clients_of"), [
+    ("workforce-board", "workforce", workforce_clients), ("coc-hmis", "housing", hmis_clients)])
+def test_workforce_and_hmis_cannot_single_out_their_clients(demo5k: Path, partner: str, domain: str,
+                                                          clients_of: object) -> None:
+    release = only_release(demo5k)
+    manifest = json.loads((release / "manifest.json").read_text())
+    levels = manifest["anonymization"]["generalization"]
+    width = {"1-year": 1, "5-year": 5, "10-year": 10, "20-year": 20}.get(levels["age"])
+    clients = clients_of(demo5k)  # type: ignore[operator]
+    mine = clients.select("client", ((pl.col("year") // width) * width if width else pl.lit(None, dtype=pl.Int32))
+                          .alias("age"), (pl.col("sex") if levels["sex"] != "not released" else pl.lit(None))
+                          .alias("sex"))
+    persons = pl.read_parquet(release / "persons.parquet")
+    theirs = persons.filter(pl.col("domains").list.contains(domain).fill_null(True)).select(
+        pl.col("birth_year_min").cast(pl.Int32).alias("age"), "sex")
+    pairs = mine.join(theirs, how="cross", suffix="_r")
+    ok = pl.lit(True)
+    for c in ("age", "sex"):
+        ok = ok & (pl.col(c).is_null() | pl.col(f"{c}_r").is_null() | (pl.col(c) == pl.col(f"{c}_r")))
+    counts = pairs.filter(ok).group_by("client").len()
+    share = counts.filter(pl.col("len") == 1).height / mine.height
+    assert share <= 0.01, f"{partner} singles out {share:.1%} of its clients"
+    assert manifest["risk"]["partner_attack"][partner]["share"] <= 0.01
