@@ -154,6 +154,10 @@ def step_cost(attr: Attribute, level: int, w: dict[str, float]) -> float:
     return w[attr.name] * (loss[level + 1] - loss[level])
 
 
+#: Classes of the current levels: representative person, size and signature of each, and the levels.
+Classes = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]
+
+
 class _Search:
     def __init__(self, measures: Measures, targets: Targets) -> None:
         self.m, self.t = measures, targets
@@ -185,7 +189,7 @@ class _Search:
                 sig += part
         return sig
 
-    def violation(self, levels: dict[str, int], classes: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    def violation(self, levels: dict[str, int], classes: Classes | None = None) -> float:
         """How far ``levels`` is from the targets before local suppression (0: within them).
 
         ``classes`` (one representative person per current class, and the class sizes) makes this cheap:
@@ -195,11 +199,13 @@ class _Search:
         if classes is None:
             counts = class_counts(self.signature(levels))
         else:
-            reps, sizes = classes
-            sig = np.zeros(len(reps), np.uint64)
+            reps, sizes, base, base_levels = classes
+            sig = base.copy()
             with np.errstate(over="ignore"):
-                for a in self.attrs:
-                    sig += self.part(a, levels[a.name])[reps]
+                for a in self.attrs:  # only the terms that differ from the classes' own levels
+                    if levels[a.name] != base_levels[a.name]:
+                        sig -= self.part(a, base_levels[a.name])[reps]
+                        sig += self.part(a, levels[a.name])[reps]
             merged = pl.DataFrame({"s": sig, "n": sizes}).lazy().group_by("s").agg(pl.col("n").sum()).collect()
             counts = merged.get_column("n").to_numpy().astype(np.int64)
         small_classes = counts < self.t.k
@@ -207,11 +213,13 @@ class _Search:
         expected = float((~small_classes).sum()) + s / self.t.k
         return max(s / self.budget - 1, 0.0) + max(expected / max(self.classes_allowed, 1e-9) - 1, 0.0)
 
-    def classes(self, levels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-        """One representative person per class at ``levels``, and each class's size."""
-        frame = pl.DataFrame({"s": self.signature(levels), "i": np.arange(self.n, dtype=np.int64)})
+    def classes(self, levels: dict[str, int]) -> Classes:
+        """One representative person per class at ``levels``, each class's size and signature, and the levels."""
+        sig = self.signature(levels)
+        frame = pl.DataFrame({"s": sig, "i": np.arange(self.n, dtype=np.int64)})
         per = frame.lazy().group_by("s").agg(pl.col("i").first(), pl.len()).collect()
-        return per.get_column("i").to_numpy(), per.get_column("len").to_numpy().astype(np.int64)
+        return (per.get_column("i").to_numpy(), per.get_column("len").to_numpy().astype(np.int64),
+                per.get_column("s").to_numpy().astype(np.uint64), dict(levels))
 
     def small(self, levels: dict[str, int]) -> int:
         """Persons in classes smaller than k before local suppression."""
