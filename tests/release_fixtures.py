@@ -242,6 +242,19 @@ def _source_ids(persons: pl.DataFrame, domain: str, rng: np.random.Generator) ->
     return persons.select("person_id").with_columns(pl.Series("source_person_id", ids))
 
 
+def staged_frame(rows: pl.DataFrame, identity: pl.DataFrame, ids: pl.DataFrame, domain: str, partner: str,
+                 batch_id: str) -> pl.DataFrame:
+    """One partner's staged batch as ingest leaves it: events joined to identities and source ids, with the
+    reserved columns, in the domain's staged schema."""
+    frame = (rows.join(identity, on="person_id", how="left").join(ids, on="person_id", how="left")
+             .with_columns(pl.lit(partner).alias("_cilink_partner"), pl.lit(batch_id).alias("_cilink_batch_id"),
+                           pl.int_range(1, pl.len() + 1).alias("_cilink_row"),
+                           pl.lit([], dtype=pl.List(pl.String)).alias("_cilink_flags")))
+    schema = polars_schema(domain)
+    return frame.select([(pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+                         for c, t in schema.items()])
+
+
 def write_fixture(root: Path, persons: pl.DataFrame, events: dict[str, pl.DataFrame], *, seed: int = 0,
                   export_extra: str = "", config_text: str | None = None) -> Fixture:
     """Stage ``events`` (per domain, keyed by person_id) for ``persons`` in a new workspace at ``root``."""
@@ -254,13 +267,7 @@ def write_fixture(root: Path, persons: pl.DataFrame, events: dict[str, pl.DataFr
         partner = PARTNERS[domain]
         ids = _source_ids(persons, domain, rng)
         batch_id = f"{partner}-{seed:04d}-0001"
-        frame = (rows.join(identity, on="person_id", how="left").join(ids, on="person_id", how="left")
-                 .with_columns(pl.lit(partner).alias("_cilink_partner"), pl.lit(batch_id).alias("_cilink_batch_id"),
-                               pl.int_range(1, pl.len() + 1).alias("_cilink_row"),
-                               pl.lit([], dtype=pl.List(pl.String)).alias("_cilink_flags")))
-        schema = polars_schema(domain)
-        frame = frame.select([(pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
-                              for c, t in schema.items()])
+        frame = staged_frame(rows, identity, ids, domain, partner, batch_id)
         path = ws.staged_dir(partner) / f"{batch_id}.parquet"
         atomic.write_parquet(path, frame)
         digest = hashlib.sha256(f"{partner}{seed}{frame.height}".encode()).hexdigest()

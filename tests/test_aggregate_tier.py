@@ -27,7 +27,7 @@ from cilink.report import history, sections
 from cilink.schemas import SCHEMA_VERSION, polars_schema
 from cilink.workspace import Workspace
 from tests.conftest import TEST_SECRET, run_cli
-from tests.release_fixtures import PARTNERS, make_persons, make_staged, write_fixture
+from tests.release_fixtures import PARTNERS, make_persons, make_staged, staged_frame, write_fixture
 
 FUNDERS = "funders"
 AGGREGATE_AUDIENCE = f"""
@@ -56,13 +56,7 @@ def _restage(ws: Workspace, persons: pl.DataFrame, events: dict[str, pl.DataFram
         ids = pl.concat([known, new.with_columns(pl.format("N{}-{}", pl.lit(batch), pl.int_range(pl.len()))
                                                  .alias("source_person_id"))])
         batch_id = f"{partner}-{batch:04d}"
-        frame = (rows.join(identity, on="person_id", how="left").join(ids, on="person_id", how="left")
-                 .with_columns(pl.lit(partner).alias("_cilink_partner"), pl.lit(batch_id).alias("_cilink_batch_id"),
-                               pl.int_range(1, pl.len() + 1).alias("_cilink_row"),
-                               pl.lit([], dtype=pl.List(pl.String)).alias("_cilink_flags")))
-        schema = polars_schema(domain)
-        frame = frame.select([(pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
-                              for c, t in schema.items()])
+        frame = staged_frame(rows, identity, ids, domain, partner, batch_id)
         path = ws.staged_dir(partner) / f"{batch_id}.parquet"
         frame.write_parquet(path)
         with Ledger(ws.ledger_path) as ledger:
