@@ -333,3 +333,18 @@ def test_workforce_and_hmis_cannot_single_out_their_clients(demo5k: Path, partne
     share = counts.filter(pl.col("len") == 1).height / mine.height
     assert share <= 0.01, f"{partner} singles out {share:.1%} of its clients"
     assert manifest["risk"]["partner_attack"][partner]["share"] <= 0.01
+
+
+def test_priorities_keep_what_the_data_manager_ranks_first(demo5k: Path) -> None:
+    default = json.loads((only_release(demo5k) / "manifest.json").read_text())["anonymization"]["generalization"]
+    original = _config_with(demo5k, 'priorities = ["geography"]\n')
+    try:
+        done = cilink(demo5k, "export", "--release-id", "geography-first")
+    finally:
+        (demo5k / "cilink.toml").write_text(original)
+    assert done.returncode == 0, done.stderr
+    release = only_release(demo5k, "geography-first")
+    chosen = json.loads((release / "manifest.json").read_text())["anonymization"]["generalization"]
+    levels = ["zip3", "state", "not released"]
+    assert levels.index(chosen["geography"]) < levels.index(default["geography"])
+    assert whole_records(release).group_by("record").len().get_column("len").min() >= 5
