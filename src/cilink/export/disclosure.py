@@ -85,7 +85,8 @@ def view_codes(attr: Attribute, view: pl.DataFrame, n: int, persons: pl.Series |
     """Codes of a view: one per person_idx 0 … n − 1 (or per ``persons``, in that order); 0 without rows."""
     cols = list(attr.columns)
     if attr.rows:
-        per = view.group_by("person_idx").agg(pl.struct(cols).hash().sort().alias("_h")).select(
+        # a multiset hash: the wrapping sum of the rows' hashes (no per-person sort), then mixed
+        per = view.group_by("person_idx").agg(pl.struct(cols).hash().sum().alias("_h")).select(
             "person_idx", pl.col("_h").hash().alias("_c"))
     else:
         per = view.select("person_idx", pl.struct(cols).hash().alias("_c"))
@@ -344,8 +345,8 @@ def record_signatures(persons: pl.DataFrame, row_tables: dict[str, pl.DataFrame]
                       exclude: frozenset[str] = frozenset()) -> pl.DataFrame:
     """Each person's whole released record as one value (person_key, r1, r2), from the release tables.
 
-    ``persons`` has one row per person; a person's rows of each row table are hashed, sorted and hashed as
-    a list, so the set of rows (with repeats) is one value. Columns in ``exclude`` (declared non-identifying)
+    ``persons`` has one row per person; a person's rows of each row table are hashed and summed (a multiset
+    hash), so the set of rows (with repeats) is one value. Columns in ``exclude`` (declared non-identifying)
     are left out, and a row table left without columns drops out entirely.
     """
     pcols = [c for c in persons.columns if c != "person_key" and c not in exclude]
@@ -360,8 +361,9 @@ def record_signatures(persons: pl.DataFrame, row_tables: dict[str, pl.DataFrame]
         cols = [c for c in table.columns if c != "person_key" and c not in exclude]
         if not cols:  # the whole table declared non-identifying: not even its row count is in the model
             continue
+        # each person's rows as a multiset: the wrapping sum of their hashes, then mixed
         per = (table.select("person_key", *hashes(cols)).group_by("person_key")
-               .agg(*[pl.col(f"r{i + 1}").sort().alias(f"t{i + 1}") for i in range(2)])
+               .agg(*[pl.col(f"r{i + 1}").sum().alias(f"t{i + 1}") for i in range(2)])
                .with_columns(*[pl.col(f"t{i + 1}").hash(seed) for i, seed in enumerate(_SEEDS)]))
         out = out.join(per, on="person_key", how="left").select(
             "person_key", *[pl.struct(f"r{i + 1}", pl.col(f"t{i + 1}").fill_null(0)).hash(seed).alias(f"r{i + 1}")
