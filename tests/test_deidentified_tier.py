@@ -348,3 +348,12 @@ def test_priorities_keep_what_the_data_manager_ranks_first(demo5k: Path) -> None
     levels = ["zip3", "state", "not released"]
     assert levels.index(chosen["geography"]) < levels.index(default["geography"])
     assert whole_records(release).group_by("record").len().get_column("len").min() >= 5
+
+
+def test_status_names_the_last_release_tier(demo5k: Path) -> None:
+    done = cilink(demo5k, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    last = json.loads(done.stdout)["last_release"]
+    manifest = json.loads((only_release(demo5k, last["release_id"]) / "manifest.json").read_text())
+    assert last["tier"] == manifest["tier"]
+    assert last["audience"] == manifest["audience"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,7 +56,8 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
         result.last_run = ledger.last_run()
         release = ledger.last_release()
         result.last_release = (
-            {"release_id": release["release_id"], "created_at": release["created_at"]} if release else None
+            {"release_id": release["release_id"], "created_at": release["created_at"],
+             "audience": release["audience"], "tier": _tier(release["summary"])} if release else None
         )
     if ws.link_dir.is_dir():  # polars only once something has been linked
         import polars as pl
@@ -69,3 +71,11 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
         if people is not None:
             result.persons = people["person_id"].n_unique()
     return result
+
+
+def _tier(summary: str | None) -> str:
+    """The tier recorded with a release (releases made before tiers carried full detail: research)."""
+    try:
+        return str(json.loads(summary or "{}").get("tier", "research"))
+    except ValueError:
+        return "research"

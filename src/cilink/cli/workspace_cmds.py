@@ -69,7 +69,8 @@ def status(json_out: JsonFlag = False) -> None:
         f"review queue: {st.review_queue if st.review_queue is not None else '-'}"
     )
     rel = st.last_release
-    output.line(f"Last release: {rel['release_id']} ({rel['created_at']})" if rel else "Last release: none")
+    output.line(f"Last release: {rel['release_id']} ({rel['tier']} tier, audience {rel['audience']}, "
+                f"{rel['created_at']})" if rel else "Last release: none")
 
 
 def schema(
