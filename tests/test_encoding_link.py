@@ -233,11 +233,11 @@ def test_one_encoded_partner_links_within_002_f1_of_all_plaintext(tmp_path: Path
     assert cross.height > 20 and (cross["w_dob"] == 0).all() and (cross["w_first_name"] == 0).all()
     assert (cross["w_first_name_enc"] + cross["w_last_name_enc"] + cross["w_dob_enc"] > 0).all()
     # the release takes an encoded-only person's birth year from the clear year the partner sent
-    from cilink.export.persons import _birth_year
+    from cilink.export.persons import birth_year as release_birth_year
     from cilink.export.sources import load_sources
 
     workforce = load_sources(mixed, lambda ids: ids).events["workforce"]
-    years = workforce.select(_birth_year(workforce), "birth_year")
+    years = workforce.select(release_birth_year(workforce), "birth_year")
     assert workforce["dob"].null_count() == workforce.height  # no date of birth from an encoded partner
     assert years["birth_year"].null_count() < workforce.height // 20  # (a few exports lack one)
     assert years["_birth_year"].equals(years["birth_year"].cast(pl.Int32), check_names=False)

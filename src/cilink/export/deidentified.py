@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from cilink import __version__
-from cilink.config import ExportSettings
+from cilink.config import ExportSettings, ReleaseTier
 from cilink.errors import ConfigError, WorkspaceError
 from cilink.export import privacy_gate as gate
 from cilink.export.columns import DOMAINS, KEY_PATTERN, ColumnSpec
@@ -37,6 +37,7 @@ from cilink.export.disclosure import (
     whole_record_risk,
 )
 from cilink.export.generalize import top_code_cutoff
+from cilink.export.labels import release_header
 from cilink.export.manifest import MANIFEST, dumps
 from cilink.export.measures import (
     ATTENDANCE_BANDS,
@@ -312,11 +313,14 @@ def stage_deidentified(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     signatures = record_signatures(tables[PERSONS], {n: tables[n] for n in TABLES if n != PERSONS},
                                    exclude=_columns(targets.exempt))
     risk = whole_record_risk(signatures)
-    if risk["min_class_size"] is not None and risk["min_class_size"] < targets.k:
+    smallest = risk["min_class_size"]
+    if smallest is not None and smallest < targets.k:
         failures.append(gate.GateFailure("(whole record)", "all tables joined on person_key",
-                                         gate.GateRule.WHOLE_RECORD_K, int(risk["min_class_size"])))
-    if float(risk["max_risk"] or 0) > targets.max_risk + 1e-12 or float(risk["mean_risk"] or 0) > (
-            targets.mean_risk + 1e-12):
+                                         gate.GateRule.WHOLE_RECORD_K, int(smallest)))
+    # exact, not the rounded figures the manifest shows
+    persons = max(int(risk["persons"]), 1)
+    if (smallest is not None and 1 / smallest > targets.max_risk + 1e-12) or (
+            risk["equivalence_classes"] / persons > targets.mean_risk + 1e-12):
         failures.append(gate.GateFailure("(whole record)", "all tables joined on person_key",
                                          gate.GateRule.WHOLE_RECORD_RISK))
     clock.lap("gate_whole_record")
@@ -340,7 +344,7 @@ def stage_deidentified(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         tables[name].write_parquet(path, compression="zstd", compression_level=1, statistics=True)
         rows[name] = tables[name].height
     clock.lap("write")
-    del events, sources.events
+    sources.events = {}
     suppressed_any = protected.withheld.copy()
     for s in protected.suppressed.values():
         suppressed_any |= s
@@ -360,7 +364,7 @@ def stage_deidentified(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "cilink_version": __version__,
         "config_sha256": inputs["config_sha256"],
         "audience": ctx.audience,
-        "label": "de-identified: coarsened person-level microdata that passed the whole-record privacy gate",
+        **release_header(ReleaseTier.DEIDENTIFIED),
         "as_of": str(as_of.year),
         "profile": plan.describe(),
         "person_key": {"algorithm": "HMAC-SHA256 of the internal person id, truncated to 128 bits (hex)",
@@ -440,7 +444,8 @@ least {anon["k"]} persons. Level per attribute, share of persons for whom it is 
 ## Measured risk
 
 - smallest class of identical whole records: {wr["min_class_size"]}; largest individual risk
-  {wr["max_risk"]:.3f}; mean risk {wr["mean_risk"]:.3f} (classes / persons); unique records {wr["unique_share"]:.1%}.
+  {wr["max_individual_risk"]:.3f}; mean risk {wr["mean_individual_risk"]:.3f} (classes / persons); unique
+  records {wr["share_unique"]:.1%}.
 - each partner matching everything it sent, in release form, against this release:
 {attacks}
 - this does **not** stop someone who knows a person's attributes from learning that the person is one of

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from cilink.export.measures import ATTRIBUTES, BY_NAME, DEFAULT_PRIORITIES, DOMAINS, Attribute, Measures, partner_view
+from cilink.export.record_risk import class_figures
 
 #: Code of a locally suppressed value (distinct from every hash of a real value with overwhelming probability).
 SUPPRESSED = np.uint64(0x9E3779B97F4A7C15)
@@ -371,15 +373,9 @@ def record_signatures(persons: pl.DataFrame, row_tables: dict[str, pl.DataFrame]
     return out
 
 
-def whole_record_risk(signatures: pl.DataFrame) -> dict[str, float | int | None]:
-    """k, unique share, maximum and mean individual risk of released whole records."""
-    n = signatures.height
-    if not n:
-        return {"persons": 0, "min_class_size": None, "unique_share": 0.0, "max_risk": 0.0, "mean_risk": 0.0}
-    sizes = signatures.group_by("r1", "r2").len().get_column("len")
-    return {"persons": n, "min_class_size": int(sizes.min()),  # type: ignore[arg-type]
-            "unique_share": float((sizes == 1).sum() / n), "max_risk": float(1 / sizes.min()),  # type: ignore[operator]
-            "mean_risk": float(sizes.len() / n), "classes": int(sizes.len())}
+def whole_record_risk(signatures: pl.DataFrame) -> dict[str, Any]:
+    """Risk figures of released whole records (the research tier's figures, ``record_risk.class_figures``)."""
+    return class_figures(signatures.select(pl.struct("r1", "r2")).to_series())
 
 
 # --- the contributing partner as attacker --------------------------------------------------------------

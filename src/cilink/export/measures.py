@@ -24,7 +24,7 @@ import polars as pl
 from cilink.export.columns import DOMAINS
 from cilink.export.events import days_absent
 from cilink.export.kanonymity import RACE_LEVELS, birth_exprs, geo_exprs, race_expr
-from cilink.export.persons import person_base
+from cilink.export.persons import birth_year, person_base, race_of
 from cilink.export.spells import domain_spells
 
 PERSONS = "persons.parquet"
@@ -340,14 +340,7 @@ def partner_view(measures: Measures, events: dict[str, pl.DataFrame], partner: s
     df = own[domain]
     clients = df.get_column("person_idx").unique().sort()
     order = pl.coalesce(pl.col("_end"), pl.col("_start"))
-    year = pl.col("dob").dt.year().cast(pl.Int32)
-    from cilink.export.sources import CLEAR_BIRTH_YEAR, race_text
-    if CLEAR_BIRTH_YEAR in df.columns:
-        year = pl.coalesce(year, pl.col(CLEAR_BIRTH_YEAR).cast(pl.Int32))
-    race = pl.col("race_ethnicity")
-    race = race_text(race) if isinstance(df.schema["race_ethnicity"], pl.List) else race
-    raw = (df.with_columns(year.alias("_birth_year"), race.alias("_race"), pl.col("zip5").alias("_zip5"),
-                           order.alias("_t"))
+    raw = (df.with_columns(birth_year(df), race_of(df), pl.col("zip5").alias("_zip5"), order.alias("_t"))
            .sort("person_idx", "_t", nulls_last=False, maintain_order=True)
            .group_by("person_idx", maintain_order=True)
            .agg([pl.col(c).drop_nulls().last() for c in ("_birth_year", "sex", "_race", "_zip5")])

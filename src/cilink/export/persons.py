@@ -30,13 +30,13 @@ def attach_keys(frame: pl.DataFrame, keys_in_order: pl.Series) -> pl.DataFrame:
     return frame.drop("person_idx").insert_column(0, keys)
 
 
-def _race(df: pl.DataFrame) -> pl.Expr:
+def race_of(df: pl.DataFrame) -> pl.Expr:
     """The recorded race/ethnicity combination as text (``load_sources`` gives text already; lists are converted)."""
     r = pl.col("race_ethnicity")
     return (race_text(r) if isinstance(df.schema["race_ethnicity"], pl.List) else r).alias("_race")
 
 
-def _birth_year(df: pl.DataFrame) -> pl.Expr:
+def birth_year(df: pl.DataFrame) -> pl.Expr:
     """Year of ``dob``, or the clear birth year an encoded partner staged instead (``CLEAR_BIRTH_YEAR``)."""
     year = pl.col("dob").dt.year().cast(pl.Int32)
     if CLEAR_BIRTH_YEAR in df.columns:
@@ -53,7 +53,7 @@ def _domain_rows(domain: str, df: pl.DataFrame, partners: tuple[str, ...], as_of
         start.cast(pl.Int32).alias("_start"), end.cast(pl.Int32).alias("_end"),
         pl.coalesce(end, start).cast(pl.Int32).alias("_t"),
         pl.col("partner").cast(pl.Enum(partners)).to_physical().cast(pl.Int64).alias("_pc"),
-        _birth_year(df), "sex", _race(df),
+        birth_year(df), "sex", race_of(df),
         pl.col("zip5").alias("_zip5"),
     )
     person = rows.get_column("person_idx").to_numpy()

@@ -145,6 +145,8 @@ class StageContext:
     clock: PhaseClock
     tmp: Path
     tamper: Tamper | None = None
+    #: research tier: the data-use agreement (recipient, agreement, purpose, expires); empty otherwise
+    agreement: dict[str, Any] = field(default_factory=dict)
 
 
 #: A tier's builder: writes its files into ``ctx.tmp`` (refusing with PrivacyGateRefused) and returns the
@@ -214,11 +216,9 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
         clock = PhaseClock()
         with atomic.atomic_dir(target, tmp_parent=ws.restricted) as tmp:
             ctx = StageContext(ws=ws, plan=plan, tier=tier, key=key, audience=aud, release_id=rid, log=log,
-                               clock=clock, tmp=tmp, tamper=tamper)
+                               clock=clock, tmp=tmp, tamper=tamper, agreement=agreement)
             manifest, inputs = _stage_function(tier)(ctx)
             manifest = {**manifest, "tier": str(tier)}
-            if agreement:
-                manifest["data_use_agreement"] = agreement
             # the manifest last: it carries the sha256 of every other file
             manifest_text = dumps(add_files(manifest, tmp))
             (tmp / MANIFEST).write_text(manifest_text, encoding="utf-8")
@@ -243,7 +243,7 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
 
 def _stage_research(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     """The research tier: pseudonymised full event detail (persons, events, spells, panel)."""
-    header = release_header(ctx.tier, _check_agreement(ctx.ws, ctx.audience, ctx.tier))
+    header = release_header(ctx.tier, ctx.agreement)
     return _stage(ctx.ws, ctx.plan, ctx.key, ctx.audience, ctx.release_id, ctx.log, ctx.tamper, ctx.tmp, ctx.clock,
                   header)
 
