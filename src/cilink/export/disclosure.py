@@ -10,10 +10,9 @@ administrative register, no sampling); the mean risk is then exactly the number 
 
 How the release is made safe (``protect``), as ARX and sdcMicro do, in two steps:
 
-1. *global recoding*: greedily, one attribute one level coarser at a time, choosing the step that removes
-   the most risk per unit of utility lost (attributes the data manager ranks higher cost more), until the
-   persons in classes smaller than k fit the suppression budget and the expected classes the mean-risk
-   bound;
+1. *global recoding* by top-down specialization: from every attribute "not released", repeatedly the most
+   valuable step to a finer level (attributes the data manager ranks higher are worth more), kept while the
+   persons in classes smaller than k fit the suppression budget and the expected classes the mean-risk bound;
 2. *local suppression*: persons still in classes smaller than k lose their least valued attributes one at a
    time until their class reaches k; persons left alone after all are withheld from the record-level tables.
 
@@ -31,7 +30,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cilink.export.measures import ATTRIBUTES, BY_NAME, DEFAULT_PRIORITIES, DOMAINS, Attribute, Measures, partner_view
+from cilink.export.measures import (
+    ATTRIBUTES,
+    BY_NAME,
+    DEFAULT_PRIORITIES,
+    DOMAINS,
+    Attribute,
+    Measures,
+    partner_view,
+    row_level_exprs,
+)
 from cilink.export.record_risk import class_figures
 
 #: Code of a locally suppressed value (distinct from every hash of a real value with overwhelming probability).
@@ -78,9 +86,29 @@ class Codes:
     def __call__(self, attr: Attribute, level: int) -> np.ndarray:
         key = (attr.name, level)
         if key not in self._cache:
-            self._cache[key] = (np.zeros(self.m.n, np.uint64) if level == attr.top
-                                else view_codes(attr, self.m.view(attr, level), self.m.n))
+            if level == attr.top:
+                self._cache[key] = np.zeros(self.m.n, np.uint64)
+            elif attr.rows:  # every level in one pass over the rows: the grouping is most of the cost
+                self._cache.update(self._row_codes(attr))
+            else:
+                self._cache[key] = view_codes(attr, self.m.view(attr, level), self.m.n)
         return self._cache[key]
+
+    def _row_codes(self, attr: Attribute) -> dict[tuple[str, int], np.ndarray]:
+        """Codes of row table ``attr`` at every level below "not released", equal to ``view_codes`` of each
+        level's view."""
+        levels = range(attr.top)
+        per = (self.m.rows[attr.name].lazy()
+               .select("person_idx", *[pl.struct(row_level_exprs(attr, lv)).hash().alias(f"h{lv}") for lv in levels])
+               .group_by("person_idx").agg(*[pl.col(f"h{lv}").sum() for lv in levels])
+               .select("person_idx", *[pl.col(f"h{lv}").hash() for lv in levels]).collect())
+        idx = per.get_column("person_idx").to_numpy().astype(np.int64)
+        out = {}
+        for lv in levels:
+            codes = np.zeros(self.m.n, np.uint64)
+            codes[idx] = per.get_column(f"h{lv}").to_numpy().astype(np.uint64)
+            out[(attr.name, lv)] = codes
+        return out
 
 
 def view_codes(attr: Attribute, view: pl.DataFrame, n: int, persons: pl.Series | None = None) -> np.ndarray:
@@ -151,17 +179,9 @@ def weights(priorities: tuple[str, ...]) -> dict[str, float]:
 LOSS: dict[str, tuple[float, ...]] = {"age": (0.0, 0.05, 0.6, 0.85, 1.0)}
 
 
-def step_cost(attr: Attribute, level: int, w: dict[str, float]) -> float:
-    """Utility lost by taking ``attr`` from ``level`` to the next."""
-    loss = LOSS.get(attr.name) or tuple(i / attr.top for i in range(attr.top + 1))
-    return w[attr.name] * (loss[level + 1] - loss[level])
-
-
-#: Classes of the current levels: representative person, size and signature of each, and the levels.
-Classes = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]
-
-
 class _Search:
+    """The persons' codes, mixed per attribute so a signature is a sum of parts, and the targets' tests."""
+
     def __init__(self, measures: Measures, targets: Targets) -> None:
         self.m, self.t = measures, targets
         self.codes = Codes(measures)
@@ -176,7 +196,7 @@ class _Search:
 
     def part(self, a: Attribute, level: int) -> np.ndarray:
         """``a``'s codes at ``level``, mixed with the attribute's position: signatures are sums of parts, so a
-        move changes one term (two passes over the persons) instead of mixing every column again."""
+        step changes one term (two passes over the persons) instead of mixing every column again."""
         key = (a.name, level)
         if key not in self._parts:
             self._parts[key] = _mixed(self.codes(a, level), self._salt[a.name])
@@ -192,63 +212,15 @@ class _Search:
                 sig += part
         return sig
 
-    def violation(self, levels: dict[str, int], classes: Classes | None = None) -> float:
-        """How far ``levels`` is from the targets before local suppression (0: within them).
-
-        ``classes`` (one representative person per current class, and the class sizes) makes this cheap:
-        every level is a function of the level below it, so a coarser level never splits a class and
-        classes can be merged by their representatives instead of regrouping every person.
-        """
-        if classes is None:
-            counts = class_counts(self.signature(levels))
-        else:
-            reps, sizes, base, base_levels = classes
-            sig = base.copy()
-            with np.errstate(over="ignore"):
-                for a in self.attrs:  # only the terms that differ from the classes' own levels
-                    if levels[a.name] != base_levels[a.name]:
-                        sig -= self.part(a, base_levels[a.name])[reps]
-                        sig += self.part(a, levels[a.name])[reps]
-            merged = pl.DataFrame({"s": sig, "n": sizes}).lazy().group_by("s").agg(pl.col("n").sum()).collect()
-            counts = merged.get_column("n").to_numpy().astype(np.int64)
+    def violation(self, signature: np.ndarray) -> float:
+        """How far the classes of ``signature`` are from the targets before local suppression (0: within them):
+        persons in classes smaller than k beyond the suppression budget, and the classes expected after
+        suppression beyond the mean-risk bound."""
+        counts = class_counts(signature)
         small_classes = counts < self.t.k
         s = float(counts[small_classes].sum())
         expected = float((~small_classes).sum()) + s / self.t.k
         return max(s / self.budget - 1, 0.0) + max(expected / max(self.classes_allowed, 1e-9) - 1, 0.0)
-
-    def classes(self, levels: dict[str, int]) -> Classes:
-        """One representative person per class at ``levels``, each class's size and signature, and the levels."""
-        sig = self.signature(levels)
-        frame = pl.DataFrame({"s": sig, "i": np.arange(self.n, dtype=np.int64)})
-        per = frame.lazy().group_by("s").agg(pl.col("i").first(), pl.len()).collect()
-        return (per.get_column("i").to_numpy(), per.get_column("len").to_numpy().astype(np.int64),
-                per.get_column("s").to_numpy().astype(np.uint64), dict(levels))
-
-    def small(self, levels: dict[str, int]) -> int:
-        """Persons in classes smaller than k before local suppression."""
-        counts = class_counts(self.signature(levels))
-        return int(counts[counts < self.t.k].sum())
-
-    def moves(self, levels: dict[str, int]) -> list[Attribute]:
-        return [a for a in self.attrs if a.name not in self.t.pinned and levels[a.name] < a.top]
-
-    def best_move(self, levels: dict[str, int]) -> Attribute | None:
-        """The step removing the most violation per unit of utility lost (every option evaluated: scores
-        can rise as other attributes coarsen, so stale scores would mislead)."""
-        options = self.moves(levels)
-        if not options:
-            return None
-        classes = self.classes(levels)
-        now = self.violation(levels, classes)
-        scored = []
-        for i, a in enumerate(options):
-            nxt = {**levels, a.name: levels[a.name] + 1}
-            cost = step_cost(a, levels[a.name], self.w)
-            scored.append(((now - self.violation(nxt, classes)) / cost, -cost, -i, a))
-        gain, *_rest, a = max(scored, key=lambda s: s[:3])
-        if gain <= 0:  # nothing helps on its own: the cheapest step
-            a = min(options, key=lambda x: (step_cost(x, levels[x.name], self.w), options.index(x)))
-        return a
 
     def suppress(self, levels: dict[str, int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Local suppression: persons in small classes lose their least valued attribute, one per round."""
@@ -278,6 +250,14 @@ class _Search:
             sizes.min() >= self.t.k and 1 / sizes.min() <= self.t.max_risk + 1e-12
             and classes / self.n <= self.t.mean_risk + 1e-12)))
 
+    def next_step(self, a: Attribute, level: int) -> tuple[float, int]:
+        """The most valuable specialization of ``a`` from ``level``: the finer level with the largest utility
+        gained per level (the upper concave hull of the loss curve, so a cheap step that opens a valuable one
+        — age 20-year → 10-year → 5-year — is taken as one), and that gain per level."""
+        loss = LOSS.get(a.name) or tuple(i / a.top for i in range(a.top + 1))
+        best = max(range(level), key=lambda f: ((loss[level] - loss[f]) / (level - f), -f))
+        return self.w[a.name] * (loss[level] - loss[best]) / (level - best), best
+
 
 class Unreachable(Exception):
     """No generalization within the pinned levels and the suppression budget meets the targets."""
@@ -288,52 +268,57 @@ class Unreachable(Exception):
 
 
 def protect(measures: Measures, targets: Targets) -> Protected:
-    """Choose levels (global recoding) and suppress (locally) until the targets hold; Unreachable otherwise."""
+    """Choose levels (global recoding) and suppress (locally) until the targets hold; Unreachable otherwise.
+
+    Top-down specialization (as Fung, Wang and Yu's TDS): start with every attribute not released (one class)
+    and repeatedly take the most valuable step to a finer level of one attribute (``_Search.next_step``, known
+    before any data is looked at) if the targets still hold after it. Finer levels only split classes, so a
+    step that fails now fails at every later point: the attribute is then final. Each step costs one pass
+    over the persons; the whole search at most one pass per level of the hierarchies.
+    """
     search = _Search(measures, targets)
-    levels = {a.name: targets.pinned.get(a.name, 0) for a in ATTRIBUTES}
+    levels = {a.name: targets.pinned.get(a.name, a.top if a in search.attrs else 0) for a in ATTRIBUTES}
+    sig = search.signature(levels)
+    if search.violation(sig) > 0:
+        raise _unreachable(targets)
+    final = set(targets.pinned)
+    taken: list[tuple[Attribute, int, np.ndarray]] = []  # (attribute, level before, signature before)
     steps: list[str] = []
-    while search.violation(levels) > 0:
-        a = search.best_move(levels)
-        if a is None:
+    while True:
+        open_ = [(search.next_step(a, levels[a.name]), -i, a) for i, a in enumerate(search.attrs)
+                 if a.name not in final and levels[a.name] > 0]
+        if not open_:
             break
-        levels[a.name] += 1
-        steps.append(f"{a.name} → {a.levels[levels[a.name]]}")
+        (_gain, target), _i, a = max(open_, key=lambda o: (o[0][0], o[1]))
+        now = levels[a.name]
+        for level in range(target, now):  # the finest feasible level between the target and now
+            with np.errstate(over="ignore"):
+                cand = sig - search.part(a, now) + search.part(a, level)
+            if search.violation(cand) == 0:
+                taken.append((a, now, sig))
+                levels[a.name], sig = level, cand
+                steps.append(f"{a.name} ← {a.levels[level]}")
+                break
+        if levels[a.name] != target:  # something finer failed: it fails at every later point too
+            final.add(a.name)
     while True:
         suppressed, withheld = search.suppress(levels)
         if search.acceptable(levels, suppressed, withheld):
-            return _refine(search, levels, steps)
-        a = search.best_move(levels)
-        if a is None:
-            pinned = ", ".join(f"{k} = {BY_NAME[k].levels[v]!r}" for k, v in sorted(targets.pinned.items()))
-            raise Unreachable("even with every attribute generalized as far as allowed"
-                              + (f" ({pinned} pinned)" if pinned else "") + ", the whole-record targets "
-                              f"(k = {targets.k}, mean risk ≤ {targets.mean_risk}, suppression ≤ "
-                              f"{targets.max_suppression:.0%} of persons) cannot be met")
-        levels[a.name] += 1
-        steps.append(f"{a.name} → {a.levels[levels[a.name]]}")
+            return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps,
+                             codes=search.codes)
+        if not taken:  # the before-suppression estimate was too hopeful even at the coarsest levels
+            raise _unreachable(targets)
+        a, before, sig = taken.pop()
+        levels[a.name] = before
+        steps.append(f"{a.name} → {a.levels[before]} (after local suppression the targets did not hold)")
 
 
-def _refine(search: _Search, levels: dict[str, int], steps: list[str]) -> Protected:
-    """Undo what the greedy descent did not need: from the most valued attribute down, take each one level
-    finer again while the targets still hold (the descent is path-dependent; this climbs back)."""
-    order = sorted(search.attrs, key=lambda a: -search.w[a.name])
-    improved = True
-    while improved:
-        improved = False
-        for a in order:
-            if a.name in search.t.pinned or levels[a.name] == 0:
-                continue
-            finer = {**levels, a.name: levels[a.name] - 1}
-            if search.small(finer) > search.budget:  # suppression could not fix it within the budget
-                continue
-            suppressed, withheld = search.suppress(finer)
-            if search.acceptable(finer, suppressed, withheld):
-                levels = finer
-                steps.append(f"{a.name} ← {a.levels[levels[a.name]]}")
-                improved = True
-                break
-    suppressed, withheld = search.suppress(levels)
-    return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps, codes=search.codes)
+def _unreachable(targets: Targets) -> Unreachable:
+    pinned = ", ".join(f"{k} = {BY_NAME[k].levels[v]!r}" for k, v in sorted(targets.pinned.items()))
+    return Unreachable("even with every attribute generalized as far as allowed"
+                       + (f" ({pinned} pinned)" if pinned else "") + ", the whole-record targets "
+                       f"(k = {targets.k}, mean risk ≤ {targets.mean_risk}, suppression ≤ "
+                       f"{targets.max_suppression:.0%} of persons) cannot be met")
 
 
 # --- measuring the release as written -------------------------------------------------------------------
@@ -420,10 +405,11 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
         wild = np.stack(wild_cols, axis=1)[candidates]
         rel = np.stack(rel_cols, axis=1)[candidates]
         kn = np.stack(know_cols, axis=1)
-        patterns, which = np.unique(wild, axis=0, return_inverse=True)
-        for p, pattern in enumerate(patterns):
-            used = [j for j in range(len(rel_cols)) if not pattern[j]]
-            sel = which.reshape(-1) == p
+        # which attributes each candidate has suppressed, as one integer (np.unique on rows sorts slowly)
+        which = wild.astype(np.int64) @ (np.int64(1) << np.arange(len(rel_cols), dtype=np.int64))
+        for pattern in np.unique(which):
+            used = [j for j in range(len(rel_cols)) if not (int(pattern) >> j) & 1]
+            sel = which == pattern
             rk = combine([rel[sel, j] for j in used], int(sel.sum()))
             ck = combine([kn[:, j] for j in used], m)
             keys, n_keys = np.unique(rk, return_counts=True)
