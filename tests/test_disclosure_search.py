@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 
 from cilink.export.deidentified import release_tables, targets_from
-from cilink.export.disclosure import Codes, Targets, _Search, protect, record_signatures, view_codes, whole_record_risk
+from cilink.export.disclosure import Codes, Targets, _Search, protect, view_codes
 from cilink.export.generalize import top_code_cutoff
-from cilink.export.measures import ATTRIBUTES, PERSONS, TABLES, Measures, build_measures
+from cilink.export.measures import ATTRIBUTES, Measures, build_measures
 from cilink.export.person_keys import person_keys
+from cilink.export.record_risk import record_risk
 from cilink.export.sources import as_of_date, load_sources
 from tests.release_fixtures import build_release_workspace
 
@@ -47,7 +48,7 @@ def test_search_meets_the_targets_on_the_written_tables(register: tuple[Measures
     measures, targets, sources = register
     protected = protect(measures, targets)
     tables = release_tables(measures, protected, sources.person_keys)
-    risk = whole_record_risk(record_signatures(tables[PERSONS], {n: tables[n] for n in TABLES if n != PERSONS}))
+    risk = record_risk(tables)["joined_record"]
     assert risk["min_class_size"] >= targets.k
     assert risk["equivalence_classes"] / risk["persons"] <= targets.mean_risk
     assert sum(lvl < a.top for a in ATTRIBUTES for lvl in [protected.levels[a.name]]) >= 3  # not all withheld

@@ -33,8 +33,6 @@ from cilink.export.disclosure import (
     Unreachable,
     partner_attack,
     protect,
-    record_signatures,
-    whole_record_risk,
 )
 from cilink.export.generalize import top_code_cutoff
 from cilink.export.labels import release_header
@@ -54,6 +52,7 @@ from cilink.export.measures import (
     build_measures,
 )
 from cilink.export.person_keys import person_keys
+from cilink.export.record_risk import RecordRisk, class_figures
 from cilink.export.restricted_values import collect_restricted_values
 from cilink.export.sources import as_of_date, load_sources
 from cilink.ledger import Ledger
@@ -240,18 +239,28 @@ def _content_matches(ws: Any, audience: str, signatures: pl.DataFrame, exempt: f
     for r in rows:
         if r["audience"] != audience and '"tier": "deidentified"' in (r["summary"] or ""):
             latest[r["audience"]] = r["path"]
-    mine = signatures.group_by("r1", "r2").len().filter(pl.col("len") == 1).select("r1", "r2")
+    sums = [c for c in signatures.columns if c != "_p"]
+    mine = signatures.group_by(sums).len().filter(pl.col("len") == 1).select(sums)
     out: dict[str, Any] = {}
     for other, path in sorted(latest.items()):
         root = ws.root / path
         if not (root / PERSONS).is_file():
             continue
         theirs_tables = {n: pl.read_parquet(root / n) for n in TABLES if (root / n).is_file()}
-        theirs = record_signatures(theirs_tables.pop(PERSONS), theirs_tables, exclude=_columns(exempt))
-        unique = theirs.group_by("r1", "r2").len().filter(pl.col("len") == 1).select("r1", "r2")
-        both = mine.join(unique, on=["r1", "r2"]).height
+        unique = _signatures(theirs_tables, exempt).group_by(sums).len().filter(pl.col("len") == 1).select(sums)
+        both = mine.join(unique, on=sums).height
         out[other] = {"persons_matched_1_to_1_share": round(both / max(signatures.height, 1), 4)}
     return out
+
+
+def _signatures(tables: dict[str, pl.DataFrame], exempt: frozenset[str]) -> pl.DataFrame:
+    """Each released person's whole record as one value (``RecordRisk.signatures``), non-identifying
+    attributes left out."""
+    risk = RecordRisk(exclude=_columns(exempt))
+    for name in TABLES:
+        if name in tables:
+            risk.add(name, tables[name])
+    return risk.signatures()
 
 
 def _columns(attributes: frozenset[str]) -> frozenset[str]:
@@ -310,9 +319,8 @@ def stage_deidentified(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         candidates += c
     failures += gate.lookup_failures(candidates, rv)
     # the whole record, measured on the tables exactly as they will be written
-    signatures = record_signatures(tables[PERSONS], {n: tables[n] for n in TABLES if n != PERSONS},
-                                   exclude=_columns(targets.exempt))
-    risk = whole_record_risk(signatures)
+    signatures = _signatures(tables, targets.exempt)
+    risk = class_figures(signatures.select(pl.struct(pl.exclude("_p"))).to_series())
     smallest = risk["min_class_size"]
     if smallest is not None and smallest < targets.k:
         failures.append(gate.GateFailure("(whole record)", "all tables joined on person_key",

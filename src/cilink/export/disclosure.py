@@ -16,7 +16,7 @@ How the release is made safe (``protect``), as ARX and sdcMicro do, in two steps
 2. *local suppression*: persons still in classes smaller than k lose their least valued attributes one at a
    time until their class reaches k; persons left alone after all are withheld from the record-level tables.
 
-Then the gate measures what was released (``whole_record_risk``), and runs each contributing partner as
+Then the gate measures what was released (``cilink.export.record_risk``), and runs each contributing partner as
 an attacker (``partner_attack``): the partner matches every attribute it supplied, in release form, against
 the release; the share of its clients it singles out (exactly one candidate) must stay below the bound.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -40,7 +39,6 @@ from cilink.export.measures import (
     partner_view,
     row_level_exprs,
 )
-from cilink.export.record_risk import class_figures
 
 #: Code of a locally suppressed value (distinct from every hash of a real value with overwhelming probability).
 SUPPRESSED = np.uint64(0x9E3779B97F4A7C15)
@@ -319,48 +317,6 @@ def _unreachable(targets: Targets) -> Unreachable:
                        + (f" ({pinned} pinned)" if pinned else "") + ", the whole-record targets "
                        f"(k = {targets.k}, mean risk ≤ {targets.mean_risk}, suppression ≤ "
                        f"{targets.max_suppression:.0%} of persons) cannot be met")
-
-
-# --- measuring the release as written -------------------------------------------------------------------
-
-#: Two independent 64-bit hashes per record: 128 bits, so two different records share both with probability
-#: about n² / 2^129 (≈ 10^-27 for a million persons) — exact for any practical purpose, far cheaper than text.
-_SEEDS = (0x5EED_0001, 0x5EED_0002)
-
-
-def record_signatures(persons: pl.DataFrame, row_tables: dict[str, pl.DataFrame], *,
-                      exclude: frozenset[str] = frozenset()) -> pl.DataFrame:
-    """Each person's whole released record as one value (person_key, r1, r2), from the release tables.
-
-    ``persons`` has one row per person; a person's rows of each row table are hashed and summed (a multiset
-    hash), so the set of rows (with repeats) is one value. Columns in ``exclude`` (declared non-identifying)
-    are left out, and a row table left without columns drops out entirely.
-    """
-    pcols = [c for c in persons.columns if c != "person_key" and c not in exclude]
-
-    def hashes(cols: list[str]) -> list[pl.Expr]:
-        if not cols:
-            return [pl.lit(0, dtype=pl.UInt64).alias(f"r{i + 1}") for i in range(2)]
-        return [pl.struct(cols).hash(seed).alias(f"r{i + 1}") for i, seed in enumerate(_SEEDS)]
-
-    out = persons.select("person_key", *hashes(pcols))
-    for _name, table in sorted(row_tables.items()):
-        cols = [c for c in table.columns if c != "person_key" and c not in exclude]
-        if not cols:  # the whole table declared non-identifying: not even its row count is in the model
-            continue
-        # each person's rows as a multiset: the wrapping sum of their hashes, then mixed
-        per = (table.select("person_key", *hashes(cols)).group_by("person_key")
-               .agg(*[pl.col(f"r{i + 1}").sum().alias(f"t{i + 1}") for i in range(2)])
-               .with_columns(*[pl.col(f"t{i + 1}").hash(seed) for i, seed in enumerate(_SEEDS)]))
-        out = out.join(per, on="person_key", how="left").select(
-            "person_key", *[pl.struct(f"r{i + 1}", pl.col(f"t{i + 1}").fill_null(0)).hash(seed).alias(f"r{i + 1}")
-                            for i, seed in enumerate(_SEEDS)])
-    return out
-
-
-def whole_record_risk(signatures: pl.DataFrame) -> dict[str, Any]:
-    """Risk figures of released whole records (the research tier's figures, ``record_risk.class_figures``)."""
-    return class_figures(signatures.select(pl.struct("r1", "r2")).to_series())
 
 
 # --- the contributing partner as attacker --------------------------------------------------------------

@@ -8,7 +8,7 @@ race/ethnicity, geography, domains and whether an HMIS enrollment overlapped a s
 
 Each released *attribute* has a generalization hierarchy, finest first, ending in "not released".
 An attribute is either a group of columns of ``persons.parquet`` or a whole row table (a person's rows of
-``school_years.parquet`` etc. form one value: the set of rows). ``Measures.view`` gives an attribute's
+``school_years.parquet`` etc. form one value: the rows, repeats included). ``Measures.view`` gives an attribute's
 release columns at a level; ``cilink.export.disclosure`` picks the levels and suppresses the rest.
 Everything here runs in the restricted zone on exact dates; only the views leave it.
 """
@@ -58,7 +58,7 @@ class Attribute:
 
     @property
     def rows(self) -> bool:
-        """Whether the attribute is a row table (a set of rows per person) rather than person columns."""
+        """Whether the attribute is a row table (rows per person) rather than person columns."""
         return self.table != PERSONS
 
     @property

@@ -78,8 +78,8 @@ def _research_privacy(manifest: Mapping[str, Any]) -> str:
         shape = f"Profile {prof.get('description', prof['profile'])}: this is not the Safe Harbor shape."
     figures = (f"""
 Measured on this release ({risk["attributes"]} released attributes in {len(risk["tables"])} tables): a person's
-record is their `persons` row plus the set of their rows in every other table; persons with identical records
-form a class, and a person's re-identification risk is 1 / the size of their class.
+record is their `persons` row plus all their rows (repeats included) in every other table; persons with
+identical records form a class, and a person's re-identification risk is 1 / the size of their class.
 
 {risk_table(risk)}
 

@@ -6,17 +6,19 @@ and every released attribute is a quasi-identifier. Two persons are in the same 
 records are identical; a person alone in a class is unique, and their individual risk is 1 / (class size).
 
 ``RecordRisk`` takes the tables as they are staged, one frame (or part of one) at a time, so the release is
-never held whole: each row is reduced to a 64-bit hash of its values (nulls are a value; the table name is
-part of the hash) and each person's rows to an order-independent sum of their distinct row hashes, i.e. a
-hash of the set. Memory is two 64-bit integers per person per table. Distinct records collide with
-probability about n² / 2⁶⁵ (10⁻⁸ at a million persons), which could only merge two classes — never split one.
+never held whole: each row is reduced to two 64-bit hashes of its values (nulls are a value; the table is
+part of the hash) and each person's rows to an order-independent wrapping sum of their row hashes, i.e. a
+hash of the multiset (a row repeated twice is not the same record as the row once: a recipient sees the
+repeat). Memory is three 64-bit integers per person per table. Two distinct records share both sums with
+probability about n² / 2¹²⁹ (10⁻²⁷ at a million persons), which could only merge two classes — never split
+one. The persons' keys are hashed too (64 bits); a collision between two keys is detected, not assumed away.
 
 Example::
 
     risk = RecordRisk()
     risk.add("persons.parquet", persons)        # one row per person: the persons are the population
     for part in event_parts:
-        risk.add("events", part)                # parts of one table must not share rows (they differ in domain)
+        risk.add("events", part)                # a table may come in any number of parts
     risk.figures()["joined_record"]["share_unique"]
 """
 
@@ -31,12 +33,12 @@ from cilink.export.columns import PERSONS
 
 #: How the figures are measured, as the manifest states it.
 METHOD = ("every released column of every table is a quasi-identifier; a person's record is their persons row "
-          "plus the set of their rows in each other table (nulls count as a value); persons with identical "
+          "plus their rows in each other table, repeats included (nulls count as a value); persons with identical "
           "records form an equivalence class; individual risk = 1 / class size; mean individual risk = "
           "equivalence classes / persons")
 
 _KEY_SEED = 0x5EED
-_P, _S = "_p", "_s"
+_P, _S = "_p", ("_s1", "_s2")
 
 
 def _table_seed(table: str) -> int:
@@ -67,63 +69,71 @@ class RecordRisk:
     """Accumulates per-person record signatures table by table; ``figures()`` gives the risk figures.
 
     ``population`` names the table with one row per person (the denominator, and the "persons alone"
-    figures); a person with no rows in some other table simply has an empty set there.
+    figures); a person with no rows in some other table simply has no rows there. Columns in ``exclude``
+    (declared non-identifying) are left out; a table left without columns drops out, row counts and all.
     """
 
-    def __init__(self, *, key: str = "person_key", population: str = PERSONS) -> None:
-        self.key, self.population = key, population
-        self._tables: dict[str, pl.DataFrame] = {}  # table → (person hash, sum of distinct row hashes)
+    def __init__(self, *, key: str = "person_key", population: str = PERSONS,
+                 exclude: frozenset[str] = frozenset()) -> None:
+        self.key, self.population, self.exclude = key, population, exclude
+        self._tables: dict[str, pl.DataFrame] = {}  # table → (person hash, two sums of row hashes)
         self._attributes: dict[str, list[str]] = {}
+        self._population_rows = 0
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
-        """Add a staged table (or one part of it): every column but the key is a released attribute.
-
-        Rows repeated within a part count once (a person's rows are a set); two parts of one table are
-        assumed not to share rows — true of the events parts, which differ in ``domain``.
-        """
-        attributes = [c for c in frame.columns if c != self.key]
+        """Add a staged table (or one part of it): every column but the key is a released attribute."""
+        columns = [c for c in frame.columns if c != self.key]
+        attributes = [c for c in columns if c not in self.exclude]
+        if columns and not attributes:
+            return  # every column declared non-identifying
         known = self._attributes.setdefault(table, attributes)
         for c in attributes:
             if c not in known:
                 known.append(c)
-        rows = pl.DataFrame({
-            _P: frame.get_column(self.key).hash(_KEY_SEED),
-            _S: frame.select(attributes).hash_rows(seed=_table_seed(table)) if attributes
-            else pl.Series(_S, [_table_seed(table)] * frame.height, dtype=pl.UInt64),
-        })
-        if table != self.population:  # the population table has one row per person: nothing to de-duplicate
-            rows = rows.unique()
-        part = rows.group_by(_P).agg(pl.col(_S).sum())  # UInt64 sums wrap: a hash of the set
+        seeds = (_table_seed(table), _table_seed(table) ^ 0x9E3779B9)
+        rows = frame.select(
+            pl.col(self.key).hash(_KEY_SEED).alias(_P),
+            *[(pl.struct(attributes).hash(seed) if attributes else pl.lit(seed, dtype=pl.UInt64)).alias(c)
+              for c, seed in zip(_S, seeds, strict=True)])
+        if table == self.population:
+            self._population_rows += frame.height
+        part = rows.group_by(_P).agg(pl.col(*_S).sum())  # UInt64 sums wrap: a hash of the multiset
         if table in self._tables:
-            part = pl.concat([self._tables[table], part]).group_by(_P).agg(pl.col(_S).sum())
+            part = pl.concat([self._tables[table], part]).group_by(_P).agg(pl.col(*_S).sum())
         self._tables[table] = part
+
+    def signatures(self) -> pl.DataFrame:
+        """One row per person of the population: the person's key hash and their whole record's two sums."""
+        if self.population not in self._tables:
+            raise ValueError(f"RecordRisk needs the population table {self.population!r} first")
+        persons = self._tables[self.population]
+        if persons.height != self._population_rows:  # two keys with one 64-bit hash: never guess
+            raise RuntimeError("two person keys share a 64-bit hash; measure this release with another _KEY_SEED")
+        joined = pl.concat(list(self._tables.values())).group_by(_P).agg(pl.col(*_S).sum())
+        # a person in another table but missing from the population would be a staging bug: measure the
+        # population only, so the denominator is the persons released
+        return persons.select(_P).join(joined, on=_P, how="left")
 
     def figures(self) -> dict[str, Any]:
         """``joined_record`` (all tables) and ``persons_table`` (the population table alone) risk figures."""
-        if self.population not in self._tables:
-            raise ValueError(f"RecordRisk needs the population table {self.population!r} before figures()")
-        persons = self._tables[self.population]
-        joined = pl.concat(list(self._tables.values())).group_by(_P).agg(pl.col(_S).sum())
-        # a person in another table but missing from the population would be a staging bug: measure the
-        # population only, so the denominator is the persons released
-        joined = persons.select(_P).join(joined, on=_P, how="left")
+        joined = self.signatures()
         tables = list(self._tables)
         return {
             "method": METHOD,
             "tables": tables,
             "attributes": sum(len(self._attributes[t]) for t in tables),
-            "joined_record": class_figures(joined.get_column(_S)),
-            "persons_table": class_figures(persons.get_column(_S)),
+            "joined_record": class_figures(joined.select(pl.struct(*_S)).to_series()),
+            "persons_table": class_figures(self._tables[self.population].select(pl.struct(*_S)).to_series()),
         }
 
 
-def record_risk(tables: dict[str, pl.DataFrame], *, key: str = "person_key",
-                population: str = PERSONS) -> dict[str, Any]:
+def record_risk(tables: dict[str, pl.DataFrame], *, key: str = "person_key", population: str = PERSONS,
+                exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The risk figures of whole tables at once (``RecordRisk`` for frames already in memory).
 
     Example: ``record_risk({"persons.parquet": persons, "panel.parquet": panel})["joined_record"]``
     """
-    risk = RecordRisk(key=key, population=population)
+    risk = RecordRisk(key=key, population=population, exclude=exclude)
     for name, frame in tables.items():
         risk.add(name, frame)
     return risk.figures()
