@@ -308,6 +308,7 @@ def stage_deidentified(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         raise AssertionError("unreachable") from e
     clock.lap("gate_protect")
     tables = release_tables(measures, protected, sources.person_keys)
+    clock.lap("release_tables")
     specs = table_specs()
     failures: list[gate.GateFailure] = []
     candidates: list[gate.Candidates] = []
