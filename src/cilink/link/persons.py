@@ -70,7 +70,7 @@ def _in(col: str, ids: pl.Series) -> pl.Expr:
 def _cluster(record_ids: list[str], decided: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cluster ``record_ids`` over ``decided`` pairs; returns (clusters, decided with refusals applied)."""
     wanted = pl.col("record_id").is_in(pl.Series(record_ids, dtype=pl.String).implode())
-    ssn = dict(ctx.ssn.filter(wanted & pl.col("ssn").is_not_null()).select("record_id", "ssn").iter_rows())
+    ssn = ctx.ssn.filter(wanted & pl.col("ssn").is_not_null()).select("record_id", "ssn")
     clustering = cluster_records(
         record_ids,
         decided.filter(pl.col("decision") == LINK),
