@@ -21,19 +21,14 @@ from cilink.ledger import Ledger
 from cilink.link import review_ledger
 from cilink.link.outputs import read_crosswalk, read_records
 from cilink.link.workbench import Workbench, level_of
-from cilink.operate.demo import run_demo
 from cilink.workspace import Workspace
 from tests.conftest import TEST_SECRET, run_cli
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An 800-person demo workspace, linked, with a review queue of four pairs."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CILINK_SECRET", TEST_SECRET)
-        root = tmp_path_factory.mktemp("wb") / "ws"
-        run_demo(root, people=800, seed=1)
-    return root
+def demo(demo_2000: Path) -> Path:
+    """The 2,000-person demo, linked: its review queue holds eight pairs."""
+    return demo_2000
 
 
 def _copy(demo: Path, tmp_path: Path) -> Workspace:
@@ -86,7 +81,7 @@ def test_workbench_queue_view_and_the_next_link(demo: Path, tmp_path: Path) -> N
     ws = _copy(demo, tmp_path)
     bench = Workbench(ws, "alice")
     queue = bench.queue()
-    assert len(queue) == 4
+    assert len(queue) == 8
     assert [i.priority for i in queue] == sorted((i.priority for i in queue), reverse=True)
     view = bench.view(queue[0].token)
     assert view is not None and view.match_weight is not None
