@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from cilink.disclosure.suppression import Cells, subtraction_attack
 from cilink.errors import WorkspaceError
 from cilink.export.release import export_release
 from cilink.indicators.compute import write_indicators
@@ -22,7 +23,6 @@ from cilink.operate.demo import run_demo
 from cilink.operate.inbox import run_inbox
 from cilink.report import sections
 from cilink.report.document import CHARTS, build_report
-from cilink.report.suppression import Cells, subtraction_attack
 from cilink.staging import staged_records
 from cilink.workspace import Workspace
 from tests.conftest import TEST_SECRET
@@ -433,3 +433,15 @@ def test_report_reads_at_390_px_and_1280_px(readers_report):
                 page.close()
         finally:
             browser.close()
+
+
+def test_what_changed_compares_with_the_last_aggregate_release(outputs):
+    parser = _Tables()
+    parser.feed(outputs[0].read_text(encoding="utf-8"))
+    heading = next(h for h in parser.headings if h.startswith("People then (aggregate release"))
+    assert AGGREGATE_RELEASE in heading
+    header, rows = parser.tables[heading]
+    assert header == ["count", "then", "now"] and len(rows) >= 10
+    # nothing came in since that release: every count printed then is printed the same now
+    assert all(then == now for _, then, now in rows if then != "*")
+    assert any(then != "*" for _, then, _ in rows)

@@ -1,7 +1,7 @@
 """`cilink report`: gather the sections, suppress small cells once for all of them, draw, write one HTML file.
 
 The page holds aggregates only — counts, shares, model parameters — with every count of 1 to
-``[export] min_cell`` − 1 withheld, directly or by subtraction (``cilink.report.suppression``), so the data
+``[export] min_cell`` − 1 withheld, directly or by subtraction (``cilink.disclosure.suppression``), so the data
 manager can send it to partners. The shared measures (indicators) are a section of it, computed from the
 full-detail data in the restricted zone (``cilink.export.detail``) and suppressed together with the other
 sections, in one registry: a count in one section cannot be subtracted from one in another. What the latest
@@ -19,14 +19,15 @@ from typing import Any
 import polars as pl
 
 from cilink import atomic
+from cilink.disclosure.suppression import EARLIER, Cells, Protection, Published
 from cilink.errors import WorkspaceError
 from cilink.export.open import Release
 from cilink.indicators.compute import Progress, indicator_table, register_indicators
 from cilink.indicators.definitions import indicator_definitions
 from cilink.ledger import Ledger
+from cilink.releases import find_release
 from cilink.report import charts, history, sections
 from cilink.report.html import Block, Section, render_page
-from cilink.report.suppression import EARLIER, Cells, Protection, Published
 from cilink.workspace import Workspace
 
 #: Every chart the report draws (tests check each one renders).
@@ -290,8 +291,7 @@ def _changes(ws: Workspace, ctx: sections.Context, earlier: Published | None, pr
     release: the one this report's suppression is checked against, so the two together give nothing away)."""
     with Ledger(ws.ledger_path) as ledger:
         reports = [e["at"] for e in ledger.audit_entries() if e["action"] == "report"]
-        released = (ledger.conn.execute("SELECT created_at FROM releases WHERE release_id = ?",
-                                        (earlier.release_id,)).fetchone() if earlier is not None else None)
+    released = find_release(ws, earlier.release_id) if earlier is not None else None
     blocks: list[Block] = []
     since = reports[-1] if reports else None
     if since is None:
@@ -315,7 +315,7 @@ def _changes(ws: Workspace, ctx: sections.Context, earlier: Published | None, pr
                 rows.append({"count": f"{t.title}: {' + '.join(str(v) for v in row if not isinstance(v, int))}",
                              "then": then, "now": protection.shown(k)})
     frame = pl.DataFrame(rows, schema={"count": pl.String, "then": pl.Int64, "now": pl.Int64})
-    when = f", {released[0][:10]}" if released else ""
+    when = f", {released.created_at[:10]}" if released else ""
     return [*blocks, Block("h3", f"People then (aggregate release {earlier.release_id}{when}) and now"),
             Block("table", frame=frame, counts=("then", "now")),
             Block("p", "Both columns are suppressed together: no difference between them is a small count.")]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cilink.report.suppression import SUPPRESSED
+from cilink.disclosure.suppression import SUPPRESSED
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 

@@ -2,7 +2,7 @@
 
 Each section function reads what ingest and link left in the workspace (restricted), reduces it to counts,
 registers every count it will print — and the relations between them — in one shared
-``cilink.report.suppression.Cells``, and returns ``Table`` objects holding the exact counts. Suppression is
+``cilink.disclosure.suppression.Cells``, and returns ``Table`` objects holding the exact counts. Suppression is
 decided once for the whole report (``Table.shown``), because counts in different sections are related (the
 persons of a partner in the overlap table are the linked plus unlinked persons in the bias table; a
 partner's staged rows are its batches' accepted rows) and a cell hidden in one table must not be
@@ -26,10 +26,10 @@ import numpy as np
 import polars as pl
 
 from cilink.config import CilinkConfig
+from cilink.disclosure.suppression import Cells, Key, Protection
 from cilink.ledger import Batch, Ledger
 from cilink.link import review_ledger
 from cilink.link.outputs import read_crosswalk, read_pairs
-from cilink.report.suppression import Cells, Key, Protection
 from cilink.staging import staged_records
 from cilink.workspace import Workspace
 
