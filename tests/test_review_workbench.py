@@ -95,9 +95,18 @@ def test_workbench_queue_view_and_the_next_link(demo: Path, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["must_link"] == 1
     assert bench.decided() == [(queue[0].token, "match", True)]
+    # undo, and the next (incremental) link takes the match back: the pair is two persons again
+    assert bench.undo() == queue[0].token
+    result = run_cli("-w", ws.root, "link", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["mode"] == "incremental" and summary["must_link"] == 0
+    assert bench.decided() == [] and bench.view(queue[0].token).same_person_now is False
 
 
 # --- the gate ----------------------------------------------------------------------------------------------------
+
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 
 def _client(app, host: str = "127.0.0.1"):
@@ -149,6 +158,51 @@ def test_every_route_needs_the_token_and_a_local_client(demo: Path, tmp_path: Pa
     assert remote.get("/?token=the-token").status_code == 403
     rebound = reviewer.get("/queue", headers={"host": "evil.example:8765"})
     assert rebound.status_code == 403 and not any(n in rebound.text for n in names)
+
+
+def test_second_reviewer_disagreement_and_adjudication_over_http(demo: Path, tmp_path: Path) -> None:
+    from cilink.web.app import make_app
+
+    ws = _copy(demo, tmp_path)
+    first = Workbench(ws, "alice")
+    pair = first.queue()[0].token
+    assert first.decide(pair, "match")
+    second_bench = Workbench(ws, "bob", second=True)
+    assert [i.token for i in second_bench.queue()] == [pair], "the second reviewer sees what others decided"
+    client = _client(make_app(second_bench, "t2", port=8765))
+    client.get("/?token=t2")
+    page = client.get(f"/pair/{pair}")
+    assert page.status_code == 200 and "alice" not in page.text, "a blind second review"
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+    assert client.post(f"/pair/{pair}/decide", data={"csrf": csrf, "decision": "non_match"}).status_code == 303
+    listed = client.get("/disagreements")
+    assert pair in listed.text and "alice: match" in listed.text and "bob: non-match" in listed.text
+    with Ledger(ws.ledger_path) as ledger:
+        assert review_ledger.standing_rows(ledger.conn) == []
+    # carol adjudicates from the disagreements page
+    judge = _client(make_app(Workbench(ws, "carol"), "t3", port=8765))
+    judge.get("/?token=t3")
+    page = judge.get(f"/pair/{pair}?adjudicate=1")
+    assert 'name="adjudicate" value="1"' in page.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+    done = judge.post(f"/pair/{pair}/decide", data={"csrf": csrf, "decision": "match", "adjudicate": "1"})
+    assert done.status_code == 303 and done.headers["location"] == "/disagreements"
+    assert pair not in judge.get("/disagreements").text
+    with Ledger(ws.ledger_path) as ledger:
+        assert [d for *_, d in review_ledger.standing_rows(ledger.conn)] == ["match"]
+        actions = [e["action"] for e in ledger.audit_entries()][-3:]
+    assert actions == ["review_decision", "review_decision", "review_adjudicate"]
+
+
+def test_guards_name_households_twins_and_ssn_conflicts() -> None:
+    from cilink.link.workbench import _guards
+
+    a = {"first_name": "ana", "last_name": "diaz", "dob": "2010-01-02", "street": "1 MAIN ST", "ssn": "123456789"}
+    twin = {**a, "first_name": "eva", "ssn": "987654321"}
+    guards = _guards(a, twin)
+    assert len(guards) == 3 and guards[0].startswith("household") and guards[1].startswith("twin")
+    assert guards[2].startswith("SSN conflict")
+    assert _guards(a, dict(a)) == []
 
 
 # --- a reviewer's session in headless Chromium -------------------------------------------------------------------

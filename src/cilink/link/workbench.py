@@ -145,6 +145,7 @@ class Workbench:
         self._key = key or hashlib.sha256(str(ws.root).encode()).digest()
         self._gen: Path | None = None
         self._data: dict[str, Any] = {}
+        self._tokens: dict[tuple[str, str], str] = {}
 
     # --- reading ------------------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
@@ -187,7 +188,11 @@ class Workbench:
 
     def token(self, pair: tuple[str, str]) -> str:
         """The pair's opaque address (keyed hash of its record ids)."""
-        return hmac.new(self._key, "\x1f".join(pair).encode(), hashlib.sha256).hexdigest()[:16]
+        known = self._tokens.get(pair)
+        if known is None:
+            known = self._tokens[pair] = hmac.new(self._key, "\x1f".join(pair).encode(),
+                                                  hashlib.sha256).hexdigest()[:16]
+        return known
 
     def _state(self) -> review_ledger.ReviewState:
         with Ledger(self.ws.ledger_path) as ledger:
@@ -255,7 +260,7 @@ class Workbench:
         pairs = [(r["record_id_l"], r["record_id_r"]) for r in self._candidates(state).iter_rows(named=True)]
         pairs += list(state.by_reviewer)
         for p in pairs:
-            if hmac.compare_digest(self.token(p), token):
+            if self.token(p) == token:  # tokens are not secrets: a keyed hash only keeps ids out of URLs
                 return p
         return None
 
