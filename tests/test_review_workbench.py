@@ -205,6 +205,24 @@ def test_guards_name_households_twins_and_ssn_conflicts() -> None:
     assert _guards(a, dict(a)) == []
 
 
+def test_a_failing_request_logs_no_data(demo: Path, tmp_path: Path, capsys, caplog) -> None:
+    from cilink.web.app import make_app
+
+    bench = Workbench(_copy(demo, tmp_path), "alice")
+
+    def broken() -> list:
+        raise KeyError("holyoke-schools:211944")
+
+    bench.queue = broken  # type: ignore[method-assign]
+    app = make_app(bench, "t", port=8765)
+    client = _client(app)
+    client.get("/?token=t")
+    r = client.get("/queue")
+    assert r.status_code == 500 and "211944" not in r.text
+    assert app.errors == ["KeyError"]
+    assert "211944" not in capsys.readouterr().err + caplog.text
+
+
 # --- a reviewer's session in headless Chromium -------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@
 - every response says ``Cache-Control: no-store`` and a Content-Security-Policy that allows nothing but
   this server's own script and styles (no CDN, no external request; works offline);
 - forms carry a per-session CSRF value; pairs are addressed by opaque tokens, never record ids, and the
-  server writes no access log.
+  server writes no access log, nor a traceback when a request fails (its text could quote a record).
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class Gate:
         self.hosts = hosts
         self.clients = clients
         self.session = secrets.token_urlsafe(32)
+        #: the kinds of error the app met (names only: never a message, which could hold data)
+        self.errors: list[str] = []
 
     def csrf(self) -> str:
         return hmac.new(self.session.encode(), b"csrf", hashlib.sha256).hexdigest()
@@ -89,7 +91,10 @@ class Gate:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_secured)
+        try:
+            await self.app(scope, receive, send_secured)
+        except Exception as e:  # Starlette has answered 500; its traceback could quote a record id, so no log
+            self.errors.append(type(e).__name__)
 
 
 def _secured(response: Response) -> Response:
