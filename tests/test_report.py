@@ -386,7 +386,8 @@ def test_overlap_shows_every_cell_that_need_not_be_hidden(demo_2000, readers_rep
     meta = re.search(r"(\d+) of (\d+) counts withheld \((\d+)%; (\d+) small, (\d+) complementary\)",
                      readers_report.read_text(encoding="utf-8"))
     assert meta, "the page says how much it withholds"
-    print("withheld:", meta.group(0))
+    # the figures README.md and docs/indicators.md quote
+    assert tuple(int(g) for g in meta.groups()) == (63, 231, 27, 30, 33), meta.group(0)
 
 
 def read_crosswalk_of(root: Path) -> pl.DataFrame:
