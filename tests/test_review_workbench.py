@@ -203,6 +203,17 @@ def test_guards_name_households_twins_and_ssn_conflicts() -> None:
     assert _guards(a, dict(a)) == []
 
 
+def test_a_port_in_use_is_a_usage_error(demo: Path) -> None:
+    from cilink.web.app import free_socket
+
+    taken = free_socket()
+    try:
+        out = run_cli("-w", demo, "review", "serve", "--port", str(taken.getsockname()[1]))
+    finally:
+        taken.close()
+    assert out.returncode == 2 and "choose another --port" in out.stderr
+
+
 def test_a_failing_request_logs_no_data(demo: Path, tmp_path: Path, capsys, caplog) -> None:
     from cilink.web.app import make_app
 

@@ -30,6 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cilink.errors import UsageError
 from cilink.link.review_ledger import DECISIONS, UNSURE
 from cilink.link.workbench import Workbench
 
@@ -204,7 +205,12 @@ def free_socket(port: int = 0) -> socket.socket:
     """A listening socket on 127.0.0.1 (``port`` 0: any free port)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on 127.0.0.1:{port} ({e.strerror})",
+                         hint="choose another --port, or leave it out for any free one") from e
     sock.listen(16)
     return sock
 
