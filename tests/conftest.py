@@ -44,3 +44,20 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # pyproject's markers list is not ours to edit here; registered so `-m spark` / `-m 'not spark'` work
     config.addinivalue_line("markers", "spark: needs pyspark (the spark extra) and Java 17+; skipped without them")
+
+
+@pytest.fixture(scope="session")
+def demo_2000(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's demo (2,000 people, seed 1), ingested and linked, no release: shared by the workbench and
+    report tests — copy it before changing it."""
+    from cilink.operate.demo import run_demo
+    from cilink.operate.inbox import run_inbox
+    from cilink.workspace import Workspace
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CILINK_SECRET", TEST_SECRET)
+        root = tmp_path_factory.mktemp("demo2000") / "ws"
+        run_demo(root, people=2000, seed=1, pipeline=False)
+        result = run_inbox(Workspace.open(root), export=False)
+        assert result.exit_code == 0, result.errors
+    return root

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 
 from cilink.config import CilinkConfig, parse_config
+from cilink.disclosure.suppression import Cells, determined, subtraction_attack
 from cilink.errors import ConfigError
 from cilink.export.open import open_release
 from cilink.indicators.compute import compute_indicators
 from cilink.indicators.definitions import indicator_definitions
-from cilink.report.suppression import Cells, determined, subtraction_attack
 
 # --- a tiny release, written by hand ---------------------------------------------------------------------------
 

@@ -8,11 +8,14 @@ import os
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
+from cilink.disclosure.suppression import Cells, subtraction_attack
 from cilink.errors import WorkspaceError
 from cilink.export.release import export_release
 from cilink.indicators.compute import write_indicators
@@ -20,7 +23,6 @@ from cilink.operate.demo import run_demo
 from cilink.operate.inbox import run_inbox
 from cilink.report import sections
 from cilink.report.document import CHARTS, build_report
-from cilink.report.suppression import Cells, subtraction_attack
 from cilink.staging import staged_records
 from cilink.workspace import Workspace
 from tests.conftest import TEST_SECRET
@@ -209,11 +211,9 @@ def test_report_never_prints_a_small_cell(demo, outputs):
     # the same sections the report is built from, with their relations
     ctx = sections.load_context(demo)
     cells = Cells(min_cell=demo.config.export.min_cell)
-    sections.ingest_reconciliation(ctx, cells)
-    sections.field_quality(ctx, cells)
-    _, decisions = sections.match_weights(ctx, cells)
-    sections.review(ctx, cells, decisions)
+    # the counts of people (rows, files and pairs are printed as they are)
     sections.clusters_and_overlap(ctx, cells)
+    sections.people_summary(ctx, cells)
     sections.linkage_bias(ctx, cells)
     protection = cells.protect()
     published = protection.published()
@@ -260,3 +260,189 @@ def test_cli_json(demo, tmp_path, capsys):
     assert out.is_file()
     with pytest.raises(WorkspaceError, match="not found"):  # exit 2 through the CLI's one error handler
         write_indicators(demo, "no-such-release")
+
+
+# --- the report for its readers: summary first, the overlap shown wherever it can be, readable on a phone ------
+
+
+class _Tables(HTMLParser):
+    """The page's tables as a reader sees them: heading before each → (header, rows of cell texts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+        self.headings: list[str] = []
+        self._h: str | None = None
+        self._text: list[str] | None = None
+        self._row: list[str] | None = None
+        self._cell: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("h2", "h3"):
+            self._h, self._text = tag, []
+        elif tag == "table":
+            self.tables[self.headings[-1]] = ([], [])
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell, self._text = tag, []
+
+    def handle_endtag(self, tag):
+        if tag == self._h and self._text is not None:
+            self.headings.append("".join(self._text).strip())
+            self._h, self._text = None, None
+        elif tag == self._cell and self._text is not None and self._row is not None:
+            self._row.append("".join(self._text).strip())
+            self._cell, self._text = None, None
+        elif tag == "tr" and self._row is not None:
+            header, rows = self.tables[self.headings[-1]]
+            (rows.append(self._row) if header else header.extend(self._row))
+            self._row = None
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+
+
+OVERLAP = "Partner overlap: persons by the combination of partners holding their records"
+
+
+@pytest.fixture(scope="module")
+def readers_report(demo_2000: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of the README's 2,000-person demo."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CILINK_SECRET", TEST_SECRET)
+        return build_report(Workspace.open(demo_2000), tmp_path_factory.mktemp("readers") / "report.html").path
+
+
+def test_summary_first_internals_in_the_appendix(readers_report):
+    parser = _Tables()
+    parser.feed(readers_report.read_text(encoding="utf-8"))
+    h2 = [h for h in parser.headings if h in {"Summary", "What changed", "Shared measures"} or
+          h.startswith("Appendix: ")]
+    assert h2[:3] == ["Summary", "What changed", "Shared measures"]
+    assert "Appendix: Linkage model" in h2 and "Appendix: Ingest reconciliation" in h2
+    assert parser.headings.index(OVERLAP) < parser.headings.index("What changed")
+    # counts of rows are not counts of people: a partner's own rows are printed, and so is DOB completeness
+    header, rows = parser.tables["Records in per partner (active files)"]
+    assert header == ["partner", "files", "rows received", "accepted", "set aside"]
+    assert {r[0]: r[2:] for r in rows}["workforce-board"] == ["508", "506", "2"]
+    header, rows = parser.tables["Ingest reconciliation per partner and batch"]
+    assert "*" not in {c for r in rows for c in r}
+    header, rows = parser.tables["Field completeness per partner (share of staged rows with a value)"]
+    assert not {"*", "–"} & {c for r in rows if r[0] == "dob" for c in r}
+
+
+def test_overlap_shows_every_cell_that_need_not_be_hidden(demo_2000, readers_report):
+    """From the page alone, as a reader would: the overlap cells, the persons per partner and the people
+    summary, related as everybody knows they are (a partner's persons are the combinations holding it).
+    No withheld combination can be solved for, and each withheld one of 11 or more is needed: printing it
+    would let a small one be solved for."""
+    parser = _Tables()
+    parser.feed(readers_report.read_text(encoding="utf-8"))
+    _, rows = parser.tables[OVERLAP]
+    combos = [r[0] for r in rows]
+    printed = {r[0]: None if r[2] == "*" else int(r[2].replace(",", "")) for r in rows}
+    _, per_partner = parser.tables["Persons per partner"]
+    _, people = parser.tables["People in the linked data"]
+    # the equations a reader can write: unknowns are the 7 combination counts
+    equations: list[tuple[list[float], int]] = []
+    for partner, n in per_partner:
+        if n != "*":
+            equations.append(([float(partner in c.split(" + ")) for c in combos], int(n.replace(",", ""))))
+    sums = {"people linked": lambda c: True, "known to two or more partners": lambda c: " + " in c,
+            "known to one partner only": lambda c: " + " not in c}
+    for item, n in people:
+        if n != "*":
+            equations.append(([float(sums[item](c)) for c in combos], int(n.replace(",", ""))))
+    truth_cw = read_crosswalk_of(demo_2000)
+    truth = dict(truth_cw.group_by("ps").len().iter_rows())
+
+    def solvable(shown: set[str]) -> set[str]:
+        rows_ = [a for a, _ in equations] + [[float(c == s) for c in combos] for s in shown]
+        _, sv, vt = np.linalg.svd(np.array(rows_), full_matrices=False)
+        basis = vt[: int((sv > 1e-9 * sv[0]).sum())]
+        out = set()
+        for j, c in enumerate(combos):
+            e = np.eye(len(combos))[j]
+            if c not in shown and np.linalg.norm(e - (e @ basis.T) @ basis) < 1e-6:
+                out.add(c)
+        return out
+
+    shown = {c for c, v in printed.items() if v is not None}
+    assert all(v == truth.get(c, 0) for c, v in printed.items() if v is not None)
+    assert all(v == 0 or v >= 11 for v in printed.values() if v is not None)
+    assert solvable(shown) == set(), "a withheld overlap cell can be worked out from the page"
+    hidden = [c for c in combos if printed[c] is None]
+    assert [truth[c] for c in hidden if truth[c] < 11], "the demo has a small overlap cell"
+    for c in hidden:
+        if truth[c] >= 11:
+            leaked = solvable(shown | {c})
+            assert any(0 < truth.get(x, 0) < 11 for x in leaked), f"{c} ({truth[c]}) need not be hidden"
+    # on the README's demo: the cells of 92, 141 and 191/349/282 persons are shown; one small cell and one
+    # complement are withheld
+    assert sorted(printed[c] for c in shown) == [92, 141, 191, 282, 349]
+    assert len(hidden) == 2
+    meta = re.search(r"(\d+) of (\d+) counts withheld \((\d+)%; (\d+) small, (\d+) complementary\)",
+                     readers_report.read_text(encoding="utf-8"))
+    assert meta, "the page says how much it withholds"
+    # the figures README.md and docs/indicators.md quote
+    assert tuple(int(g) for g in meta.groups()) == (63, 231, 27, 30, 33), meta.group(0)
+
+
+def read_crosswalk_of(root: Path) -> pl.DataFrame:
+    """Restricted truth for the test: each person's partners, joined as the report labels them."""
+    from cilink.link.outputs import read_crosswalk
+
+    ws = Workspace.open(root)
+    cw = read_crosswalk(ws.link_dir)
+    return cw.group_by("person_id").agg(pl.col("partner").unique().sort().str.join(" + ").alias("ps"))
+
+
+_PHONE_PROBE = """() => {
+  const doc = document.documentElement;
+  let smallest = 1e9, texts = 0;
+  for (const t of document.querySelectorAll('figure svg text')) {
+    const size = parseFloat(getComputedStyle(t).fontSize);
+    const m = t.getScreenCTM();  // rotated labels too: the scale is the length of the first column
+    const scale = m ? Math.hypot(m.a, m.b) : 1;
+    smallest = Math.min(smallest, size * scale); texts++;
+  }
+  const wide = [...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().width > innerWidth)
+    .filter(t => getComputedStyle(t.parentElement).overflowX !== 'auto').length;
+  return {scrollWidth: doc.scrollWidth, width: innerWidth, smallest, texts, unscrolled: wide};
+}"""
+
+
+def test_report_reads_at_390_px_and_1280_px(readers_report):
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=binary, headless=True, args=["--no-sandbox"])
+        try:
+            for width in (390, 1280):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(readers_report.as_uri())
+                m = page.evaluate(_PHONE_PROBE)
+                assert m["scrollWidth"] <= width, f"the page scrolls sideways at {width} px: {m}"
+                assert m["unscrolled"] == 0, m
+                assert m["texts"] > 100 and m["smallest"] >= 10, f"chart text below 10 px at {width} px: {m}"
+                page.screenshot(path=str(ARTIFACTS / f"report-{width}.png"), full_page=False)
+                page.close()
+        finally:
+            browser.close()
+
+
+def test_what_changed_compares_with_the_last_aggregate_release(outputs):
+    parser = _Tables()
+    parser.feed(outputs[0].read_text(encoding="utf-8"))
+    heading = next(h for h in parser.headings if h.startswith("People then (aggregate release"))
+    assert AGGREGATE_RELEASE in heading
+    header, rows = parser.tables[heading]
+    assert header == ["count", "then", "now"] and len(rows) >= 10
+    # nothing came in since that release: every count printed then is printed the same now
+    assert all(then == now for _, then, now in rows if then != "*")
+    assert any(then != "*" for _, then, _ in rows)

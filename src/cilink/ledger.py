@@ -64,6 +64,19 @@ CREATE TABLE IF NOT EXISTS review_decisions (
     reviewer    TEXT NOT NULL,
     at          TEXT NOT NULL
 );
+-- what the review workbench adds to a decision: 'unsure' (a pair flagged, no decision), 'withdraw' (an undo:
+-- decision_seq or mark_seq names the decision or mark taken back), 'adjudicate' (decision_seq settles a
+-- disagreement between reviewers); see cilink.link.review_ledger
+CREATE TABLE IF NOT EXISTS review_marks (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind         TEXT NOT NULL CHECK (kind IN ('unsure', 'withdraw', 'adjudicate')),
+    record_id_l  TEXT NOT NULL,
+    record_id_r  TEXT NOT NULL,
+    reviewer     TEXT NOT NULL,
+    at           TEXT NOT NULL,
+    decision_seq INTEGER,
+    mark_seq     INTEGER
+);
 CREATE TABLE IF NOT EXISTS id_history (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     at              TEXT NOT NULL,

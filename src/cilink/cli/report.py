@@ -16,9 +16,10 @@ def report(
     = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a summary as JSON")] = False,
 ) -> None:
-    """Write the linkage report: ingest reconciliation, data quality, model, match weights, review, overlap,
-    linked-vs-unlinked comparison and the shared measures — aggregates only, cells below [export] min_cell
-    suppressed. Works offline (charts are inline SVG). Example: cilink report --out report.html
+    """Write the linkage report: a summary (records in, people linked, partner overlap), what changed, the
+    shared measures and linked vs. unlinked; ingest, data quality, model and review in an appendix —
+    aggregates only, counts of people below [export] min_cell suppressed. Works offline (inline SVG charts).
+    Example: cilink report --out report.html
     """
     from cilink.report.document import build_report
 

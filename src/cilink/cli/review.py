@@ -1,4 +1,4 @@
-"""`cilink review export|import`: clerical review of borderline pairs."""
+"""`cilink review export|import|serve`: clerical review of borderline pairs (CSV loop or local workbench)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,36 @@ def review_import(
         return
     output.line(f"Recorded {result.match} match and {result.non_match} non-match decision(s); "
                 f"{result.undecided} row(s) left undecided. Run `cilink link` to apply them.")
+
+
+@review_app.command("serve")
+def review_serve(
+    reviewer: Annotated[str | None, typer.Option("--reviewer", help="Name recorded with each decision "
+                                                  "(default: your login name)")] = None,
+    second: Annotated[bool, typer.Option("--second", help="Second, blind review of pairs others decided; "
+                                          "disagreements go to adjudication")] = False,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (default: any free port)")] = 0,
+) -> None:
+    """Open the review workbench in your browser: each queued pair side by side with the weight of every
+    comparison; keys m / n / u / s / z decide match, non-match, unsure, skip, undo. Local only (127.0.0.1),
+    opened once with the printed URL. Decisions are recorded at once; `cilink link` applies them.
+    Example: cilink review serve --reviewer alice
+    """
+    from cilink.ledger import current_user
+    from cilink.link.workbench import Workbench
+    from cilink.web.app import serve
+
+    ws = output.open_workspace()
+    bench = Workbench(ws, reviewer or current_user(), second=second)
+    pairs = len(bench.queue())  # fails now (exit 2) if the workspace has not been linked
+
+    def ready(url: str) -> None:
+        output.line(f"Review workbench for {bench.reviewer}: {pairs} pair(s) queued. Open (once) in a browser "
+                    "on this computer:")
+        output.line(f"  {url}")
+        output.line("Stop with Ctrl-C. Decisions are already saved; run `cilink link` to apply them.")
+
+    serve(bench, port=port, ready=ready)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ zone, and removes it afterwards — also on error; a crash leaves a ``.*.tmp`` d
 
 Its ``person_key`` is a keyed hash under ``DETAIL_KEY``, a fixed key: the same person has the same key
 every time, whatever the audiences' secrets, which is what lets small-cell suppression recognise the same
-persons in two releases (``cilink.report.suppression``). Those keys never leave the restricted zone: they
+persons in two releases (``cilink.disclosure.suppression``). Those keys never leave the restricted zone: they
 are unit ids of the suppression state (``cilink.report.history``), never printed.
 """
 

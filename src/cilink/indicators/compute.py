@@ -1,7 +1,7 @@
 """Compute the declared indicators, suppress small cells, and write them to indicators/<name>/.
 
 Every count printed (each indicator's numerator and denominator, per period and breakdown group) is a
-cell of ``cilink.report.suppression.Cells``; counts over the same unit are related through the atoms of that
+cell of ``cilink.disclosure.suppression.Cells``; counts over the same unit are related through the atoms of that
 unit (``Cells.atoms``), so a small cell cannot be recovered by subtracting one printed count from another,
 whichever indicators they belong to. A rate or median whose counts are withheld is withheld too.
 
@@ -26,13 +26,13 @@ import polars as pl
 
 from cilink import atomic
 from cilink.config import IndicatorSettings
-from cilink.errors import ConfigError, WorkspaceError
+from cilink.disclosure.suppression import Cells, Protection, Published
+from cilink.errors import ConfigError
 from cilink.export.open import Release
 from cilink.indicators.definitions import indicator_definitions
 from cilink.indicators.units import UNIT_COLUMNS, UNIT_ID, UNIT_PERIOD, UNITS
 from cilink.ingest.quarantine import neutralize_formulas
 from cilink.ledger import Ledger
-from cilink.report.suppression import Cells, Protection, Published
 from cilink.workspace import Workspace
 
 #: Progress callback: (step description, steps done, steps in total). The CLI draws it; stages never print.
@@ -237,16 +237,10 @@ def compute_indicators(release: Release, definitions: list[IndicatorSettings], m
 def _output_name(ws: Workspace, release_id: str | None) -> str:
     """The folder name under indicators/: the release the indicators accompany (``--release``, which must
     exist; default: the latest release) or, before any release, the UTC time."""
-    if release_id is None:
-        with Ledger(ws.ledger_path) as ledger:
-            last = ledger.last_release()
-        if last is not None:
-            return str(last["release_id"])
-        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    if not (ws.releases_dir / release_id / "manifest.json").is_file():
-        raise WorkspaceError(f"release {release_id} not found under {ws.releases_dir}",
-                             hint="pass --release with the name of a directory under releases/, or leave it out")
-    return release_id
+    from cilink.releases import find_release
+
+    ref = find_release(ws, release_id, required=True)
+    return ref.release_id if ref is not None else dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
 
 
 def definitions_document(definitions: list[IndicatorSettings], release_id: str, min_cell: int) -> dict[str, Any]:

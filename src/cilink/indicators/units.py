@@ -5,7 +5,7 @@ housing exit, a person, a person-quarter. Cross-system columns (``hmis_enrolled`
 come from the person's other records in the same release — the measures only linked data can give.
 Dates in a release are months (or years, under year precision); comparisons here are made at that precision.
 Every unit carries ``_unit_id``, the same for the same unit in every release built with the same person keys
-(small-cell suppression relates the counts of two releases through it, ``cilink.report.suppression``).
+(small-cell suppression relates the counts of two releases through it, ``cilink.disclosure.suppression``).
 """
 
 from __future__ import annotations

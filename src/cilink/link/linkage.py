@@ -27,7 +27,7 @@ from cilink.config import EngineSettings
 from cilink.errors import CilinkError, WorkspaceError
 from cilink.generations import new_link_generation
 from cilink.ledger import Batch, Ledger, now_utc
-from cilink.link import engine, outputs
+from cilink.link import engine, outputs, review_ledger
 from cilink.link.comparisons import LinkSpec, link_spec
 from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW, Thresholds, latest_decisions
 from cilink.link.encodings import EncodingPlan, encoding_plan
@@ -362,13 +362,12 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     clock.lap("score")
 
     # decisions, clusters, person IDs
-    review_rows = ledger.conn.execute(
-        "SELECT seq, record_id_l, record_id_r, decision FROM review_decisions ORDER BY seq").fetchall()
-    reviewed = latest_decisions([tuple(r[1:]) for r in review_rows])
+    # how far the review tables go is read first: a decision recorded meanwhile is applied now and seen again next run
+    review_seq = review_ledger.review_seq(ledger.conn)
+    reviewed = latest_decisions(review_ledger.standing_rows(ledger.conn))  # disagreements stand for nothing
     if reviewed.height:  # decisions on records that are gone no longer apply
         reviewed = reviewed.filter(pl.col("record_id_l").is_in(ids.implode())
                                    & pl.col("record_id_r").is_in(ids.implode()))
-    review_seq = review_rows[-1][0] if review_rows else 0
     prev_ids = prev.crosswalk["person_id"] if prev.crosswalk is not None else pl.Series("person_id", [], pl.String)
     history_seq = ledger.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM id_history").fetchone()[0]
     ctx = Context(
@@ -383,8 +382,10 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         persons = resolve_all(ids, pairs, prev.crosswalk, ctx)
     else:
         assert prev.pairs is not None
-        new_reviews = [r for r in review_rows if r[0] > int(state.get("review_seq", 0))]
-        reviewed_ids = pl.Series("record_id", [r[i] for r in new_reviews for i in (1, 2)], dtype=pl.String)
+        seen = state.get("review_seq", 0)  # a number before the workbench's marks: decisions only
+        seen = seen if isinstance(seen, dict) else {"decisions": seen, "marks": 0}
+        reviewed_ids = pl.Series("record_id", review_ledger.touched_since(
+            ledger.conn, int(seen.get("decisions", 0)), int(seen.get("marks", 0))), dtype=pl.String)
         persons = resolve_changed(ids, pairs, new_pairs, changed, gone, reviewed_ids, prev.pairs, prev.people(),
                                   ctx)
     log.event("persons", reclustered=persons.reclustered, id_events=len(persons.events), progress=True)

@@ -126,6 +126,8 @@ def purge(ws: Workspace, *, partner: str | None = None, before: dt.date | None =
                 (f"{partner}:%", f"{partner}:%"),
             )
             result.review_decisions = cur.rowcount
+            ledger.conn.execute("DELETE FROM review_marks WHERE record_id_l LIKE ? OR record_id_r LIKE ?",
+                                (f"{partner}:%", f"{partner}:%"))
             if partner in {p.id for p in ws.config.partners}:
                 result.notes.append(
                     f"partner '{partner}' is still in cilink.toml: remove its [[partners]] block so new "

@@ -35,9 +35,9 @@ def to_svg(fig: Figure) -> str:
     text = text[text.index("<svg"):]
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
     text = _FLOAT.sub(lambda m: f"{float(m.group(1)):.2f}", text)
-    # keep the natural size (never scaled up: the fonts would grow), but shrink to fit a narrow window
-    return re.sub(r'<svg([^>]*?) width="([\d.]+)pt"', r'<svg\1 class="chart" style="max-width:100%" width="\2pt"',
-                  text, count=1)
+    # keep the natural size, never scaled: on a narrow window the figure scrolls (cilink.report.html), so
+    # its text stays at least 8 pt = 10.7 px on a phone (a chart shrunk to 390 px had ~3 px text)
+    return re.sub(r'<svg([^>]*?) width="([\d.]+)pt"', r'<svg\1 class="chart" width="\2pt"', text, count=1)
 
 
 def _figure(width: float, height: float) -> tuple[Figure, plt.Axes]:
@@ -105,7 +105,7 @@ def model_weights(model: pl.DataFrame) -> str:
         labels = [f"{c}: {lv}" for c, lv in rows.select("comparison", "level").iter_rows()]
         w = rows["weight"].to_list()
         ax.barh(range(len(w)), w, color=[BLUE if x >= 0 else ORANGE for x in w])
-        ax.set_yticks(range(len(w)), labels, fontsize=7)
+        ax.set_yticks(range(len(w)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.axvline(0, color="black", linewidth=0.6)
         ax.set_xlabel("match weight (log2 m/u)")
@@ -158,7 +158,7 @@ def bias_panels(bias: pl.DataFrame, partners: list[str]) -> str:
     with plt.rc_context(_RC):
         bias = bias.filter(pl.col("characteristic") != "all")  # the persons row is every bar's 100%
         first = bias.filter(pl.col("partner") == partners[0])
-        fig, axes = plt.subplots(1, len(partners), figsize=(3.2 * len(partners) + 1.5, 0.22 * first.height + 1.2),
+        fig, axes = plt.subplots(1, len(partners), figsize=(2.9 * len(partners) + 1.5, 0.22 * first.height + 1.2),
                                  sharey=True, squeeze=False)
         labels = [f"{c}: {v}" for c, v in first.select("characteristic", "value").iter_rows()]
         for ax, p in zip(axes[0], partners, strict=True):
@@ -172,11 +172,15 @@ def bias_panels(bias: pl.DataFrame, partners: list[str]) -> str:
             ax.set_title(p)
             ax.set_xlim(0, 100)
             ax.set_xlabel("% of persons")
-        axes[0][0].set_yticks(range(len(labels)), labels, fontsize=7)
+        axes[0][0].set_yticks(range(len(labels)), labels, fontsize=8)
         axes[0][0].invert_yaxis()
         axes[0][-1].legend(frameon=False, loc="lower right")
         fig.suptitle("Linked vs. unlinked persons: record characteristics", fontweight="bold", fontsize=10)
         return to_svg(fig)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def indicator_bars(ind: pl.DataFrame) -> str:
@@ -190,13 +194,16 @@ def indicator_bars(ind: pl.DataFrame) -> str:
         "_o", "breakdown", "group")
     with plt.rc_context(_RC):
         fig, ax = _figure(8, 0.28 * max(rows.height, 1) + 1.0)
-        labels = [f"{i} ({p})" + ("" if b == "all" else f": {b} = {g}")
-                  for i, p, b, g in rows.select("indicator", "period", "breakdown", "group").iter_rows()]
+        # the indicator's title, not its id: the overall row of "school_attendance_by_housing" is overall
+        # attendance, and was labelled as if it were the breakdown
+        title = pl.col("title") if "title" in rows.columns else pl.col("indicator")
+        labels = [_short(t) + f" ({p})" if b == "all" else f"    {b.replace('_', ' ')}: {g}"
+                  for t, p, b, g in rows.select(title, "period", "breakdown", "group").iter_rows()]
         v = rows["value"].to_list()
         ax.barh(range(len(v)), v, color=[BLUE if b == "all" else ORANGE for b in rows["breakdown"].to_list()])
         for i, x in enumerate(v):
-            ax.annotate(f"{x:.0f}%", (x, i), xytext=(3, -3), textcoords="offset points", fontsize=7)
-        ax.set_yticks(range(len(v)), labels, fontsize=7)
+            ax.annotate(f"{x:.0f}%", (x, i), xytext=(3, -3), textcoords="offset points", fontsize=8)
+        ax.set_yticks(range(len(v)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0, 110)
         ax.set_xlabel("% (latest period with a value)")

@@ -1,7 +1,7 @@
 """`cilink report`: gather the sections, suppress small cells once for all of them, draw, write one HTML file.
 
 The page holds aggregates only — counts, shares, model parameters — with every count of 1 to
-``[export] min_cell`` − 1 withheld, directly or by subtraction (``cilink.report.suppression``), so the data
+``[export] min_cell`` − 1 withheld, directly or by subtraction (``cilink.disclosure.suppression``), so the data
 manager can send it to partners. The shared measures (indicators) are a section of it, computed from the
 full-detail data in the restricted zone (``cilink.export.detail``) and suppressed together with the other
 sections, in one registry: a count in one section cannot be subtracted from one in another. What the latest
@@ -19,14 +19,15 @@ from typing import Any
 import polars as pl
 
 from cilink import atomic
+from cilink.disclosure.suppression import EARLIER, Cells, Protection, Published
 from cilink.errors import WorkspaceError
 from cilink.export.open import Release
 from cilink.indicators.compute import Progress, indicator_table, register_indicators
 from cilink.indicators.definitions import indicator_definitions
 from cilink.ledger import Ledger
+from cilink.releases import find_release
 from cilink.report import charts, history, sections
 from cilink.report.html import Block, Section, render_page
-from cilink.report.suppression import EARLIER, Cells, Protection, Published
 from cilink.workspace import Workspace
 
 #: Every chart the report draws (tests check each one renders).
@@ -145,19 +146,25 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
     if earlier is not None:
         cells.earlier(earlier)
     step("report: counting", 1)
-    batches, quarantine = sections.ingest_reconciliation(ctx, cells)
-    completeness, flags = sections.field_quality(ctx, cells)
+    # suppression protects counts of people: rows, files and scored pairs are printed as they are (their
+    # relations are kept in a registry of their own, which is never protected)
+    rows_cells = Cells(min_cell=min_cell)
+    batches, quarantine = sections.ingest_reconciliation(ctx, rows_cells)
+    completeness, flags = sections.field_quality(ctx, rows_cells)
     model = sections.model_parameters(ctx)
-    hist, decisions = sections.match_weights(ctx, cells)
-    review = sections.review(ctx, cells, decisions)
+    hist, decisions = sections.match_weights(ctx, rows_cells)
+    review = sections.review(ctx, rows_cells, decisions)
+    for t in (batches, quarantine, completeness, flags, hist, decisions, review):
+        t.exact = True
     sizes, overlap, partner_persons = sections.clusters_and_overlap(ctx, cells)
+    people = sections.people_summary(ctx, cells)
     bias = sections.linkage_bias(ctx, cells)
     step("report: indicators", 2)
     ind_rows = register_indicators(detail, indicator_definitions(cfg), cells) if detail is not None else None
     step("report: small-cell suppression", 3)
     protection = cells.protect()
     shown = {t.name: t.shown(protection) for t in (batches, quarantine, completeness, flags, hist, decisions,
-                                                   review, sizes, overlap, partner_persons, bias)}
+                                                   review, sizes, overlap, partner_persons, bias, people)}
     ind_table = indicator_table(ind_rows, protection, min_cell) if ind_rows is not None else None
     own = {k: v for k, v in protection.published().items() if not (isinstance(k, tuple) and k[:1] == (EARLIER,))}
     if any(0 < v < min_cell for v in own.values()):
@@ -188,41 +195,44 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
     flags_wide = shown["flags"].pivot("partner", index="flag", values="rows").select("flag", *partners)
     rows_wide = (shown["completeness"].filter(pl.col("field") == fields[0]).select("partner", "rows"))
     page_sections = [
-        Section("ingest", "Ingest reconciliation", "Every row each partner sent, accounted for.",
-                _table(batches, shown["batches"]) + _table(quarantine, shown["quarantine"])),
-        Section("quality", "Field completeness and data quality", "How complete and valid each partner's identity "
-                "fields are: linkage can only use what is there.",
-                [Block("h3", "Staged rows per partner"), Block("table", frame=rows_wide, counts=("rows",)),
-                 *chart("completeness"),
-                 Block("h3", completeness.title), Block("table", frame=comp_wide), Block("p", completeness.note),
-                 Block("h3", flags.title), Block("table", frame=flags_wide, counts=tuple(partners)),
-                 Block("p", "ssn_masked: only the last four digits were sent (kept as ssn_last4).")]),
-        Section("model", "Linkage model", "The trained Fellegi–Sunter model: how much each kind of agreement "
-                "counts towards a match.",
-                (chart("model_weights") + _table(model, model.frame)) if model is not None
-                else [Block("p", "No trained model in the current link generation.")]),
-        Section("weights", "Match weights, threshold and review", "How scored pairs fall around the link threshold.",
-                chart("match_weights") + _table(hist, shown["histogram"]) + _table(decisions, shown["decisions"])
-                + _table(review, shown["review"])),
-        Section("persons", "Persons, cluster sizes and partner overlap", "How many people appear in which "
-                "combinations of partners — what linked data adds.",
-                chart("overlap") + _table(overlap, shown["overlap"]) + _table(partner_persons, shown["partner_persons"])
-                + chart("cluster_sizes") + _table(sizes, shown["cluster_sizes"])),
-        Section("bias", "Linked vs. unlinked records", "Do the people who link differ from those who do not?",
-                chart("linkage_bias") + _table(bias, shown["bias"])),
+        Section("summary", "Summary", "What came in, how many people it describes, and how the partners overlap.",
+                _summary(ctx, shown, people, overlap, partner_persons, chart("overlap"))),
+        Section("changes", "What changed", "Since the last report and the last aggregate release.",
+                _changes(ws, ctx, earlier, protection, [people, partner_persons, overlap])),
         Section("indicators", "Shared measures", "Indicators computed from the linked data of the active batches "
                 "(`cilink indicators` writes them as CSV and Parquet).",
                 [*chart("indicators"),
                  Block("table", frame=_indicator_display(ind_table), counts=("denominator",)),
                  Block("p", f"value: % for shares, USD for medians. Definitions: {definitions_at}.")]
                 if ind_table is not None else [Block("p", "No linked persons yet: run `cilink link`.")]),
+        Section("bias", "Linked vs. unlinked records", "Do the people who link differ from those who do not?",
+                chart("linkage_bias") + _table(bias, shown["bias"])),
+        Section("ingest", "Ingest reconciliation", "Every row each partner sent, accounted for.",
+                _table(batches, shown["batches"]) + _table(quarantine, shown["quarantine"]), appendix=True),
+        Section("quality", "Field completeness and data quality", "How complete and valid each partner's identity "
+                "fields are: linkage can only use what is there.",
+                [Block("h3", "Staged rows per partner"), Block("table", frame=rows_wide),
+                 *chart("completeness"),
+                 Block("h3", completeness.title), Block("table", frame=comp_wide), Block("p", completeness.note),
+                 Block("h3", flags.title), Block("table", frame=flags_wide),
+                 Block("p", "ssn_masked: only the last four digits were sent (kept as ssn_last4).")], appendix=True),
+        Section("persons", "Records per person", "How many records each linked person has.",
+                chart("cluster_sizes") + _table(sizes, shown["cluster_sizes"]), appendix=True),
+        Section("model", "Linkage model", "The trained Fellegi–Sunter model: how much each kind of agreement "
+                "counts towards a match.",
+                (chart("model_weights") + _table(model, model.frame)) if model is not None
+                else [Block("p", "No trained model in the current link generation.")], appendix=True),
+        Section("weights", "Match weights, threshold and review", "How scored pairs fall around the link threshold.",
+                chart("match_weights") + _table(hist, shown["histogram"]) + _table(decisions, shown["decisions"])
+                + _table(review, shown["review"]), appendix=True),
     ]
     state_run = ctx.generation.name if ctx.generation else "none"
     meta = [f"{heading} · link generation {state_run}"
             + (f" · checked against aggregate release {earlier.release_id}" if earlier is not None else ""),
-            f"Counts of 1 to {min_cell - 1} are shown as {'*'}, and so are counts from which one could "
-            "be worked out (complementary suppression), also together with the previous aggregate release. "
-            "– : not available."]
+            f"Counts of people from 1 to {min_cell - 1} are shown as {'*'}, and so are the fewest other counts of "
+            "people from which one could be worked out (complementary suppression, also together with the previous "
+            f"aggregate release): {_hidden_share(cells, protection)}. Counts of rows, files and pairs are not "
+            "counts of people and are shown as they are. – : not available."]
     summary = ("Aggregates only: no names, dates of birth, SSNs or source ids, and no count small enough to point "
                "at a person. Safe to share with partners.")
     step("report: writing", 5)
@@ -230,3 +240,82 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
     return ComposedReport(page=page, cells=cells, protection=protection, indicators=ind_table, charts=sorted(figs),
                           tables=sum(1 for sec in page_sections for b in sec.blocks if b.kind == "table"),
                           notes=ctx.notes, earlier=earlier.release_id if earlier is not None else None)
+
+
+def _hidden_share(cells: Cells, protection: Protection) -> str:
+    """How many of the printable counts of people are withheld, and how many of those only as complements."""
+    own = [k for k in cells.public if k not in cells.fixed and _own_cell(k)]
+    hidden = [k for k in own if k in protection.suppressed]
+    small = sum(1 for k in hidden if 0 < cells.values[k] < cells.min_cell)
+    share = f"{100 * len(hidden) / len(own):.0f}%" if own else "0%"
+    return f"{len(hidden)} of {len(own)} counts withheld ({share}; {small} small, {len(hidden) - small} complementary)"
+
+
+def _own_cell(k: object) -> bool:
+    return not (isinstance(k, tuple) and k and (k[0] == EARLIER or isinstance(k[0], tuple)))
+
+
+def _shown_text(value: int | None) -> str:
+    return "*" if value is None else f"{value:,}"
+
+
+def _summary(ctx: sections.Context, shown: dict[str, pl.DataFrame], people: sections.Table,
+             overlap: sections.Table, partner_persons: sections.Table, overlap_chart: list[Block]) -> list[Block]:
+    """The summary: records in, people linked, the partner overlap — what a partner's director reads."""
+    active = [b for b in ctx.batches if b.status == "active"]
+    partners = sorted(p.id for p in ctx.cfg.partners)
+    records_in = pl.DataFrame(
+        [{"partner": p, "files": sum(1 for b in active if b.partner == p),
+          "rows received": sum(b.rows_in for b in active if b.partner == p),
+          "accepted": sum(b.accepted for b in active if b.partner == p),
+          "set aside": sum(b.quarantined for b in active if b.partner == p)} for p in partners],
+        schema={"partner": pl.String, "files": pl.Int64, "rows received": pl.Int64, "accepted": pl.Int64,
+                "set aside": pl.Int64})
+    counts = dict(shown["people"].iter_rows())
+    linked_records = ctx.crosswalk.height if ctx.crosswalk is not None else 0
+    lead = (f"<b>{int(records_in['rows received'].sum()):,}</b> rows came in from {len(partners)} partners "
+            f"({int(records_in['set aside'].sum()):,} set aside for the partner to correct), giving "
+            f"<b>{linked_records:,}</b> records. They describe <b>{_shown_text(counts.get(sections.SUMMARY_PEOPLE[0]))}"
+            f"</b> people, <b>{_shown_text(counts.get(sections.SUMMARY_PEOPLE[1]))}</b> of them known to more than "
+            "one partner.")
+    return [Block("lead", lead),
+            Block("h3", "Records in per partner (active files)"), Block("table", frame=records_in),
+            Block("p", "set aside: rows quarantined with a reason, sent back to the partner (see the appendix)."),
+            *_table(people, shown["people"]), *overlap_chart, *_table(overlap, shown["overlap"]),
+            *_table(partner_persons, shown["partner_persons"])]
+
+
+def _changes(ws: Workspace, ctx: sections.Context, earlier: Published | None, protection: Protection,
+             tables: list[sections.Table]) -> list[Block]:
+    """Files received since the last report, and the people counts then and now (against the last aggregate
+    release: the one this report's suppression is checked against, so the two together give nothing away)."""
+    with Ledger(ws.ledger_path) as ledger:
+        reports = [e["at"] for e in ledger.audit_entries() if e["action"] == "report"]
+    released = find_release(ws, earlier.release_id) if earlier is not None else None
+    blocks: list[Block] = []
+    since = reports[-1] if reports else None
+    if since is None:
+        blocks.append(Block("p", "This is the first report of this workspace."))
+    else:
+        new = [b for b in ctx.batches if b.created_at > since]
+        by_partner = ", ".join(f"{p}: {sum(1 for b in new if b.partner == p)}"
+                               for p in sorted({b.partner for b in new}))
+        blocks.append(Block("p", f"Since the last report ({since[:10]}): {len(new)} file(s) received"
+                            + (f" ({by_partner})." if new else ".")))
+    if earlier is None:
+        blocks.append(Block("p", "No aggregate release yet to compare the counts of people with "
+                            "(`cilink export` to an aggregate audience makes one)."))
+        return blocks
+    rows = []
+    for t in tables:
+        for row in t.row_keys():
+            for c in t.counts:
+                k = t.key(row, c)
+                then = earlier.cells.get(k) if k in earlier.printed else None
+                rows.append({"count": f"{t.title}: {' + '.join(str(v) for v in row if not isinstance(v, int))}",
+                             "then": then, "now": protection.shown(k)})
+    frame = pl.DataFrame(rows, schema={"count": pl.String, "then": pl.Int64, "now": pl.Int64})
+    when = f", {released.created_at[:10]}" if released else ""
+    return [*blocks, Block("h3", f"People then (aggregate release {earlier.release_id}{when}) and now"),
+            Block("table", frame=frame, counts=("then", "now")),
+            Block("p", "Both columns are suppressed together: no difference between them is a small count.")]

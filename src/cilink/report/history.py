@@ -5,7 +5,7 @@ registered, its value and whether it was printed, and the relations between them
 ``members-<n>.parquet`` per unit space (which units — internal ids — each count counted). The next
 aggregate release, whatever its audience (aggregates go to partners, funders and the public alike, so they
 are one public record), loads the latest one (``latest``) and suppresses until nothing it prints, together
-with what was printed before, gives away a small count (``cilink.report.suppression``).
+with what was printed before, gives away a small count (``cilink.disclosure.suppression``).
 
 A state becomes final only with its release: ``stage`` writes it under ``aggregates/pending/<release_id>/``
 while the release is being staged, and ``commit`` (called by export once the release is published) moves it
@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from cilink.atomic import fsync_dir
-from cilink.report.suppression import Key, Published
+from cilink.disclosure.suppression import Key, Published
 from cilink.workspace import Workspace
 
 STATE = "state.json"

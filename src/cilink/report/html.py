@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cilink.report.suppression import SUPPRESSED
+from cilink.disclosure.suppression import SUPPRESSED
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -22,11 +22,15 @@ main{max-width:1100px;margin:0 auto;padding:24px 32px 64px;background:#fff}
 h1{font-size:1.6em;margin:0 0 4px} h2{font-size:1.25em;margin:36px 0 8px;border-bottom:2px solid #1f5f99;
   padding-bottom:4px} h3{font-size:1.05em;margin:20px 0 6px}
 .meta{color:#555;font-size:.9em} .note{color:#555;font-size:.85em;margin:4px 0 10px}
+.scroll{overflow-x:auto;max-width:100%;margin:6px 0 12px} .scroll table{margin:0}
 table{border-collapse:collapse;font-size:.82em;margin:6px 0 12px}
 th,td{border-bottom:1px solid #e3e3e3;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f0f4f8} td.n{text-align:right;font-variant-numeric:tabular-nums} td.s{color:#888}
-figure{margin:10px 0 18px} svg.chart{max-width:100%;height:auto}
-nav ol{columns:2;font-size:.9em} .box{background:#f0f4f8;border-left:4px solid #1f5f99;padding:8px 12px;
+figure{margin:10px 0 18px;overflow-x:auto;max-width:100%} svg.chart{display:block}
+nav ol{columns:2;font-size:.9em} h2.appendix{border-bottom-color:#888;color:#444}
+.summary-lead{font-size:1.05em} .summary-lead b{font-size:1.1em}
+@media (max-width:600px){main{padding:12px 12px 40px} nav ol{columns:1} h1{font-size:1.3em}}
+.box{background:#f0f4f8;border-left:4px solid #1f5f99;padding:8px 12px;
   font-size:.9em} .warn{color:#9a3412}
 """
 
@@ -35,7 +39,7 @@ nav ol{columns:2;font-size:.9em} .box{background:#f0f4f8;border-left:4px solid #
 class Block:
     """A piece of a section: a heading, a paragraph, a table or a chart."""
 
-    kind: str  # "h3" | "p" | "table" | "chart"
+    kind: str  # "h3" | "p" | "lead" (trusted markup) | "table" | "chart"
     text: str = ""
     frame: pl.DataFrame | None = None
     counts: tuple[str, ...] = ()
@@ -49,6 +53,8 @@ class Section:
     title: str
     intro: str
     blocks: list[Block]
+    #: model internals and bookkeeping, after the sections a partner's director reads
+    appendix: bool = False
 
 
 def _cell(value: object, is_count: bool) -> str:
@@ -62,7 +68,7 @@ def _cell(value: object, is_count: bool) -> str:
         text = f"{value:.3g}" if abs(value) < 1 and value != 0 else f"{value:,.1f}"
         return f'<td class="n">{text}</td>'
     if isinstance(value, int):
-        return f'<td class="n c">{value:,}</td>' if is_count else f'<td class="n">{value}</td>'
+        return f'<td class="n c">{value:,}</td>' if is_count else f'<td class="n">{value:,}</td>'
     return f"<td>{html.escape(str(value))}</td>"
 
 
@@ -78,18 +84,23 @@ def _block(b: Block) -> str:
         return f"<h3>{html.escape(b.text)}</h3>"
     if b.kind == "p":
         return f'<p class="note">{html.escape(b.text)}</p>'
+    if b.kind == "lead":
+        return f'<p class="summary-lead">{b.text}</p>'  # built by the report from escaped parts
     if b.kind == "table":
         assert b.frame is not None
-        return render_table(b.frame, b.counts)
+        return f'<div class="scroll">{render_table(b.frame, b.counts)}</div>'  # scrolls on a phone, not the page
     return f'<figure data-chart="{html.escape(b.name)}">{b.chart}</figure>'
 
 
 def render_page(title: str, meta: list[str], summary: str, sections: list[Section]) -> str:
     """The whole page."""
-    nav = "".join(f'<li><a href="#{s.id}">{html.escape(s.title)}</a></li>' for s in sections)
+    def heading(s: Section) -> str:
+        return ("Appendix: " if s.appendix else "") + s.title
+
+    nav = "".join(f'<li><a href="#{s.id}">{html.escape(heading(s))}</a></li>' for s in sections)
     body = "".join(
-        f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2><p>{html.escape(s.intro)}</p>'
-        + "".join(_block(b) for b in s.blocks) + "</section>" for s in sections)
+        f'<section id="{s.id}"><h2{" class=appendix" if s.appendix else ""}>{html.escape(heading(s))}</h2>'
+        f'<p>{html.escape(s.intro)}</p>' + "".join(_block(b) for b in s.blocks) + "</section>" for s in sections)
     meta_html = "<br>".join(html.escape(m) for m in meta)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -2,7 +2,7 @@
 
 Each section function reads what ingest and link left in the workspace (restricted), reduces it to counts,
 registers every count it will print — and the relations between them — in one shared
-``cilink.report.suppression.Cells``, and returns ``Table`` objects holding the exact counts. Suppression is
+``cilink.disclosure.suppression.Cells``, and returns ``Table`` objects holding the exact counts. Suppression is
 decided once for the whole report (``Table.shown``), because counts in different sections are related (the
 persons of a partner in the overlap table are the linked plus unlinked persons in the bias table; a
 partner's staged rows are its batches' accepted rows) and a cell hidden in one table must not be
@@ -26,9 +26,10 @@ import numpy as np
 import polars as pl
 
 from cilink.config import CilinkConfig
+from cilink.disclosure.suppression import Cells, Key, Protection
 from cilink.ledger import Batch, Ledger
+from cilink.link import review_ledger
 from cilink.link.outputs import read_crosswalk, read_pairs
-from cilink.report.suppression import Cells, Key, Protection
 from cilink.staging import staged_records
 from cilink.workspace import Workspace
 
@@ -43,6 +44,8 @@ AGE_BANDS = ((0, 4, "0-4"), (5, 17, "5-17"), (18, 24, "18-24"), (25, 44, "25-44"
 DECISIONS = ("link", "review", "must_link", "cannot_link")
 REGIONS = ("at or above the link threshold", "review band", "reviewer-added (not scored)")
 CLUSTER_SIZES = ("1", "2", "3", "4", "5+")
+#: how much the overlap table's counts are worth keeping (``Cells.add``): more than any other count
+OVERLAP_KEEP = 3
 #: Unit spaces of the report's counts (``Cells.units``); persons are shared with the indicators.
 PERSONS_SPACE = "persons"
 ROWS_SPACE = "staged_rows"
@@ -132,8 +135,7 @@ def load_context(ws: Workspace) -> Context:
     cfg = ws.config
     with Ledger(ws.ledger_path) as ledger:
         batches = ledger.batches()
-        decisions = [tuple(r) for r in ledger.conn.execute(
-            "SELECT record_id_l, record_id_r, decision FROM review_decisions ORDER BY seq")]
+        decisions = review_ledger.standing_rows(ledger.conn)  # what the next link obeys
     wanted = [*QUALITY_FIELDS, "source_person_id", "middle_name", "_cilink_flags", "entry_date", "exit_date",
               "_cilink_batch_id", "_cilink_row"]
     staged = {}
@@ -396,7 +398,8 @@ def review(ctx: Context, cells: Cells, decisions: Table) -> Table:
             {"item": "decisions recorded: non-match", "pairs": sum(1 for d in latest.values() if d == "non_match")}]
     table = Table("review", "Review queue and reviewers' decisions",
                   pl.DataFrame(rows, schema={"item": pl.String, "pairs": pl.Int64}), ["item"], ["pairs"],
-                  note="Decisions recorded: the latest decision per pair in the ledger (reviewers are not named).")
+                  note="Decisions recorded: the decision per pair the next link obeys (a reviewer's latest; none "
+                       "where two reviewers disagree and nobody has adjudicated). Reviewers are not named.")
     table.register(cells)
     if {"record_id_l", "record_id_r"} <= set(queue.columns) and queue.height:
         guard = reason.alias("_r")
@@ -445,8 +448,8 @@ def clusters_and_overlap(ctx: Context, cells: Cells) -> list[Table]:
                     ["partners", "n_partners"], ["persons"])
     overlap.register(cells)
     for c in combos:
-        if len(c) == 1:  # the unlinked persons of a partner: the bias comparison's denominators
-            cells.add(overlap.key((_combo_label(c), 1), "persons"), by_combo.get(c, 0), keep=1)
+        # the overlap is what the report is read for: complements are taken elsewhere first
+        cells.add(overlap.key((_combo_label(c), len(c)), "persons"), by_combo.get(c, 0), keep=OVERLAP_KEEP)
     totals = Table("partner_persons", "Persons per partner",
                    pl.DataFrame({"partner": partners,
                                  "persons": [sum(n for c, n in by_combo.items() if p in c) for p in partners]},
@@ -472,6 +475,37 @@ def clusters_and_overlap(ctx: Context, cells: Cells) -> list[Table]:
         cells.units(PERSONS_SPACE, keys, units.get_column("_id"),
                     units.select([c.alias(f"c{i}") for i, c in enumerate(cols)]))
     return [sizes, overlap, totals]
+
+
+SUMMARY_PEOPLE = ("people linked", "known to two or more partners", "known to one partner only")
+
+
+def people_summary(ctx: Context, cells: Cells) -> Table:
+    """The summary's people: everyone linked, those known to more than one partner, those known to one.
+
+    Call after ``clusters_and_overlap``: the rows are sums of its overlap cells (and related to them)."""
+    partners = sorted(p.id for p in ctx.cfg.partners)
+    cw = ctx.crosswalk if ctx.crosswalk is not None else pl.DataFrame(
+        schema={"partner": pl.String, "person_id": pl.String})
+    per = cw.group_by("person_id").agg(pl.col("partner").n_unique().alias("k"))
+    values = [per.height, per.filter(pl.col("k") > 1).height, per.filter(pl.col("k") == 1).height]
+    table = Table("people", "People in the linked data", pl.DataFrame(
+        {"": list(SUMMARY_PEOPLE), "persons": values}, schema={"": pl.String, "persons": pl.Int64}),
+        [""], ["persons"])
+    table.register(cells)
+    keys = [table.key((item,), "persons") for item in SUMMARY_PEOPLE]
+    for key in keys:
+        cells.add(key, cells.values[key], keep=OVERLAP_KEEP)
+    combos = [c for k in range(1, len(partners) + 1) for c in itertools.combinations(partners, k)]
+    cells.same(keys[0], ("persons", "total"))
+    cells.total(keys[1], [("overlap", _combo_label(c), len(c), "persons") for c in combos if len(c) > 1])
+    cells.total(keys[2], [("overlap", _combo_label(c), len(c), "persons") for c in combos if len(c) == 1])
+    if per.height:
+        units = per.join(ctx.person_units(), on="person_id", how="left")
+        cells.units(PERSONS_SPACE, keys, units.get_column("_id"),
+                    units.select(pl.lit(True).alias("c0"), (pl.col("k") > 1).alias("c1"),
+                                 (pl.col("k") == 1).alias("c2")))
+    return table
 
 
 def _age_band(age: pl.Expr) -> pl.Expr:
