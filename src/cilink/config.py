@@ -136,6 +136,10 @@ class LinkSettings(Strict):
     comparisons: list[str] | None = Field(
         default=None, description="override: names of comparison constructors (see cilink.link.comparisons)"
     )
+    placeholder_names: list[str] = Field(
+        default_factory=list, description="names that mean 'no name' in your partners' data, added to the "
+        "built-in list (Baby Boy, Unknown, FNU, relation words …; docs/linkage.md): treated as missing"
+    )
 
 
 class ReleaseProfile(StrEnum):

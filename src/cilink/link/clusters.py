@@ -10,8 +10,9 @@ component from forming in full:
   them (a household member's SSN copied onto a record), but a chain of other records never may.
 
 Components free of both are taken whole (found vectorised, ``components``); only the few with a conflict
-go through Python, rebuilt greedily: must-links first, as the reviewer decided them (SSNs unchecked), then links by falling match weight (ties by record ids), skipping any edge that would join two
-clusters in conflict. The result depends only on the set of edges and constraints, never on input order,
+go through Python, rebuilt greedily: must-links first, as the reviewer decided them (SSNs unchecked), then
+links by falling match weight (ties by record ids), skipping any edge that would join two clusters in
+conflict. The result depends only on the set of edges and constraints, never on input order,
 so an incremental run and a full run on the same pairs give the same clusters.
 """
 

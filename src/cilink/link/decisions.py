@@ -13,7 +13,12 @@ Pair guards (household members are the main source of false links, design §5):
   needs at least one personal identifier — name, birth date, SSN or e-mail — that agrees;
 - ``first_name_conflict`` — first names disagree outright (no exact, alias, swapped or close-spelling
   level) while no SSN or e-mail agrees: twins and siblings share last name, birth date and address. Only
-  where the data come in households: elsewhere that pattern is one person with a mistyped first name.
+  where the data come in households: elsewhere that pattern is one person with a mistyped first name;
+- ``nameless_ambiguous`` — a record without a first name (none given, or a placeholder such as "Baby Boy")
+  that reaches the link threshold with two or more records of one partner (then all its candidates wait),
+  or a pair of two such records: twins and siblings agree on everything else, so which of them it is needs
+  a reviewer, unless an SSN or e-mail agrees. With one candidate it links: a missing name is missing, not a
+  disagreement.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import polars as pl
 LINK, REVIEW, MUST_LINK, CANNOT_LINK = "link", "review", "must_link", "cannot_link"
 GUARD_ADDRESS = "address_only"
 GUARD_FIRST_NAME = "first_name_conflict"
+GUARD_NAMELESS = "nameless_ambiguous"
 #: an SSN or e-mail agreement at least this strong (log2) vouches for a pair whose first names differ
 _STRONG_ID_WEIGHT = 8.0
 #: comparisons that agree for half of all pairs by chance: never the personal evidence a link needs
@@ -71,24 +77,59 @@ def _address_only(pairs: pl.DataFrame, floor: float, household: list[str], house
     return ~pl.any_horizontal(*[pl.col(c) > 0 for c in personal]) if personal else pl.lit(True)
 
 
+def nameless_ambiguous(pairs: pl.DataFrame, thresholds: Thresholds, nameless: pl.Series) -> pl.DataFrame:
+    """Pairs (record_id_l, record_id_r) the ``nameless_ambiguous`` guard holds back: every link-level pair
+    of a record in ``nameless`` (record ids without a first name) that has two or more link-level candidates
+    at one partner, and every link-level pair of two nameless records — except pairs whose SSN or e-mail
+    agrees. Decided on all scored pairs, so an incremental run holds back what a full run does."""
+    empty = pl.DataFrame(schema={"record_id_l": pl.String, "record_id_r": pl.String})
+    if not len(nameless) or not pairs.height:
+        return empty
+    strong = _strong_id(pairs)
+    linked = pairs.filter(pl.col("match_weight") >= thresholds.link).select(
+        "record_id_l", "record_id_r", (pl.any_horizontal(*strong) if strong else pl.lit(False)).alias("_strong"))
+    sides = pl.concat([linked.with_columns(pl.col("record_id_l").alias("_x"), pl.col("record_id_r").alias("_y")),
+                       linked.with_columns(pl.col("record_id_r").alias("_x"), pl.col("record_id_l").alias("_y"))])
+    sides = sides.filter(pl.col("_x").is_in(nameless.implode())).with_columns(
+        pl.col("_y").str.splitn(":", 2).struct.field("field_0").alias("_partner"))
+    # ambiguous at one partner: every candidate of that record waits (the twin may be at another partner too)
+    ambiguous = (pl.len().over("_x", "_partner") >= 2).any().over("_x")
+    held = sides.filter(ambiguous | pl.col("_y").is_in(nameless.implode()))
+    return (held.filter(~pl.col("_strong")).select("record_id_l", "record_id_r").unique()
+            .sort("record_id_l", "record_id_r"))
+
+
+def _strong_id(pairs: pl.DataFrame) -> list[pl.Expr]:
+    """An SSN or e-mail agreement strong enough to tell twins apart (the plaintext or encoded comparison)."""
+    return [pl.col(c) >= _STRONG_ID_WEIGHT for c in ("w_ssn", "w_email", "w_ssn_enc", "w_email_enc")
+            if c in pairs.columns]
+
+
 def decide(pairs: pl.DataFrame, thresholds: Thresholds, reviewed: pl.DataFrame,
-           household: list[str], households_present: bool = True) -> pl.DataFrame:
+           household: list[str], households_present: bool = True,
+           held: pl.DataFrame | None = None) -> pl.DataFrame:
     """Add ``decision`` and ``guard`` to scored ``pairs`` (and add reviewed pairs that were not scored).
 
     ``reviewed``: latest reviewer decisions (record_id_l, record_id_r, decision: match | non_match);
     ``household``: names of the household comparisons (their ``w_<name>`` columns);
-    ``households_present``: whether the data come in households (see the module docstring).
+    ``households_present``: whether the data come in households (see the module docstring);
+    ``held``: pairs the ``nameless_ambiguous`` guard holds back (``nameless_ambiguous``).
     """
     # the *_enc comparisons stand in for the plaintext ones where a record is encoded (docs/encodings.md)
-    strong = [pl.col(c) >= _STRONG_ID_WEIGHT for c in ("w_ssn", "w_email", "w_ssn_enc", "w_email_enc")
-              if c in pairs.columns]
+    strong = _strong_id(pairs)
     first = [c for c in ("w_first_name", "w_first_name_enc") if c in pairs.columns]
     first_conflict = (pl.min_horizontal(first) < 0) if first and households_present else pl.lit(False)
     if strong:
         first_conflict = first_conflict & ~pl.any_horizontal(*strong)
+    if held is not None and held.height:
+        pairs = pairs.join(held.select("record_id_l", "record_id_r", pl.lit(True).alias("_held")),
+                           on=["record_id_l", "record_id_r"], how="left", maintain_order="left")
+    else:
+        pairs = pairs.with_columns(pl.lit(None, dtype=pl.Boolean).alias("_held"))
     guard = (
         pl.when(_address_only(pairs, thresholds.floor, household, households_present)).then(pl.lit(GUARD_ADDRESS))
         .when(first_conflict).then(pl.lit(GUARD_FIRST_NAME))
+        .when(pl.col("_held").fill_null(False)).then(pl.lit(GUARD_NAMELESS))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     scored = pairs.filter(pl.col("match_weight") >= thresholds.floor).with_columns(
@@ -105,4 +146,5 @@ def decide(pairs: pl.DataFrame, thresholds: Thresholds, reviewed: pl.DataFrame,
         .when((pl.col("match_weight") >= thresholds.link) & pl.col("guard").is_null()).then(pl.lit(LINK))
         .otherwise(pl.lit(REVIEW))
     )
-    return out.with_columns(decision.alias("decision")).drop("_reviewed").sort("record_id_l", "record_id_r")
+    return (out.with_columns(decision.alias("decision")).drop("_reviewed", "_held")
+            .sort("record_id_l", "record_id_r"))

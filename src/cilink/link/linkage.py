@@ -24,6 +24,7 @@ import polars as pl
 
 from cilink import parallel
 from cilink.config import EngineSettings
+from cilink.encoding.scheme import ENC_PREFIX
 from cilink.errors import CilinkError, WorkspaceError
 from cilink.generations import new_link_generation
 from cilink.ledger import Batch, Ledger, now_utc
@@ -176,7 +177,7 @@ class RecordBuilds:
         """Begin building these partners' records (those not begun already)."""
         for p in sorted(set(partners) - set(self._builds)):
             self._builds[p] = parallel.background(build_records, staged_records(self._ws, p), self._order,
-                                                  self._encoding)
+                                                  self._encoding, self._ws.config.link.placeholder_names)
 
     def result(self, partner: str) -> pl.DataFrame:
         """One partner's records (built now if not begun)."""
@@ -217,6 +218,16 @@ def _train_reason(model: engine.Model | None, spec: LinkSpec, retrain: bool, pur
     if purged & set(model.meta.get("training_batches", [])):
         return "the model was trained on data that has since been purged"
     return None
+
+
+def _nameless(records: pl.DataFrame) -> pl.Series:
+    """Record ids with no first name at all: none in plaintext (none given, or a placeholder) and none
+    encoded."""
+    missing = pl.col("first_name").is_null() if "first_name" in records.columns else pl.lit(True)
+    encoded = ENC_PREFIX + "first_name"
+    if encoded in records.columns:
+        missing = missing & pl.col(encoded).is_null()
+    return records.filter(missing).get_column("record_id")
 
 
 def _full_reason(full: bool, trained: bool, state: dict[str, Any], model_id: str | None, spec: LinkSpec,
@@ -314,7 +325,10 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     model = None if retrain else engine.load_model(link_dir)
     purged = {b.batch_id for b in ledger.batches(status="purged")}
     reason = _train_reason(model, spec, retrain, purged)
-    rebuild_all = full or reason is not None or not prev.complete
+    placeholders = sorted(cfg.link.placeholder_names)
+    # records read back were built with the placeholder list of their run: a new list rebuilds them all
+    rebuild_all = (full or reason is not None or not prev.complete
+                   or state.get("placeholder_names") != placeholders)
     if not rebuild_all and model is not None:
         engine.prepare_scoring(model, engine_settings)
     columns = list(dict.fromkeys([*KEY_COLUMNS, *spec.columns, "ssn"]))
@@ -373,7 +387,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
     ctx = Context(
         thresholds=thresholds, reviewed=reviewed, household=spec.household_comparisons(),
         households_present=bool(model.meta.get("households_present", True)),
-        ssn=records.select("record_id", "ssn"),
+        ssn=records.select("record_id", "ssn"), nameless=_nameless(records),
         issue_order=_issue_order(ledger), taken=_taken(ledger, prev_ids),
         rng=id_generator(secret, cfg.link.seed, history_seq),
     )
@@ -410,7 +424,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         "run_id": run_id, "finished_at": now_utc(), "batches": _batch_ids(batches), "model_id": model_id,
         "spec": spec.fingerprint, "blocking": spec.blocking_fingerprint, "floor": thresholds.floor,
         "link_threshold": thresholds.link, "review_seq": review_seq, "id_events": len(persons.events),
-        "persons": n_persons, "clusters_by_partners": by_partners,
+        "persons": n_persons, "clusters_by_partners": by_partners, "placeholder_names": placeholders,
     })
 
     clock.lap("write")

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 import polars as pl
 
 from cilink.link.clusters import cluster_records
-from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW, Thresholds, decide
+from cilink.link.decisions import (
+    CANNOT_LINK,
+    GUARD_NAMELESS,
+    LINK,
+    MUST_LINK,
+    REVIEW,
+    Thresholds,
+    decide,
+    nameless_ambiguous,
+)
 from cilink.link.person_ids import IdEvent, assign_person_ids
 from cilink.link.records import with_record_keys
 
@@ -58,6 +67,7 @@ class Context:
     household: list[str]
     households_present: bool
     ssn: pl.DataFrame  # record_id, ssn (null where there is no valid SSN)
+    nameless: pl.Series  # record ids without a first name (the nameless_ambiguous guard)
     issue_order: Callable[[list[str]], dict[str, int]]
     taken: Callable[[list[str]], set[str]]
     rng: random.Random
@@ -67,9 +77,9 @@ def _in(col: str, ids: pl.Series) -> pl.Expr:
     return pl.col(col).is_in(ids.implode())
 
 
-def _cluster(record_ids: list[str], decided: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _cluster(record_ids: pl.Series, decided: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cluster ``record_ids`` over ``decided`` pairs; returns (clusters, decided with refusals applied)."""
-    wanted = pl.col("record_id").is_in(pl.Series(record_ids, dtype=pl.String).implode())
+    wanted = pl.col("record_id").is_in(record_ids.implode())
     ssn = ctx.ssn.filter(wanted & pl.col("ssn").is_not_null()).select("record_id", "ssn")
     clustering = cluster_records(
         record_ids,
@@ -90,8 +100,9 @@ def _cluster(record_ids: list[str], decided: pl.DataFrame, ctx: Context) -> tupl
 def resolve_all(record_ids: pl.Series, pairs: pl.DataFrame, previous_ids: pl.DataFrame | None,
                 ctx: Context) -> Persons:
     """Decide every pair, cluster every record, assign every cluster an ID (stable against ``previous_ids``)."""
-    decided = decide(pairs, ctx.thresholds, ctx.reviewed, ctx.household, ctx.households_present)
-    clusters, decided = _cluster(record_ids.to_list(), decided, ctx)
+    held = nameless_ambiguous(pairs, ctx.thresholds, ctx.nameless)
+    decided = decide(pairs, ctx.thresholds, ctx.reviewed, ctx.household, ctx.households_present, held)
+    clusters, decided = _cluster(record_ids, decided, ctx)
     assignment = assign_person_ids(clusters, previous_ids, issue_order=ctx.issue_order, rng=ctx.rng,
                                    taken=ctx.taken)
     return Persons(decided.sort("record_id_l", "record_id_r"), _people(clusters, assignment.person_ids),
@@ -114,7 +125,13 @@ def resolve_changed(
     ``new_pairs``; carry everything else over from the previous run."""
     fresh_new = decide(new_pairs, ctx.thresholds, ctx.reviewed.clear(), ctx.household, ctx.households_present)
     linked = fresh_new.filter(pl.col("decision") == LINK)
-    seeds = pl.concat([changed, gone, reviewed_ids, linked["record_id_l"], linked["record_id_r"]]).unique()
+    # pairs held back now but not last run, or the other way round (a twin's record came or went)
+    held = nameless_ambiguous(pairs, ctx.thresholds, ctx.nameless)
+    was_held = previous_decided.filter(pl.col("guard") == GUARD_NAMELESS).select("record_id_l", "record_id_r")
+    flipped = pl.concat([held.join(was_held, on=["record_id_l", "record_id_r"], how="anti"),
+                         was_held.join(held, on=["record_id_l", "record_id_r"], how="anti")])
+    seeds = pl.concat([changed, gone, reviewed_ids, linked["record_id_l"], linked["record_id_r"],
+                       flipped["record_id_l"], flipped["record_id_r"]]).unique()
     components = previous_people.filter(_in("record_id", seeds))["component"].unique()
     # the old members of touched components (gone records among them) and the new records
     in_touched = _in("component", components)
@@ -125,8 +142,8 @@ def resolve_changed(
 
     touches = _in("record_id_l", affected) | _in("record_id_r", affected)
     reviewed = ctx.reviewed.filter(touches)
-    fresh = decide(pairs.filter(touches), ctx.thresholds, reviewed, ctx.household, ctx.households_present)
-    clusters, fresh = _cluster(affected.to_list(), fresh, ctx)
+    fresh = decide(pairs.filter(touches), ctx.thresholds, reviewed, ctx.household, ctx.households_present, held)
+    clusters, fresh = _cluster(affected, fresh, ctx)
     redone = pl.concat([old_members, affected]).unique()
     # a pair of the last run with neither record redone is unchanged (gone records are all redone)
     carried = previous_decided.filter(~_in("record_id_l", redone) & ~_in("record_id_r", redone))

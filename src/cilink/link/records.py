@@ -9,7 +9,7 @@ also carry encodings and their blocking keys (``cilink.link.encodings``, ``ENCOD
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import polars as pl
 
@@ -23,6 +23,7 @@ from cilink.link.encodings import (
     add_encodings,
 )
 from cilink.link.names import alias_series, phonetic_series
+from cilink.link.placeholders import placeholder
 
 #: Identity fields of a linkable record, in order (design §4).
 IDENTITY_FIELDS = (
@@ -33,7 +34,7 @@ KEY_COLUMNS = ("record_id", "partner", "source_person_id")
 DERIVED = (
     "_cilink_first_aliases", "_cilink_last_tokens", "_cilink_first_phonetic", "_cilink_last_phonetic",
     "_cilink_first_initial", "_cilink_dob_digits", "_cilink_birth_year", "_cilink_birth_month",
-    "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_street_key",
+    "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_street_key", "_cilink_name_placeholder",
 )
 RECORD_COLUMNS = (*KEY_COLUMNS, *IDENTITY_FIELDS, *DERIVED)
 
@@ -61,6 +62,7 @@ def empty_records() -> pl.DataFrame:
     schema.update({c: pl.String() for c in DERIVED})
     schema["_cilink_first_aliases"] = pl.List(pl.String())
     schema["_cilink_last_tokens"] = pl.List(pl.String())
+    schema["_cilink_name_placeholder"] = pl.Boolean()
     schema.update({c: pl.Binary() for c in ENCODED_COLUMNS})
     schema.update({c: pl.Int64() for c in ENCODED_RECORD_COLUMNS if c not in schema})
     schema[PLAINTEXT_MARK] = pl.String()
@@ -68,11 +70,13 @@ def empty_records() -> pl.DataFrame:
 
 
 def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str, int],
-                  encoding: EncodingPlan | None = None) -> pl.DataFrame:
+                  encoding: EncodingPlan | None = None, placeholder_names: Iterable[str] = ()) -> pl.DataFrame:
     """Collapse staged rows into linkable records (sorted by ``record_id``).
 
     ``batch_order`` ranks batch ids by ingest time (older first); it decides which value is most recent.
     ``encoding``: the project's plan when some partner is encoded (adds ``ENCODED_RECORD_COLUMNS``).
+    Placeholder names ("Baby Boy", "Unknown", "FNU": ``cilink.link.placeholders``, plus
+    ``placeholder_names``) count as missing; a record that had one is flagged ``_cilink_name_placeholder``.
     Example: ``build_records(staged_records(ws), {b.batch_id: i for i, b in enumerate(batches)})``
     """
     lf = staged.lazy()
@@ -80,9 +84,15 @@ def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str,
     when = pl.col("entry_date") if "entry_date" in names else pl.lit(None, dtype=pl.Date)
     present = [f for f in IDENTITY_FIELDS if f in names]
     carried = [c for c in (*ENCODED_COLUMNS, BIRTH_YEAR) if c in names] if encoding is not None else []
+    extra = tuple(placeholder_names)
+    named = [f for f in ("first_name", "middle_name", "last_name") if f in present]
+    flagged = [placeholder(f, extra).alias(f"_ph_{f}") for f in named]
+    lf = lf.with_columns(*flagged).with_columns(
+        *[pl.when(pl.col(f"_ph_{f}")).then(None).otherwise(pl.col(f)).alias(f) for f in named])
     lf = lf.select(
         pl.col("_cilink_partner").alias("partner"),
         pl.col("source_person_id"),
+        (pl.any_horizontal(*[pl.col(f"_ph_{f}") for f in named]) if named else pl.lit(False)).alias("_ph"),
         *[pl.col(f).cast(_IDENTITY_DTYPES[f]) for f in present],
         *[pl.col(c) for c in carried],
         *[pl.lit(None, dtype=_IDENTITY_DTYPES[f]).alias(f) for f in IDENTITY_FIELDS if f not in present],
@@ -97,6 +107,7 @@ def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str,
             *[pl.col(f).drop_nulls().last() for f in (*IDENTITY_FIELDS, *carried)],
             pl.col("first_name").drop_nulls().unique(maintain_order=True).alias("_first_variants"),
             pl.col("last_name").drop_nulls().unique(maintain_order=True).alias("_last_variants"),
+            pl.col("_ph").any().alias("_cilink_name_placeholder"),
         )
         .collect()
     )
