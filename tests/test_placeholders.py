@@ -12,9 +12,10 @@ import pytest
 
 from cilink.link.decisions import GUARD_NAMELESS, Thresholds, nameless_ambiguous
 from cilink.link.linkage import link_workspace
-from cilink.link.outputs import read_pairs
+from cilink.link.outputs import read_pairs, read_records
 from cilink.link.records import build_records
 from cilink.link.review import import_decisions
+from cilink.workspace import Workspace
 from tests.conftest import TEST_SECRET
 from tests.link_synth import new_workspace, partner_records, population, stage_batch, staged_frame
 
@@ -122,3 +123,21 @@ def test_incremental_after_a_review_equals_a_full_run(linked, tmp_path: Path) ->
     full = read_pairs(ws.link_dir).sort("record_id_l", "record_id_r").select("record_id_l", "record_id_r",
                                                                              "decision", "guard")
     assert after.equals(full)
+
+
+def test_a_new_placeholder_list_rebuilds_every_record(tmp_path: Path) -> None:
+    people = population(80, seed=4)
+    ws = new_workspace(tmp_path / "ws", ["s", "h"])
+    stage_batch(ws, "s", partner_records(people, "s", seed=1))
+    stage_batch(ws, "h", partner_records(people.head(40), "h", seed=2))
+    link_workspace(ws)
+    name = people["first_name"][0]
+    text = (ws.root / "cilink.toml").read_text().replace("[link]\n", f'[link]\nplaceholder_names = ["{name}"]\n')
+    (ws.root / "cilink.toml").write_text(text)
+    again = Workspace.open(ws.root)
+    link_workspace(again)  # no --full: the list alone makes the records be rebuilt
+    records = read_records(again.link_dir)
+    assert records is not None
+    named = records.filter(pl.col("_cilink_name_placeholder"))
+    assert named.height >= 2 and named["first_name"].null_count() == named.height
+    assert not records["first_name"].is_in([name]).any()
