@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from cilink.link.decisions import GUARD_NAMELESS, Thresholds, nameless_ambiguous
+from cilink.link.evaluate import evaluate_workspace
 from cilink.link.linkage import link_workspace
 from cilink.link.outputs import read_pairs, read_records
 from cilink.link.records import build_records
@@ -141,3 +142,35 @@ def test_a_new_placeholder_list_rebuilds_every_record(tmp_path: Path) -> None:
     named = records.filter(pl.col("_cilink_name_placeholder"))
     assert named.height >= 2 and named["first_name"].null_count() == named.height
     assert not records["first_name"].is_in([name]).any()
+
+
+def test_evaluate_reports_what_review_and_blocking_could_reach(linked, tmp_path: Path) -> None:
+    ws, _, truth, _ = linked
+    truth_file = tmp_path / "truth.csv"
+    pl.DataFrame([(r.split(":")[0], r.split(":")[1], t) for r, t in truth.items()],
+                 schema=["partner", "source_person_id", "true_id"], orient="row").write_csv(truth_file)
+    e = evaluate_workspace(ws, truth_file)
+    by_pair = {(r["partner_a"], r["partner_b"]): r for r in e.by_partner_pair or []}
+    assert sum(r["true_pairs"] for r in by_pair.values()) == e.true_pairs
+    for r in by_pair.values():  # only candidates are scored
+        assert r["scored_share"] <= r["blocked_share"]
+    assert ("h", "s") in by_pair and by_pair[("h", "s")]["true_pairs"] > 100
+    # a perfect reviewer decides the nameless twins' pairs too: never worse than the links alone
+    assert e.perfect_review_f1 is not None and e.perfect_review_f1 >= e.f1
+    people = {}
+    for rid, pid in read_records(ws.link_dir).select("record_id").join(
+            crosswalk_of(ws), on="record_id").iter_rows():
+        people.setdefault(truth[rid], set()).add(pid)
+    members: dict[str, set[str]] = {}
+    for rid, pid in crosswalk_of(ws).iter_rows():
+        members.setdefault(pid, set()).add(truth[rid])
+    exact = sum(1 for pids in people.values() if len(pids) == 1 and len(members[next(iter(pids))]) == 1)
+    assert e.exact_persons_share == round(exact / len(people), 6)
+
+
+def crosswalk_of(ws: Workspace) -> pl.DataFrame:
+    from cilink.link.outputs import read_crosswalk
+
+    cw = read_crosswalk(ws.link_dir, ["record_id", "person_id"])
+    assert cw is not None
+    return cw

@@ -3,7 +3,13 @@
 Pairwise: every pair of records put in one person is a predicted link; every pair sharing a ``true_id`` is
 a true link. Precision = correct predicted / predicted, recall = correct predicted / true. Cluster level:
 *over-merged* persons hold records of more than one true person; *split* true persons are spread over
-more than one person_id. Only records present in both the crosswalk and the truth file are compared.
+more than one person_id; *exact* true persons are one cilink person, no more and no less.
+
+``evaluate_workspace`` adds what a data manager needs to decide where to look next: the F1 a perfect
+reviewer would reach by deciding every queued pair (``perfect_review_f1``), and per partner pair the share
+of true pairs that a blocking rule makes candidates, that were scored at or above the review floor and that
+ended in one person (``by_partner_pair``) — a pair no blocking rule pairs can never reach a reviewer.
+Only records present in both the crosswalk and the truth file are compared.
 """
 
 from __future__ import annotations
@@ -14,8 +20,13 @@ from typing import Any
 
 import polars as pl
 
+from cilink.encoding.scheme import ENC_PREFIX
 from cilink.errors import InputRejected, WorkspaceError
-from cilink.link.outputs import read_crosswalk
+from cilink.link.clusters import cluster_records
+from cilink.link.comparisons import link_spec
+from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW
+from cilink.link.outputs import read_crosswalk, read_pairs, read_records
+from cilink.link.records import record_id, with_record_keys
 from cilink.workspace import Workspace
 
 TRUTH_COLUMNS = ("partner", "source_person_id", "true_id")
@@ -38,6 +49,9 @@ class Evaluation:
     true_persons: int
     over_merged: int
     split: int
+    exact_persons_share: float = 0.0
+    perfect_review_f1: float | None = None
+    by_partner_pair: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +76,7 @@ def evaluate(crosswalk: pl.DataFrame, truth: pl.DataFrame) -> Evaluation:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     over = counts.group_by("person_id").len("k").filter(pl.col("k") > 1).height
     split = counts.group_by("true_id").len("k").filter(pl.col("k") > 1).height
+    exact = counts.filter((pl.len().over("true_id") == 1) & (pl.len().over("person_id") == 1)).height
     return Evaluation(
         records=both.height,
         missing_from_truth=cw.join(tr, on=keys, how="anti").height,
@@ -70,6 +85,7 @@ def evaluate(crosswalk: pl.DataFrame, truth: pl.DataFrame) -> Evaluation:
         precision=round(precision, 6), recall=round(recall, 6), f1=round(f1, 6),
         persons=both["person_id"].n_unique(), true_persons=both["true_id"].n_unique(),
         over_merged=over, split=split,
+        exact_persons_share=round(exact / max(both["true_id"].n_unique(), 1), 6),
     )
 
 
@@ -97,8 +113,66 @@ def read_truth(path: Path) -> pl.DataFrame:
 
 
 def evaluate_workspace(ws: Workspace, truth_path: Path) -> Evaluation:
-    """Evaluate the workspace's current crosswalk against a labelled file."""
+    """Evaluate the workspace's current crosswalk against a labelled file (with the review and blocking
+    figures of the module docstring)."""
     crosswalk = read_crosswalk(ws.link_dir)
     if crosswalk is None:
         raise WorkspaceError("the workspace has not been linked yet", hint="run `cilink link` first")
-    return evaluate(crosswalk, read_truth(truth_path))
+    truth = read_truth(truth_path)
+    result = evaluate(crosswalk, truth)
+    pairs, records = read_pairs(ws.link_dir), read_records(ws.link_dir)
+    if pairs is None or records is None:
+        return result
+    true_of = truth.select(record_id(pl.col("partner"), pl.col("source_person_id")).alias("record_id"), "true_id")
+    result.perfect_review_f1 = _perfect_review_f1(pairs, records, true_of, truth)
+    result.by_partner_pair = _by_partner_pair(ws, pairs, records, crosswalk, true_of)
+    return result
+
+
+def _perfect_review_f1(pairs: pl.DataFrame, records: pl.DataFrame, true_of: pl.DataFrame,
+                       truth: pl.DataFrame) -> float:
+    """Pairwise F1 after a reviewer who is always right decided every queued pair (the guards still apply)."""
+    keyed = pairs.join(true_of.rename({"record_id": "record_id_l", "true_id": "_tl"}), on="record_id_l", how="left") \
+        .join(true_of.rename({"record_id": "record_id_r", "true_id": "_tr"}), on="record_id_r", how="left")
+    queued = keyed.filter(pl.col("decision") == REVIEW)
+    same = pl.col("_tl").is_not_null() & (pl.col("_tl") == pl.col("_tr"))
+    must = pl.concat([keyed.filter(pl.col("decision") == MUST_LINK), queued.filter(same)])
+    cannot = pl.concat([keyed.filter(pl.col("decision") == CANNOT_LINK), queued.filter(~same)])
+    ssn = records.select("record_id", "ssn") if "ssn" in records.columns else None
+    clustering = cluster_records(records["record_id"], keyed.filter(pl.col("decision") == LINK),
+                                 must_link=must.select("record_id_l", "record_id_r"),
+                                 cannot_link=cannot.select("record_id_l", "record_id_r"), ssn=ssn)
+    reviewed = with_record_keys(clustering.clusters.rename({"cluster": "person_id"}))
+    return evaluate(reviewed, truth).f1
+
+
+def _by_partner_pair(ws: Workspace, pairs: pl.DataFrame, records: pl.DataFrame, crosswalk: pl.DataFrame,
+                     true_of: pl.DataFrame) -> list[dict[str, Any]] | None:
+    """Per partner pair: true pairs, and the shares made candidates by a blocking rule, scored (at or above
+    the review floor) and linked. None for projects with encoded partners (their rules are per LSH band)."""
+    if any(c.startswith(ENC_PREFIX) and records[c].is_not_null().any() for c in records.columns):
+        return None
+    rules = link_spec(ws.config.link).blocking_rules
+    cols = sorted({c for r in rules for c in r.columns if c in records.columns})
+    recs = records.select("record_id", "partner", *cols).join(true_of, on="record_id", how="inner")
+    person = crosswalk.select(record_id(pl.col("partner"), pl.col("source_person_id")).alias("record_id"),
+                              "person_id")
+    recs = recs.join(person, on="record_id", how="left")
+    true_pairs = recs.join(recs, on="true_id", suffix="_r").filter(pl.col("record_id") < pl.col("record_id_r"))
+    if not true_pairs.height:
+        return []
+    blocked = pl.any_horizontal(*[pl.all_horizontal(*[(pl.col(c) == pl.col(f"{c}_r")).fill_null(False)
+                                                       for c in r.columns])
+                                  for r in rules if all(c in cols for c in r.columns)])
+    scored = pairs.select(pl.col("record_id_l").alias("record_id"), "record_id_r", pl.lit(True).alias("_scored"))
+    table = (true_pairs.join(scored, on=["record_id", "record_id_r"], how="left")
+             .with_columns(pl.min_horizontal("partner", "partner_r").alias("partner_a"),
+                           pl.max_horizontal("partner", "partner_r").alias("partner_b"),
+                           blocked.alias("_blocked"), pl.col("_scored").fill_null(False),
+                           (pl.col("person_id") == pl.col("person_id_r")).fill_null(False).alias("_linked"))
+             .group_by("partner_a", "partner_b").agg(
+                 pl.len().alias("true_pairs"), pl.col("_blocked").mean().round(4).alias("blocked_share"),
+                 pl.col("_scored").mean().round(4).alias("scored_share"),
+                 pl.col("_linked").mean().round(4).alias("linked_share"))
+             .sort("partner_a", "partner_b"))
+    return table.to_dicts()
