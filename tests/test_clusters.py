@@ -97,3 +97,11 @@ def test_components_of_a_long_chain_and_isolated_nodes():
     b = [x + 1 for x in a]  # 0 … n-2 in one chain; n-1 alone
     root = components(n, np.array(a[::-1]), np.array(b[::-1]))
     assert (root[: n - 1] == 0).all() and root[n - 1] == n - 1
+
+
+def test_the_ssn_guard_tolerates_what_the_ssn_comparison_calls_two_edits():
+    edges = pl.DataFrame({"record_id_l": ["a:1", "a:1"], "record_id_r": ["b:1", "c:1"], "match_weight": [9.0, 8.0]})
+    two = cluster_records(["a:1", "b:1", "c:1"], edges, ssn={"b:1": "123456789", "c:1": "213456798"})
+    assert two.clusters["cluster"].n_unique() == 1 and two.refused.is_empty()  # a swap and a typo: one person
+    three = cluster_records(["a:1", "b:1", "c:1"], edges, ssn={"b:1": "123456789", "c:1": "213456700"})
+    assert three.clusters["cluster"].n_unique() == 2 and three.refused["reason"].to_list() == ["ssn_conflict"]

@@ -5,7 +5,7 @@ component from forming in full:
 
 - *reviewer distinct* — a reviewer's ``non_match`` decision (cannot-link) holds transitively: the two
   records never end up in one cluster, even through other records;
-- *conflicting SSNs* — a cluster never holds two records whose valid SSNs are more than one edit apart,
+- *conflicting SSNs* — a cluster never holds two records whose valid SSNs are more than two edits apart,
   unless those two records are themselves linked: the model saw the SSN disagreement and still linked
   them (a household member's SSN copied onto a record), but a chain of other records never may.
 
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import jellyfish
 import numpy as np
 import polars as pl
+
+from cilink.link.comparisons import SSN_EDITS
 
 REASON_REVIEWER = "reviewer_distinct"
 REASON_SSN = "ssn_conflict"
@@ -67,8 +69,9 @@ class _UnionFind:
 
 
 def ssn_conflict(a: str, b: str) -> bool:
-    """Two SSNs belong to different people: they differ by more than one edit (one edit is a typo)."""
-    return a != b and jellyfish.damerau_levenshtein_distance(a, b) > 1
+    """Two SSNs belong to different people: they differ by more than ``SSN_EDITS`` edits (typos, swapped
+    digits and a misread digit or two are one person's)."""
+    return a != b and jellyfish.damerau_levenshtein_distance(a, b) > SSN_EDITS
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -275,6 +275,12 @@ def dob_comparison() -> Comparison:
     )
 
 
+#: SSNs this many edits apart may still be one person's: the SSN comparison's last agreeing level, and the
+#: cluster guard's tolerance (cilink.link.clusters.ssn_conflict), so the guard never refuses what the model
+#: scores as similar
+SSN_EDITS = 2
+
+
 def ssn_comparison() -> Comparison:
     """SSN: exact, one edit (typo or transposed digits), same last four digits (masked SSNs)."""
     return Comparison(
@@ -284,7 +290,7 @@ def ssn_comparison() -> Comparison:
             exact("ssn", label="ssn exact"),
             edit_distance("ssn", 1, label="ssn one edit"),
             exact("ssn_last4", label="same last four digits"),
-            edit_distance("ssn", 2, label="ssn two edits"),
+            edit_distance("ssn", SSN_EDITS, label="ssn two edits"),
             else_level(),
         ), (0.86, 1e-5), (0.013, 1e-6), (0.1, 1e-4), (0.005, 1e-5), (0.02, 0.9999)),
     )
