@@ -64,24 +64,16 @@ def scores(predicted: set[tuple[str, str]], true: set[tuple[str, str]]) -> dict[
 # --- the three tools ---------------------------------------------------------------------------------------
 
 
-def run_cilink(a: Any, b: Any) -> set[tuple[str, str]]:
+def stage_febrl(ws: Any, partner: str, df: Any) -> None:
+    """Stage a FEBRL frame as one snapshot batch of ``partner`` (a school-domain partner of ``ws``)."""
     import datetime as dt
 
     import polars as pl
 
     from cilink.ledger import Batch, Ledger, now_utc
-    from cilink.link.linkage import link_workspace
-    from cilink.link.outputs import read_crosswalk
     from cilink.schemas import SCHEMA_VERSION, polars_schema
     from cilink.staging import staged_batch_path
-    from cilink.workspace import init_workspace
 
-    root = Path(tempfile.mkdtemp(prefix="febrl4-cilink-")) / "ws"
-    partners = "".join(
-        f'[[partners]]\nid = "{p}"\ndomain = "school"\n[partners.columns]\nsource_person_id = "rec_id"\n\n'
-        for p in ("febrl-a", "febrl-b")
-    )
-    ws = init_workspace(root, config_text=f"[project]\nname = \"febrl4\"\n\n{partners}")
     schema = polars_schema("school")
 
     def dob(v: str | None) -> dt.date | None:
@@ -90,32 +82,48 @@ def run_cilink(a: Any, b: Any) -> set[tuple[str, str]]:
         except ValueError:  # FEBRL has impossible dates: ingest would null and flag them
             return None
 
+    frame = pl.DataFrame({
+        "source_person_id": df["rec_id"].tolist(),
+        "first_name": df["given_name"].tolist(), "last_name": df["surname"].tolist(),
+        "dob": [dob(v) for v in df["date_of_birth"]],
+        "ssn": df["soc_sec_id"].tolist(),
+        "street": [" ".join(x for x in (n, s) if x).upper() or None
+                   for n, s in zip(df["street_number"], df["address_1"], strict=True)],
+        "unit": [x.upper() if x else None for x in df["address_2"]],
+        "city": [x.upper() if x else None for x in df["suburb"]],
+        "zip5": df["postcode"].tolist(),
+    }, schema_overrides={"dob": pl.Date})
+    batch_id = f"{partner}-1"
+    frame = frame.with_columns(
+        pl.lit(partner).alias("_cilink_partner"), pl.lit(batch_id).alias("_cilink_batch_id"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cilink_row"),
+        pl.lit([], dtype=pl.List(pl.String)).alias("_cilink_flags"),
+    ).select(pl.col(c).cast(t) if c in frame.columns or c.startswith("_cilink_") else pl.lit(None, dtype=t).alias(c)
+             for c, t in schema.items())
+    path = staged_batch_path(ws, partner, batch_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path)
+    with Ledger(ws.ledger_path) as ledger:
+        ledger.add_batch(Batch(batch_id, partner, f"{partner}.csv", batch_id, 0, frame.height, frame.height, 0,
+                               {}, {}, SCHEMA_VERSION, "snapshot", "active", str(path.relative_to(ws.root)), None,
+                               now_utc()), supersede_earlier=True)
+
+
+def run_cilink(a: Any, b: Any) -> set[tuple[str, str]]:
+    import polars as pl
+
+    from cilink.link.linkage import link_workspace
+    from cilink.link.outputs import read_crosswalk
+    from cilink.workspace import init_workspace
+
+    root = Path(tempfile.mkdtemp(prefix="febrl4-cilink-")) / "ws"
+    partners = "".join(
+        f'[[partners]]\nid = "{p}"\ndomain = "school"\n[partners.columns]\nsource_person_id = "rec_id"\n\n'
+        for p in ("febrl-a", "febrl-b")
+    )
+    ws = init_workspace(root, config_text=f"[project]\nname = \"febrl4\"\n\n{partners}")
     for partner, df in (("febrl-a", a), ("febrl-b", b)):
-        frame = pl.DataFrame({
-            "source_person_id": df["rec_id"].tolist(),
-            "first_name": df["given_name"].tolist(), "last_name": df["surname"].tolist(),
-            "dob": [dob(v) for v in df["date_of_birth"]],
-            "ssn": df["soc_sec_id"].tolist(),
-            "street": [" ".join(x for x in (n, s) if x).upper() or None
-                       for n, s in zip(df["street_number"], df["address_1"], strict=True)],
-            "unit": [x.upper() if x else None for x in df["address_2"]],
-            "city": [x.upper() if x else None for x in df["suburb"]],
-            "zip5": df["postcode"].tolist(),
-        }, schema_overrides={"dob": pl.Date})
-        batch_id = f"{partner}-1"
-        frame = frame.with_columns(
-            pl.lit(partner).alias("_cilink_partner"), pl.lit(batch_id).alias("_cilink_batch_id"),
-            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cilink_row"),
-            pl.lit([], dtype=pl.List(pl.String)).alias("_cilink_flags"),
-        ).select(pl.col(c).cast(t) if c in frame.columns or c.startswith("_cilink_") else pl.lit(None, dtype=t).alias(c)
-                 for c, t in schema.items())
-        path = staged_batch_path(ws, partner, batch_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(path)
-        with Ledger(ws.ledger_path) as ledger:
-            ledger.add_batch(Batch(batch_id, partner, f"{partner}.csv", batch_id, 0, frame.height, frame.height, 0,
-                                   {}, {}, SCHEMA_VERSION, "snapshot", "active", str(path.relative_to(ws.root)), None,
-                                   now_utc()), supersede_earlier=True)
+        stage_febrl(ws, partner, df)
     try:
         link_workspace(ws)
         cw = read_crosswalk(ws.link_dir)

@@ -17,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cilink.link.clusters import cluster_records, components, ssn_conflict
+from cilink.link.decisions import Thresholds
+from cilink.link.persons import Context, _cluster
 
 IDS = [f"{p}:{i}" for p in ("a", "b", "c") for i in range(6)]
 SSNS = ["123456789", "123456788", "987654321", "555443333"]
@@ -105,3 +107,20 @@ def test_the_ssn_guard_tolerates_what_the_ssn_comparison_calls_two_edits():
     assert two.clusters["cluster"].n_unique() == 1 and two.refused.is_empty()  # a swap and a typo: one person
     three = cluster_records(["a:1", "b:1", "c:1"], edges, ssn={"b:1": "123456789", "c:1": "213456700"})
     assert three.clusters["cluster"].n_unique() == 2 and three.refused["reason"].to_list() == ["ssn_conflict"]
+
+
+def test_the_ssn_guard_applies_only_where_the_data_come_in_households():
+    decided = pl.DataFrame({"record_id_l": ["a:1", "a:1"], "record_id_r": ["b:1", "c:1"], "match_weight": [9.0, 8.0],
+                            "decision": ["link", "link"], "guard": [None, None]},
+                           schema_overrides={"guard": pl.String})
+    ssn = pl.DataFrame({"record_id": ["a:1", "b:1", "c:1"], "ssn": [None, "123456789", "987654321"]})
+
+    def clusters(households: bool) -> int:
+        ctx = Context(thresholds=Thresholds(4.0, 4.0), reviewed=decided.clear(), household=[],
+                      households_present=households, ssn=ssn, nameless=pl.Series([], dtype=pl.String),
+                      issue_order=lambda ids: {}, taken=lambda ids: set(), rng=random.Random(1))
+        found, _ = _cluster(pl.Series(["a:1", "b:1", "c:1"]), decided, ctx)
+        return found["cluster"].n_unique()
+
+    assert clusters(True) == 2  # families: the weaker link into a different SSN is refused
+    assert clusters(False) == 1  # no families (FEBRL-like): differing SSNs are noise, the chain stands

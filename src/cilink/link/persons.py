@@ -80,7 +80,11 @@ def _in(col: str, ids: pl.Series) -> pl.Expr:
 def _cluster(record_ids: pl.Series, decided: pl.DataFrame, ctx: Context) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cluster ``record_ids`` over ``decided`` pairs; returns (clusters, decided with refusals applied)."""
     wanted = pl.col("record_id").is_in(record_ids.implode())
-    ssn = ctx.ssn.filter(wanted & pl.col("ssn").is_not_null()).select("record_id", "ssn")
+    # the SSN guard keeps a household member's SSN copied onto a record from chaining two people: where the
+    # data come in no households (the model measured it) differing SSNs are noise, as the name guards treat
+    # differing first names there
+    ssn = (ctx.ssn.filter(wanted & pl.col("ssn").is_not_null()).select("record_id", "ssn")
+           if ctx.households_present else None)
     clustering = cluster_records(
         record_ids,
         decided.filter(pl.col("decision") == LINK),
@@ -97,10 +101,16 @@ def _cluster(record_ids: pl.Series, decided: pl.DataFrame, ctx: Context) -> tupl
     return clustering.clusters, decided
 
 
+def _held(pairs: pl.DataFrame, ctx: Context) -> pl.DataFrame:
+    """Pairs the nameless_ambiguous guard holds back — only where the data come in households (twins)."""
+    nameless = ctx.nameless if ctx.households_present else ctx.nameless.clear()
+    return nameless_ambiguous(pairs, ctx.thresholds, nameless)
+
+
 def resolve_all(record_ids: pl.Series, pairs: pl.DataFrame, previous_ids: pl.DataFrame | None,
                 ctx: Context) -> Persons:
     """Decide every pair, cluster every record, assign every cluster an ID (stable against ``previous_ids``)."""
-    held = nameless_ambiguous(pairs, ctx.thresholds, ctx.nameless)
+    held = _held(pairs, ctx)
     decided = decide(pairs, ctx.thresholds, ctx.reviewed, ctx.household, ctx.households_present, held)
     clusters, decided = _cluster(record_ids, decided, ctx)
     assignment = assign_person_ids(clusters, previous_ids, issue_order=ctx.issue_order, rng=ctx.rng,
@@ -126,7 +136,7 @@ def resolve_changed(
     fresh_new = decide(new_pairs, ctx.thresholds, ctx.reviewed.clear(), ctx.household, ctx.households_present)
     linked = fresh_new.filter(pl.col("decision") == LINK)
     # pairs held back now but not last run, or the other way round (a twin's record came or went)
-    held = nameless_ambiguous(pairs, ctx.thresholds, ctx.nameless)
+    held = _held(pairs, ctx)
     was_held = previous_decided.filter(pl.col("guard") == GUARD_NAMELESS).select("record_id_l", "record_id_r")
     flipped = pl.concat([held.join(was_held, on=["record_id_l", "record_id_r"], how="anti"),
                          was_held.join(held, on=["record_id_l", "record_id_r"], how="anti")])
