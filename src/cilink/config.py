@@ -414,6 +414,15 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> CilinkConfig:
             if "duplicate partner id" in msg and problems and "duplicate partner id" in problems[0]:
                 continue
             problems.append(f"{key}: {msg}{shown}")
+    else:
+        # the [link] rules are built once here, so an unknown comparison or blocking field is named by
+        # `cilink config check` rather than by the first `cilink link` (imported late: the rules read this module)
+        from cilink.link.comparisons import link_spec
+
+        try:
+            link_spec(cfg.link)
+        except ConfigError as e:
+            problems += e.problems
     if problems:
         raise ConfigError(
             f"{source} has {len(problems)} problem(s):\n  " + "\n  ".join(problems),
