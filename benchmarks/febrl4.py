@@ -137,18 +137,14 @@ def run_cilink(a: Any, b: Any) -> set[tuple[str, str]]:
     return cross | {(f"within-{i}", "") for i in range(within)}
 
 
-def run_splink(a: Any, b: Any) -> set[tuple[str, str]]:
-    import logging
-
+def splink_settings(link_type: str) -> Any:
+    """A standard FEBRL model for plain Splink 5: names (with term frequencies), date of birth, soc_sec_id,
+    street number and postcode comparisons; blocking on name, birth-date and id combinations."""
     import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink import SettingsCreator, block_on
 
-    logging.getLogger("splink").setLevel(logging.ERROR)
-    db = DuckDBAPI()
-    sa = db.register(a, dataset_display_name="a")
-    sb = db.register(b, dataset_display_name="b")
-    settings = SettingsCreator(
-        link_type="link_only",
+    return SettingsCreator(
+        link_type=link_type,
         unique_id_column_name="rec_id",
         comparisons=[
             cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
@@ -164,12 +160,30 @@ def run_splink(a: Any, b: Any) -> set[tuple[str, str]]:
         ],
         retain_intermediate_calculation_columns=False,
     )
-    linker = Linker([sa, sb], settings, log_level=None)
+
+
+def train_splink(linker: Any) -> None:
+    """Prior from deterministic rules, u by sampling, m by EM on birth date and on names."""
+    from splink import block_on
+
     linker.training.estimate_probability_two_random_records_match(
         [block_on("given_name", "surname", "date_of_birth"), block_on("soc_sec_id")], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=MAX_PAIRS_U, seed=42)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("given_name", "surname"))
+
+
+def run_splink(a: Any, b: Any) -> set[tuple[str, str]]:
+    import logging
+
+    from splink import DuckDBAPI, Linker
+
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    db = DuckDBAPI()
+    sa = db.register(a, dataset_display_name="a")
+    sb = db.register(b, dataset_display_name="b")
+    linker = Linker([sa, sb], splink_settings("link_only"), log_level=None)
+    train_splink(linker)
     pred = linker.inference.predict(threshold_match_probability=0.9, warning_mode="never").as_pandas_dataframe()
     out = set()
     for l_src, l_id, r_id in zip(pred["source_dataset_l"], pred["rec_id_l"], pred["rec_id_r"], strict=True):

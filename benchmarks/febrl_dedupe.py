@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.child_memory import peak_rss_mb  # noqa: E402
-from benchmarks.febrl4 import MAX_PAIRS_U, scores, stage_febrl  # noqa: E402
+from benchmarks.febrl4 import scores, splink_settings, stage_febrl, train_splink  # noqa: E402
 
 SETS = ("febrl2", "febrl3")
 TOOLS = ("cilink", "splink")
@@ -91,35 +91,13 @@ def run_cilink(df: Any, true: set[tuple[str, str]]) -> dict[str, Any]:
 def run_splink(df: Any) -> set[tuple[str, str]]:
     import logging
 
-    import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink import DuckDBAPI, Linker
 
     logging.getLogger("splink").setLevel(logging.ERROR)
     db = DuckDBAPI()
     data = db.register(df, dataset_display_name="febrl")
-    settings = SettingsCreator(
-        link_type="dedupe_only",
-        unique_id_column_name="rec_id",
-        comparisons=[
-            cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
-            cl.NameComparison("surname").configure(term_frequency_adjustments=True),
-            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y%m%d"),
-            cl.DamerauLevenshteinAtThresholds("soc_sec_id", [1, 2]),
-            cl.ExactMatch("street_number").configure(term_frequency_adjustments=True),
-            cl.DamerauLevenshteinAtThresholds("postcode", [1, 2]).configure(term_frequency_adjustments=True),
-        ],
-        blocking_rules_to_generate_predictions=[
-            block_on("given_name", "surname"), block_on("surname", "date_of_birth"),
-            block_on("given_name", "date_of_birth"), block_on("soc_sec_id"), block_on("postcode", "street_number"),
-        ],
-        retain_intermediate_calculation_columns=False,
-    )
-    linker = Linker(data, settings, log_level=None)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("given_name", "surname", "date_of_birth"), block_on("soc_sec_id")], recall=0.8)
-    linker.training.estimate_u_using_random_sampling(max_pairs=MAX_PAIRS_U, seed=42)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("given_name", "surname"))
+    linker = Linker(data, splink_settings("dedupe_only"), log_level=None)
+    train_splink(linker)
     pred = linker.inference.predict(threshold_match_probability=0.9, warning_mode="never").as_pandas_dataframe()
     return {tuple(sorted((a, b))) for a, b in zip(pred["rec_id_l"], pred["rec_id_r"], strict=True)}  # type: ignore[misc]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,14 @@ def cli():
 @pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CILINK_SECRET", TEST_SECRET)
+
+
+@pytest.fixture(scope="module")
+def module_secret() -> Iterator[None]:
+    """The test secret for a module's shared (module-scoped) workspaces: ``_secret`` is per test."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CILINK_SECRET", TEST_SECRET)
+        yield
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,7 +8,6 @@ import os
 import random
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -29,7 +28,7 @@ from cilink.link.person_ids import IdEvent, assign_person_ids
 from cilink.link.records import build_records
 from cilink.link.review import read_decisions
 from cilink.workspace import Workspace
-from tests.conftest import TEST_SECRET, run_cli
+from tests.conftest import run_cli
 from tests.link_synth import new_workspace, partner_records, population, stage_batch, staged_frame, truth_of
 
 # --- names, rules, records -----------------------------------------------------------------------------------
@@ -168,10 +167,8 @@ def test_evaluate_counts_pairs_and_cluster_errors() -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _module_secret() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CILINK_SECRET", TEST_SECRET)
-        yield
+def _module_secret(module_secret: None) -> None:
+    """Module-scoped workspaces below are linked with the test secret."""
 
 
 @pytest.fixture(scope="module")

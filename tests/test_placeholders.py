@@ -4,7 +4,6 @@ to one of two twins it cannot tell apart (issue 20)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -17,7 +16,6 @@ from cilink.link.outputs import read_pairs, read_records
 from cilink.link.records import build_records
 from cilink.link.review import import_decisions
 from cilink.workspace import Workspace
-from tests.conftest import TEST_SECRET
 from tests.link_synth import new_workspace, partner_records, population, stage_batch, staged_frame
 
 PLACEHOLDERS = ["baby boy", "baby girl", "child", "unknown", "fnu", "infant", "son", "daughter"]
@@ -63,10 +61,8 @@ def test_a_nameless_record_is_held_only_when_one_partner_offers_two_candidates()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _module_secret() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CILINK_SECRET", TEST_SECRET)
-        yield
+def _module_secret(module_secret: None) -> None:
+    """Module-scoped workspaces below are linked with the test secret."""
 
 
 @pytest.fixture(scope="module")
