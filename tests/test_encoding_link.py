@@ -20,7 +20,7 @@ from splink import DuckDBAPI
 from cilink.config import LinkSettings
 from cilink.encoding.bloom import dice, encode_values
 from cilink.encoding.encode import encode_export, encode_frame
-from cilink.encoding.scheme import Scheme, key_fingerprint
+from cilink.encoding.scheme import SCHEME_ID, SCHEME_V1, Scheme, key_fingerprint
 from cilink.errors import ConfigError, InputRejected
 from cilink.ingest import ingest_file
 from cilink.ingest.reasons import FileProblem
@@ -141,7 +141,7 @@ def test_ingest_cli_accepts_encoded_files_and_rejects_other_keys(tmp_path: Path,
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["rows_in"] == result["accepted"] + result["quarantined"] and result["accepted"] > 0
-    assert result["notes"]["encoded"] == "cilink-fbf-bigram-v1"
+    assert result["notes"]["encoded"] == SCHEME_ID and "warning" not in result["notes"]
     staged = staged_records(Workspace.open(ws), "wf").collect()
     assert staged["enc_first_name"].dtype == pl.Binary and staged["enc_first_name"].null_count() == 0
     assert staged["first_name"].null_count() == staged.height and staged["dob"].null_count() == staged.height
@@ -152,6 +152,19 @@ def test_ingest_cli_accepts_encoded_files_and_rejects_other_keys(tmp_path: Path,
     r = run_cli("-w", ws, "ingest", "wf2", encoded_files["wf2"], env={ENV: ""})
     assert r.returncode == 3 and reason_of(r.stderr) == FileProblem.ENCODING_KEY_MISMATCH
     assert "'wf'" in r.stderr and workspace_state(ws) == before
+
+
+def test_old_scheme_files_are_still_read_with_a_warning(tmp_path: Path) -> None:
+    partner_toml = tmp_path / "partner.toml"
+    partner_toml.write_text('[project]\nname = "partner site"\n' + workforce_json("wf"), encoding="utf-8")
+    old = tmp_path / "wf.v1.parquet"
+    encode_export(partner_toml, FIXTURES / "workforce.json", old, partner_id="wf", scheme=Scheme(scheme=SCHEME_V1),
+                  secret=SECRET.encode())
+    ws = make_ws(tmp_path, _encoded_partner("wf"))
+    r = run_cli("-w", ws, "ingest", "wf", old, env={ENV: SECRET})
+    assert r.returncode == 0, r.stderr
+    assert f"Warning: encoded with the old scheme '{SCHEME_V1}'" in r.stdout and SCHEME_ID in r.stdout
+    assert staged_records(Workspace.open(ws), "wf").collect()["enc_first_name"].null_count() == 0
 
 
 def test_ingest_rejects_what_is_not_a_proper_encoded_file(tmp_path: Path, encoded_files: dict[str, Path],

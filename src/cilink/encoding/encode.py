@@ -65,6 +65,20 @@ def _value(frame: pl.DataFrame, name: str) -> pl.Series:
     return col.cast(pl.String)
 
 
+def field_filters(frame: pl.DataFrame, scheme: Scheme, secret: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(unhardened filters, mask of rows with a value) of one field of standardized records, salted as the
+    scheme says (``Scheme.salt_of``). The partner's encoder and the hub's encodings of plaintext partners
+    both call this, so their encodings of the same record agree."""
+    salt_field = scheme.salt_of(name)
+    if salt_field == BIRTH_YEAR:
+        salts = frame["dob"].dt.year().cast(pl.Int16) if "dob" in frame.columns else None
+    elif salt_field is not None and salt_field in frame.columns:
+        salts = _value(frame, salt_field)
+    else:
+        salts = None
+    return filter_matrix(_value(frame, name), salts, secret=secret, field=name, m=scheme.m, k=scheme.k)
+
+
 def encode_frame(frame: pl.DataFrame, scheme: Scheme, secret: bytes, *, seed: bytes = b"") -> pl.DataFrame:
     """Replace the identifier columns of standardized records by their encodings (``enc_<field>``).
 
@@ -77,8 +91,7 @@ def encode_frame(frame: pl.DataFrame, scheme: Scheme, secret: bytes, *, seed: by
     for name in scheme.fields:
         if name not in frame.columns:
             continue
-        salts = year if scheme.salt_names and name.endswith("_name") else None
-        filters, mask = filter_matrix(_value(frame, name), salts, secret=secret, field=name, m=scheme.m, k=scheme.k)
+        filters, mask = field_filters(frame, scheme, secret, name)
         encoded.append(to_series(ENC_PREFIX + name, blip_matrix(filters, mask, scheme.blip, rng), mask))
     keep = [c for c in frame.columns if c not in scheme.fields and c not in DROPPED_FIELDS]
     out = frame.select(keep)
