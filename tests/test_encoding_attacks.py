@@ -7,6 +7,8 @@ keeps every attack at ≤ 5 % re-identification of first names, surnames and bir
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,12 @@ import pytest
 
 from cilink.config import load_config
 from cilink.encoding import attacks
+from cilink.encoding.audit import AuditRefused
 from cilink.encoding.encode import encode_export, read_metadata
 from cilink.encoding.scheme import SCHEME_ID, SCHEME_V1, Scheme
 from cilink.ingest.batches import read_export, validate_batch
 from cilink.operate.demo import run_demo
+from tests.conftest import run_cli
 
 SECRET = b"partners-shared-secret-0123456789"
 LIMIT = 0.05
@@ -134,3 +138,37 @@ def test_hub_with_linked_pairs_cannot_decode_unlinked_records(demo: Demo) -> Non
     new, old = hub_attack(demo, "v2"), hub_attack(demo, "v1")
     assert max(new.values()) <= LIMIT, new
     assert old["first_name"] > 0.2 and old["last_name"] > 0.2, old
+
+
+def test_encode_audit_prints_shares_and_refuses_above_the_limit(demo: Demo, tmp_path: Path) -> None:
+    config = demo.ws / "cilink.toml"
+    export = demo.ws / "inbox" / "workforce-board" / "workforce-board.xlsx"
+    env = {"CILINK_ENCODING_SECRET": SECRET.decode()}
+    out = tmp_path / "wf.parquet"
+    r = run_cli("encode", config, export, out, "--partner", "workforce-board", "--audit", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Encoding audit" in r.stdout and "passed" in r.stdout and out.exists()
+    for line in ("cluster + frequency alignment", "pattern mining", "graph matching", "known pairs"):
+        assert line in r.stdout
+    shares = [float(x.rstrip("%")) for x in re.findall(r"\t(\d+\.\d)%", r.stdout)]
+    assert len(shares) == 11 and max(shares) <= LIMIT * 100
+
+    refused = tmp_path / "refused.parquet"
+    r = run_cli("encode", config, export, refused, "--partner", "workforce-board", "--audit",
+                "--audit-limit", "0.001", "--json", env=env)
+    assert r.returncode == 5 and not refused.exists()
+    result = json.loads(r.stdout)
+    assert result["written"] is False and not result["audit"]["passed"]
+    assert "first_name" in r.stderr and "was not written" in r.stderr
+
+
+def test_audit_refuses_the_old_scheme(demo: Demo, tmp_path: Path) -> None:
+    config = demo.ws / "cilink.toml"
+    export = demo.ws / "inbox" / "workforce-board" / "workforce-board.xlsx"
+    out = tmp_path / "v1.parquet"
+    with pytest.raises(AuditRefused) as e:
+        encode_export(config, export, out, partner_id="workforce-board", scheme=Scheme(scheme=SCHEME_V1),
+                      secret=SECRET, audit_limit=LIMIT)
+    assert e.value.exit_code == 5 and not out.exists() and e.value.audit is not None
+    worst = e.value.audit.worst()
+    assert worst["first_name"] > 0.5 and worst["dob"] > 0.5  # the known-pairs attack decodes nearly all

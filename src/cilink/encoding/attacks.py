@@ -140,8 +140,11 @@ def clusters(bits: np.ndarray, present: np.ndarray, threshold: float = CLUSTER_D
     for _band in range(8):
         key = np.zeros(rows.size, dtype=np.int64)
         for _ in range(4):
-            rank = rng.permutation(m)
-            key = key * m + np.where(sub, rank[None, :], m).min(axis=1)
+            rank = rng.permutation(m).astype(np.int16)
+            mins = np.empty(rows.size, dtype=np.int64)
+            for lo in range(0, rows.size, 8192):  # bounded memory: a block is 8192 × m ranks
+                mins[lo:lo + 8192] = np.where(sub[lo:lo + 8192], rank[None, :], np.int16(m - 1)).min(axis=1)
+            key = key * m + mins
         order = np.argsort(key, kind="stable")
         starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
         leaders = np.repeat(order[starts], np.diff(np.r_[starts, order.size]))
@@ -223,7 +226,10 @@ def decode(bits: np.ndarray, present: np.ndarray, learned: tuple[list[str], np.n
         return out
     col = {g: i for i, g in enumerate(grams)}
     size = np.maximum(pos.sum(axis=1), 1).astype(np.float32)
-    held = ((bits.astype(np.float32) @ pos.T.astype(np.float32)) / size) >= 0.8
+    pos_t = pos.T.astype(np.float32)
+    held = np.zeros((len(present), len(grams)), dtype=bool)
+    for lo in range(0, len(present), 8192):
+        held[lo:lo + 8192] = (bits[lo:lo + 8192].astype(np.float32) @ pos_t) / size >= 0.8
 
     def best(rows: np.ndarray, cands: Sequence[str]) -> None:
         if not len(cands) or not rows.size:

@@ -32,6 +32,7 @@ from cilink.encoding.scheme import (
     DROPPED_FIELDS,
     ENC_PREFIX,
     METADATA_KEY,
+    SCHEME_ID,
     Scheme,
     metadata_bytes,
     read_encoding_secret,
@@ -53,6 +54,7 @@ class EncodeResult:
     encoded: int
     quarantined: int
     metadata: dict[str, Any]
+    audit: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,8 +138,13 @@ def read_metadata(path: Path) -> dict[str, Any] | None:
 
 
 def encode_export(config_path: Path, input_path: Path, output_path: Path, *, partner_id: str | None = None,
-                  scheme: Scheme | None = None, secret: bytes | None = None) -> EncodeResult:
-    """Read a partner export as ingest would and write its encoded form to ``output_path``."""
+                  scheme: Scheme | None = None, secret: bytes | None = None,
+                  audit_limit: float | None = None) -> EncodeResult:
+    """Read a partner export as ingest would and write its encoded form to ``output_path``.
+
+    ``audit_limit``: first run the attacks of ``cilink.encoding.audit`` on the encoded records; when any
+    re-identifies more than this share of a field's records, raise AuditRefused (exit 5) and write nothing.
+    """
     partner = partner_of(config_path, partner_id)
     secret = secret if secret is not None else read_encoding_secret()
     scheme = scheme or Scheme()
@@ -149,7 +156,18 @@ def encode_export(config_path: Path, input_path: Path, output_path: Path, *, par
     accepted = checked.accepted.select([pl.col(n).cast(t) for n, t in schema.items() if n in checked.accepted.columns])
     encoded = encode_frame(accepted, scheme, secret, seed=sha.encode())
     meta = {**scheme.metadata(secret), "partner": partner.id, "domain": str(partner.domain)}
+    audited = None
+    if audit_limit is not None:
+        from cilink.encoding.audit import AuditRefused, audit_frame
+
+        audited = audit_frame(encoded, accepted, scheme, limit=audit_limit)
+        if not audited.passed:
+            worst = ", ".join(f"{f} {v:.1%}" for f, v in audited.worst().items() if v > audit_limit)
+            raise AuditRefused(f"the encoding audit re-identified more than {audit_limit:.0%} of the records in "
+                               f"{worst}; {output_path} was not written",
+                               hint=f"encode with the default scheme ({SCHEME_ID}); see docs/encodings.md",
+                               audit=audited)
     write_encoded(encoded, output_path, meta)
     return EncodeResult(partner=partner.id, input=str(input_path), output=str(output_path), sha256=sha,
                         rows_in=checked.rows_in, encoded=encoded.height, quarantined=checked.quarantined,
-                        metadata=meta)
+                        metadata=meta, audit=audited.to_dict() if audited else None)
