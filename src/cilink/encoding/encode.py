@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from cilink import atomic
 from cilink.config import PartnerSettings, load_config
-from cilink.encoding.bloom import blip_matrix, filter_matrix, to_series
+from cilink.encoding.bloom import SaltPermutations, blip_matrix, filter_matrix, to_series
 from cilink.encoding.scheme import (
     BIRTH_YEAR,
     DROPPED_FIELDS,
@@ -67,10 +67,12 @@ def _value(frame: pl.DataFrame, name: str) -> pl.Series:
     return col.cast(pl.String)
 
 
-def field_filters(frame: pl.DataFrame, scheme: Scheme, secret: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+def field_filters(frame: pl.DataFrame, scheme: Scheme, secret: bytes, name: str,
+                  permutations: SaltPermutations | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(unhardened filters, mask of rows with a value) of one field of standardized records, salted as the
     scheme says (``Scheme.salt_of``). The partner's encoder and the hub's encodings of plaintext partners
-    both call this, so their encodings of the same record agree."""
+    both call this, so their encodings of the same record agree. Pass one ``permutations`` for all fields
+    of a frame to compute each salt's permutation once."""
     salt_field = scheme.salt_of(name)
     if salt_field == BIRTH_YEAR:
         salts = frame["dob"].dt.year().cast(pl.Int16) if "dob" in frame.columns else None
@@ -78,7 +80,12 @@ def field_filters(frame: pl.DataFrame, scheme: Scheme, secret: bytes, name: str)
         salts = _value(frame, salt_field)
     else:
         salts = None
-    return filter_matrix(_value(frame, name), salts, secret=secret, field=name, m=scheme.m, k=scheme.k)
+    if scheme.deprecated:
+        permutations = None
+    elif permutations is None:
+        permutations = SaltPermutations(secret, scheme.m)
+    return filter_matrix(_value(frame, name), salts, secret=secret, field=name, m=scheme.m, k=scheme.k,
+                         permute=permutations)
 
 
 def encode_frame(frame: pl.DataFrame, scheme: Scheme, secret: bytes, *, seed: bytes = b"") -> pl.DataFrame:
@@ -90,10 +97,11 @@ def encode_frame(frame: pl.DataFrame, scheme: Scheme, secret: bytes, *, seed: by
     year = frame["dob"].dt.year().cast(pl.Int16) if "dob" in frame.columns else None
     rng = np.random.default_rng(int.from_bytes(hmac.new(secret, b"blip|" + seed, hashlib.sha256).digest()[:8]))
     encoded = []
+    permutations = SaltPermutations(secret, scheme.m)
     for name in scheme.fields:
         if name not in frame.columns:
             continue
-        filters, mask = field_filters(frame, scheme, secret, name)
+        filters, mask = field_filters(frame, scheme, secret, name, permutations)
         encoded.append(to_series(ENC_PREFIX + name, blip_matrix(filters, mask, scheme.blip, rng), mask))
     keep = [c for c in frame.columns if c not in scheme.fields and c not in DROPPED_FIELDS]
     out = frame.select(keep)
