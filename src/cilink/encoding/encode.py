@@ -39,6 +39,7 @@ from cilink.encoding.scheme import (
 )
 from cilink.errors import UsageError
 from cilink.ingest.batches import read_export, validate_batch
+from cilink.link.names import phonetic_series
 from cilink.schemas import polars_schema
 
 
@@ -73,11 +74,14 @@ def field_filters(frame: pl.DataFrame, scheme: Scheme, secret: bytes, name: str,
     scheme says (``Scheme.salt_of``). The partner's encoder and the hub's encodings of plaintext partners
     both call this, so their encodings of the same record agree. Pass one ``permutations`` for all fields
     of a frame to compute each salt's permutation once."""
-    salt_field = scheme.salt_of(name)
-    if salt_field == BIRTH_YEAR:
+    salt_of = scheme.salt_of(name)
+    salt_field = salt_of.rstrip("~") if salt_of else None
+    if salt_of == BIRTH_YEAR:
         salts = frame["dob"].dt.year().cast(pl.Int16) if "dob" in frame.columns else None
     elif salt_field is not None and salt_field in frame.columns:
         salts = _value(frame, salt_field)
+        if salt_of.endswith("~"):  # type: ignore[union-attr]
+            salts = phonetic_series(salts, formal=salt_of.endswith("~~"))  # type: ignore[union-attr]
     else:
         salts = None
     if scheme.deprecated:

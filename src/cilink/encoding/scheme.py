@@ -37,12 +37,14 @@ ENCODED_FIELDS = (
 #: clear (a clear salt, like v1's birth year, lets the attacker group by it and defeats salting); records of
 #: the same person share it, records that merely share a name almost never do — so equal names no longer
 #: give similar filters, and nothing about a bigram's bit positions carries from one record to the next.
-#: Names and contact fields are salted by the birth date, the birth date by the first name (a married name
-#: then keeps first name and birth date), the SSN by the last name (a wrong birth date or a nickname then
-#: keeps SSN agreement) — chosen on the demo so one error seldom takes more than two comparisons.
+#: Names and contact fields are salted by the birth date; the birth date by the phonetic code of the first
+#: name's formal form (``cilink.link.names.formal_phonetic``: a married name keeps first name and birth
+#: date, and a nickname or one-letter typo keeps the birth date); the SSN by the phonetic code of the last
+#: name (a wrong birth date or a nickname keeps SSN agreement) — chosen on the demo so that one error
+#: seldom takes more than two comparisons. ``~`` marks a phonetic salt (``~~``: of the formal form).
 CROSS_SALTS = {
-    "first_name": "dob", "middle_name": "dob", "last_name": "dob", "dob": "first_name", "ssn": "last_name",
-    "ssn_last4": "last_name", "street": "dob", "zip5": "dob", "phone": "dob", "email": "dob",
+    "first_name": "dob", "middle_name": "dob", "last_name": "dob", "dob": "first_name~~", "ssn": "last_name~",
+    "ssn_last4": "last_name~", "street": "dob", "zip5": "dob", "phone": "dob", "email": "dob",
 }
 #: identifying fields dropped outright (too little signal to be worth an encoding)
 DROPPED_FIELDS = ("name_suffix", "unit")

@@ -427,8 +427,8 @@ ENCODED_COMPARISONS: dict[str, Callable[[], Comparison]] = {
 CROSS_SALTED_M: dict[str, tuple[float, ...]] = {
     "first_name_enc": (0.86, 0.011, 0.046, 0.083),
     "last_name_enc": (0.82, 0.014, 0.041, 0.125),
-    "dob_enc": (0.87, 0.015, 0.113, 0.002),
-    "ssn_enc": (0.716, 0.011, 0.088, 0.185),
+    "dob_enc": (0.917, 0.015, 0.066, 0.002),
+    "ssn_enc": (0.727, 0.011, 0.088, 0.174),
 }
 
 
