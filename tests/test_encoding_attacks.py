@@ -6,7 +6,6 @@ keeps every attack at ≤ 5 % re-identification of first names, surnames and bir
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -95,11 +94,6 @@ def test_old_scheme_fails_the_same_attacks(demo: Demo) -> None:
     assert max(rates(demo, "v1", "first_name").values()) > LIMIT
 
 
-def dates_of(year: int) -> list[str]:
-    start = dt.date(year, 1, 1)
-    return [(start + dt.timedelta(days=d)).strftime("%Y%m%d") for d in range((dt.date(year + 1, 1, 1) - start).days)]
-
-
 def hub_attack(demo: Demo, label: str) -> dict[str, float]:
     """The hub without the secret: the encoded records that belong to a person one of its plaintext partners
     also sent (what linkage tells it; here from the demo truth, linkage being ~ exact) teach it every bigram's
@@ -119,7 +113,8 @@ def hub_attack(demo: Demo, label: str) -> dict[str, float]:
         bits, present = attacks.unpack(file[f"enc_{field}"])
         if field == "dob":
             values = linked["dob"].dt.strftime("%Y%m%d").to_list()
-            options = {"groups": years, "group_vocabulary": {int(y): dates_of(int(y)) for y in set(years) if y}}
+            dates = {int(y): attacks.dates_of_year(int(y)) for y in set(years) if y}
+            options = {"groups": years, "group_vocabulary": dates}
             vocab: list[str] = []
             true = demo.truth["dob"].dt.strftime("%Y%m%d").to_list()
         else:

@@ -292,8 +292,7 @@ def hub_known_pairs_attack(hub: Workspace, truth_ws: Workspace) -> dict[str, flo
         if field == "dob":
             values, true = (f.dt.strftime("%Y%m%d").to_list() for f in (rows["dob"], truth["dob"]))
             years = enc["birth_year"].fill_null(0).to_numpy()
-            dates = {int(y): [(dt.date(int(y), 1, 1) + dt.timedelta(days=d)).strftime("%Y%m%d") for d in range(365)]
-                     for y in set(years) if y}
+            dates = {int(y): attacks.dates_of_year(int(y)) for y in set(years) if y}
             guesses = attacks.known_pairs_attack(bits, present, known, values, [], groups=years,
                                                  group_vocabulary=dates)
         else:

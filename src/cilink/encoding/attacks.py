@@ -25,6 +25,7 @@ frequency list — never the secret, the hash functions or the plaintext. Each r
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -336,6 +337,12 @@ def known_pairs_attack(bits: np.ndarray, present: np.ndarray, known: np.ndarray,
     for r in known:
         out[r] = None
     return out
+
+
+def dates_of_year(year: int) -> list[str]:
+    """Every date of ``year`` as ``YYYYMMDD``: the birth-date candidates of a record whose year is in clear."""
+    start = dt.date(year, 1, 1)
+    return [(start + dt.timedelta(days=d)).strftime("%Y%m%d") for d in range((dt.date(year + 1, 1, 1) - start).days)]
 
 
 def reidentified(guesses: Sequence[str | None], truth: Sequence[str | None]) -> float:

@@ -12,7 +12,6 @@ worst attack's. Above the limit the file is not written (exit 5).
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -61,11 +60,6 @@ class AuditResult:
                 "shares": {f: {a: round(v, 4) for a, v in s.items()} for f, s in self.shares.items()}}
 
 
-def _dates(year: int) -> list[str]:
-    start = dt.date(year, 1, 1)
-    return [(start + dt.timedelta(days=d)).strftime("%Y%m%d") for d in range((dt.date(year + 1, 1, 1) - start).days)]
-
-
 def audit_frame(encoded: pl.DataFrame, plain: pl.DataFrame, scheme: Scheme, *, limit: float = DEFAULT_LIMIT,
                 seed: int = 0) -> AuditResult:
     """Run the attacks on ``encoded`` (what would be written) and score them against ``plain`` (the same rows,
@@ -84,8 +78,8 @@ def audit_frame(encoded: pl.DataFrame, plain: pl.DataFrame, scheme: Scheme, *, l
             truth = plain[name].dt.strftime("%Y%m%d").to_list()
             years = (encoded[BIRTH_YEAR].fill_null(0).to_numpy() if BIRTH_YEAR in encoded.columns
                      else np.zeros(encoded.height, dtype=np.int64))
-            options: dict[str, object] = {"groups": years,
-                                          "group_vocabulary": {int(y): _dates(int(y)) for y in set(years) if y}}
+            dates = {int(y): attacks.dates_of_year(int(y)) for y in set(years) if y}
+            options: dict[str, object] = {"groups": years, "group_vocabulary": dates}
             vocab: list[str] = []
             shares: dict[str, float] = {}
         else:
