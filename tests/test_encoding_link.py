@@ -20,7 +20,7 @@ from splink import DuckDBAPI
 from cilink.config import LinkSettings
 from cilink.encoding.bloom import dice, encode_values
 from cilink.encoding.encode import encode_export, encode_frame
-from cilink.encoding.scheme import Scheme, key_fingerprint
+from cilink.encoding.scheme import SCHEME_ID, SCHEME_V1, Scheme, key_fingerprint
 from cilink.errors import ConfigError, InputRejected
 from cilink.ingest import ingest_file
 from cilink.ingest.reasons import FileProblem
@@ -141,7 +141,7 @@ def test_ingest_cli_accepts_encoded_files_and_rejects_other_keys(tmp_path: Path,
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["rows_in"] == result["accepted"] + result["quarantined"] and result["accepted"] > 0
-    assert result["notes"]["encoded"] == "cilink-fbf-bigram-v1"
+    assert result["notes"]["encoded"] == SCHEME_ID and "warning" not in result["notes"]
     staged = staged_records(Workspace.open(ws), "wf").collect()
     assert staged["enc_first_name"].dtype == pl.Binary and staged["enc_first_name"].null_count() == 0
     assert staged["first_name"].null_count() == staged.height and staged["dob"].null_count() == staged.height
@@ -152,6 +152,19 @@ def test_ingest_cli_accepts_encoded_files_and_rejects_other_keys(tmp_path: Path,
     r = run_cli("-w", ws, "ingest", "wf2", encoded_files["wf2"], env={ENV: ""})
     assert r.returncode == 3 and reason_of(r.stderr) == FileProblem.ENCODING_KEY_MISMATCH
     assert "'wf'" in r.stderr and workspace_state(ws) == before
+
+
+def test_old_scheme_files_are_still_read_with_a_warning(tmp_path: Path) -> None:
+    partner_toml = tmp_path / "partner.toml"
+    partner_toml.write_text('[project]\nname = "partner site"\n' + workforce_json("wf"), encoding="utf-8")
+    old = tmp_path / "wf.v1.parquet"
+    encode_export(partner_toml, FIXTURES / "workforce.json", old, partner_id="wf", scheme=Scheme(scheme=SCHEME_V1),
+                  secret=SECRET.encode())
+    ws = make_ws(tmp_path, _encoded_partner("wf"))
+    r = run_cli("-w", ws, "ingest", "wf", old, env={ENV: SECRET})
+    assert r.returncode == 0, r.stderr
+    assert f"Warning: encoded with the old scheme '{SCHEME_V1}'" in r.stdout and SCHEME_ID in r.stdout
+    assert staged_records(Workspace.open(ws), "wf").collect()["enc_first_name"].null_count() == 0
 
 
 def test_ingest_rejects_what_is_not_a_proper_encoded_file(tmp_path: Path, encoded_files: dict[str, Path],
@@ -244,3 +257,74 @@ def test_one_encoded_partner_links_within_002_f1_of_all_plaintext(tmp_path: Path
     with Ledger(mixed.ledger_path) as ledger:
         assert all(SECRET not in json.dumps(a) for a in ledger.audit_entries())
     assert not [p for p in mixed_dir.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+
+    # the hub's known-plaintext attack, without using its copy of the secret: the encoded records its link
+    # results tie to a plaintext partner's record teach it bit positions; it decodes the ones linked to none
+    decoded = hub_known_pairs_attack(mixed, plain)
+    assert max(decoded.values()) <= 0.05, decoded
+
+
+def hub_known_pairs_attack(hub: Workspace, truth_ws: Workspace) -> dict[str, float]:
+    """Share of the encoded partner's records that link to no plaintext record whose first name, last name or
+    birth date the hub decodes from what it holds: the encoded staged file, its plaintext partners' staged
+    records and its link pairs. ``truth_ws`` (the same demo, all plaintext) only scores the guesses."""
+    from cilink.encoding import attacks
+
+    enc = staged_records(hub, "workforce-board").collect()
+    plain = pl.concat([staged_records(hub, p).collect().select("source_person_id", "first_name", "last_name", "dob")
+                       .with_columns(pl.lit(f"{p}:").add(pl.col("source_person_id")).alias("rid"))
+                       for p in ("holyoke-schools", "coc-hmis")])
+    links = read_pairs(hub.link_dir).filter(pl.col("decision") == "link")
+    both = pl.concat([links.select(pl.col("record_id_l").alias("a"), pl.col("record_id_r").alias("b")),
+                      links.select(pl.col("record_id_r").alias("a"), pl.col("record_id_l").alias("b"))])
+    partner = both.filter(pl.col("a").str.starts_with("workforce-board:")).join(plain, left_on="b", right_on="rid")
+    partner = partner.with_columns(pl.col("a").str.strip_prefix("workforce-board:").alias("source_person_id"))
+    rows = enc.select("source_person_id").join(partner.unique("source_person_id", keep="first"),
+                                               on="source_person_id", how="left", maintain_order="left")
+    known = np.flatnonzero(rows["first_name"].is_not_null().to_numpy())
+    truth = enc.select("source_person_id").join(
+        staged_records(truth_ws, "workforce-board").collect().unique("source_person_id", keep="first")
+        .select("source_person_id", "first_name", "last_name", "dob"),
+        on="source_person_id", how="left", maintain_order="left")
+    out = {}
+    for field in ("first_name", "last_name", "dob"):
+        bits, present = attacks.unpack(enc[f"enc_{field}"])
+        if field == "dob":
+            values, true = (f.dt.strftime("%Y%m%d").to_list() for f in (rows["dob"], truth["dob"]))
+            years = enc["birth_year"].fill_null(0).to_numpy()
+            dates = {int(y): attacks.dates_of_year(int(y)) for y in set(years) if y}
+            guesses = attacks.known_pairs_attack(bits, present, known, values, [], groups=years,
+                                                 group_vocabulary=dates)
+        else:
+            values, true = rows[field].to_list(), truth[field].to_list()
+            vocab = plain[field].drop_nulls().value_counts(sort=True)[field].to_list()
+            guesses = attacks.known_pairs_attack(bits, present, known, values, vocab)
+        unlinked = [None if i in set(known) else t for i, t in enumerate(true)]
+        out[field] = attacks.reidentified(guesses, unlinked)
+    assert len(known) > 50, "the hub learns from its links"
+    return out
+
+
+def test_all_encoded_project_runs_end_to_end_without_the_encoding_secret(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every partner encodes at its site; the hub never holds the encoding secret nor any plaintext identifier,
+    and `cilink run` ingests, links the encodings and releases."""
+    root = run_demo(tmp_path / "ws", people=400, seed=2, pipeline=False).workspace
+    monkeypatch.setenv(ENV, SECRET)  # the partners' side
+    encode_demo_partners(root, ("holyoke-schools", "workforce-board", "coc-hmis"))
+    monkeypatch.delenv(ENV)
+    r = run_cli("-w", root, "run", "--json", env={ENV: ""})  # the hub's side: no encoding secret
+    assert r.returncode == 0, r.stderr
+    ws = Workspace.open(root)
+    for partner in ("holyoke-schools", "workforce-board", "coc-hmis"):
+        staged = staged_records(ws, partner).collect()
+        assert staged.height > 50 and staged["enc_last_name"].null_count() < staged.height
+        assert all(staged[c].null_count() == staged.height for c in ("first_name", "last_name", "dob", "ssn")
+                   if c in staged.columns)
+    pairs = read_pairs(ws.link_dir).filter(pl.col("decision") == "link")
+    partners = pairs.select(pl.col("record_id_l", "record_id_r").str.extract(r"^([^:]+)"))
+    assert (partners["record_id_l"] != partners["record_id_r"]).sum() > 30  # links across partners, on encodings
+    assert (pairs["w_first_name"] == 0).all() and (pairs["w_first_name_enc"] != 0).any()
+    quality = evaluate_workspace(ws, root / ".cilink" / "truth.csv")
+    assert quality.precision > 0.97 and quality.recall > 0.8, quality
+    assert not [p for p in root.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]

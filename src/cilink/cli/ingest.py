@@ -38,6 +38,8 @@ def ingest(
                      [[f, c, n] for f, codes in r.flags_by_field.items() for c, n in codes.items()])
     if r.superseded:
         output.line(f"Supersedes {len(r.superseded)} earlier batch(es) of {r.partner} (snapshot mode).")
+    if r.notes.get("warning"):
+        output.line(f"Warning: {r.notes['warning']}")
     if r.quarantine_csv:
         output.line(f"Quarantine for the partner: {r.quarantine_csv}")
 

@@ -9,6 +9,13 @@ same bigram sets different bits in different fields. Two filters are compared by
 Speed: HMAC runs once per distinct (field, salt, bigram) token and bits are set once per distinct
 (value, salt) pair; everything else is numpy over whole columns (see benchmarks/encode_1m.py).
 
+Salting by another field (the default scheme, ``permute=True``): a bigram's positions are computed once per
+(field, bigram) and then sent through a keyed random permutation of ``[0, m)`` chosen by the salt —
+HMAC-SHA256(secret, ``field | salt``) seeds it. Under two salts the same bigram lands on unrelated
+positions, exactly as if the salt were part of each bigram's key, but HMAC runs once per distinct bigram and
+once per distinct salt instead of once per (value, salt, bigram): the salt makes nearly every (value, salt)
+pair distinct, and per-token HMAC was 7× slower (benchmarks/encode_1m.py).
+
 Hardening (``blip``): after building, each filter's bits are flipped at random with probability ``f``
 (BLIP, randomized response). Identical values then no longer give identical filters, which defeats
 counting-based frequency attacks; see docs/encodings.md for why and what it costs.
@@ -59,11 +66,51 @@ def _bigrams(values: pl.Series) -> pl.DataFrame:
     return pl.concat(parts) if parts else pl.DataFrame(schema={"i": pl.Int64, "g": pl.String})
 
 
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a bijection of uint64 that spreads every input bit over the output."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class SaltPermutations:
+    """Keyed random permutations of ``[0, m)``, one per salt value, computed once and shared by every field
+    a record's salt salts (the fields' bigram positions already differ by field key): the permutation of
+    salt ``s`` orders ``mix64(key ^ mix64(j + 1))`` over ``j``, ``key`` from HMAC-SHA256(secret, ``salt|s``).
+    It depends on the secret and the salt only, so the partner and the hub compute it independently."""
+
+    def __init__(self, secret: bytes, m: int) -> None:
+        self.secret, self.m = secret, m
+        self._rows: dict[str, int] = {}
+        self._table = np.empty((0, m), dtype=np.int16)
+
+    def rows(self, salts: list[str]) -> np.ndarray:
+        """Row index in ``table`` of each salt's permutation (computing the missing ones)."""
+        new = [s for s in dict.fromkeys(salts) if s not in self._rows]
+        if new:
+            keys = np.array([int.from_bytes(hmac.new(self.secret, b"salt|" + s.encode(), hashlib.sha256)
+                                            .digest()[:8], "little") for s in new], dtype=np.uint64)
+            j = mix64(np.arange(1, self.m + 1, dtype=np.uint64))
+            block = np.empty((len(new), self.m), dtype=np.int16)
+            for lo in range(0, len(new), 4096):
+                block[lo:lo + 4096] = np.argsort(mix64(keys[lo:lo + 4096, None] ^ j[None, :]), axis=1)
+            first = self._table.shape[0]
+            self._table = np.concatenate([self._table, block])
+            self._rows.update({s: first + i for i, s in enumerate(new)})
+        return np.array([self._rows[s] for s in salts], dtype=np.int64)
+
+    @property
+    def table(self) -> np.ndarray:
+        return self._table
+
+
 def filter_matrix(values: pl.Series, salts: pl.Series | None, *, secret: bytes, field: str, m: int, k: int,
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  permute: SaltPermutations | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(filters as an ``(n, m/8)`` uint8 matrix, mask of rows that have a value) for one column.
 
-    ``salts`` (same length, may be None) is mixed into every bigram's key, e.g. birth year for names.
+    ``salts`` (same length, may be None): with ``permute`` (the default scheme), chooses the keyed
+    permutation of the positions (``SaltPermutations``, shared across fields); without (the old scheme), is
+    mixed into every bigram's key, e.g. birth year for names.
     """
     n = len(values)
     salt = salts.cast(pl.String).fill_null("") if salts is not None else pl.Series([""] * n, dtype=pl.String)
@@ -71,13 +118,22 @@ def filter_matrix(values: pl.Series, salts: pl.Series | None, *, secret: bytes, 
     pairs = pairs.with_columns(pl.when(pl.col("v") == "").then(None).otherwise(pl.col("v")).alias("v"))
     distinct = pairs.drop_nulls("v").unique(maintain_order=True).with_row_index("d")
     grams = _bigrams(distinct["v"]).join(distinct.select(pl.col("d").cast(pl.Int64).alias("i"), "s"), on="i")
-    grams = grams.with_columns(pl.concat_str([pl.lit(field + "|"), pl.col("s"), pl.lit("|"), pl.col("g")])
-                               .alias("t"))
+    if permute is not None:
+        token = pl.concat_str([pl.lit(f"v2|{field}|"), pl.col("g")])
+    else:
+        token = pl.concat_str([pl.lit(field + "|"), pl.col("s"), pl.lit("|"), pl.col("g")])
+    grams = grams.with_columns(token.alias("t"))
     tokens = grams.select("t").unique(maintain_order=True).with_row_index("ti")
     pos = bigram_positions(secret, tokens["t"].to_list(), m, k)
     grams = grams.join(tokens, on="t", how="left").sort("i")
     tok_idx = grams["ti"].to_numpy().astype(np.int64)
     value_idx = grams["i"].to_numpy()
+    if permute is not None:
+        salt_values = distinct.select("s").unique(maintain_order=True).with_row_index("si")
+        salt_row = permute.rows(salt_values["s"].to_list())
+        perms = permute.table
+        salt_of_value = salt_row[distinct.join(salt_values, on="s", how="left", maintain_order="left")["si"]
+                                 .to_numpy()]
 
     packed = np.zeros((distinct.height, m // 8), dtype=np.uint8)
     bounds = np.searchsorted(value_idx, np.arange(0, distinct.height + BLOCK, BLOCK))
@@ -88,7 +144,10 @@ def filter_matrix(values: pl.Series, salts: pl.Series | None, *, secret: bytes, 
         first = b * BLOCK
         rows = min(BLOCK, distinct.height - first)
         bits = np.zeros((rows, m), dtype=bool)
-        bits[np.repeat(value_idx[lo:hi] - first, k), pos[tok_idx[lo:hi]].reshape(-1)] = True
+        cols = pos[tok_idx[lo:hi]]
+        if permute is not None:  # position p of a value under salt s goes to perms[s, p]
+            cols = perms[np.repeat(salt_of_value[value_idx[lo:hi]], k).reshape(-1, k), cols.astype(np.int64)]
+        bits[np.repeat(value_idx[lo:hi] - first, k), cols.reshape(-1)] = True
         packed[first:first + rows] = np.packbits(bits, axis=1)
 
     which = pairs.join(distinct, on=["v", "s"], how="left", maintain_order="left")["d"]

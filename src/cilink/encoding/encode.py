@@ -26,18 +26,20 @@ import pyarrow.parquet as pq
 
 from cilink import atomic
 from cilink.config import PartnerSettings, load_config
-from cilink.encoding.bloom import blip_matrix, filter_matrix, to_series
+from cilink.encoding.bloom import SaltPermutations, blip_matrix, filter_matrix, to_series
 from cilink.encoding.scheme import (
     BIRTH_YEAR,
     DROPPED_FIELDS,
     ENC_PREFIX,
     METADATA_KEY,
+    SCHEME_ID,
     Scheme,
     metadata_bytes,
     read_encoding_secret,
 )
 from cilink.errors import UsageError
 from cilink.ingest.batches import read_export, validate_batch
+from cilink.link.names import phonetic_series
 from cilink.schemas import polars_schema
 
 
@@ -53,6 +55,7 @@ class EncodeResult:
     encoded: int
     quarantined: int
     metadata: dict[str, Any]
+    audit: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +68,30 @@ def _value(frame: pl.DataFrame, name: str) -> pl.Series:
     return col.cast(pl.String)
 
 
+def field_filters(frame: pl.DataFrame, scheme: Scheme, secret: bytes, name: str,
+                  permutations: SaltPermutations | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(unhardened filters, mask of rows with a value) of one field of standardized records, salted as the
+    scheme says (``Scheme.salt_of``). The partner's encoder and the hub's encodings of plaintext partners
+    both call this, so their encodings of the same record agree. Pass one ``permutations`` for all fields
+    of a frame to compute each salt's permutation once."""
+    salt_of = scheme.salt_of(name)
+    salt_field = salt_of.rstrip("~") if salt_of else None
+    if salt_of == BIRTH_YEAR:
+        salts = frame["dob"].dt.year().cast(pl.Int16) if "dob" in frame.columns else None
+    elif salt_field is not None and salt_field in frame.columns:
+        salts = _value(frame, salt_field)
+        if salt_of.endswith("~"):  # type: ignore[union-attr]
+            salts = phonetic_series(salts, formal=salt_of.endswith("~~"))  # type: ignore[union-attr]
+    else:
+        salts = None
+    if scheme.deprecated:
+        permutations = None
+    elif permutations is None:
+        permutations = SaltPermutations(secret, scheme.m)
+    return filter_matrix(_value(frame, name), salts, secret=secret, field=name, m=scheme.m, k=scheme.k,
+                         permute=permutations)
+
+
 def encode_frame(frame: pl.DataFrame, scheme: Scheme, secret: bytes, *, seed: bytes = b"") -> pl.DataFrame:
     """Replace the identifier columns of standardized records by their encodings (``enc_<field>``).
 
@@ -74,11 +101,11 @@ def encode_frame(frame: pl.DataFrame, scheme: Scheme, secret: bytes, *, seed: by
     year = frame["dob"].dt.year().cast(pl.Int16) if "dob" in frame.columns else None
     rng = np.random.default_rng(int.from_bytes(hmac.new(secret, b"blip|" + seed, hashlib.sha256).digest()[:8]))
     encoded = []
+    permutations = SaltPermutations(secret, scheme.m)
     for name in scheme.fields:
         if name not in frame.columns:
             continue
-        salts = year if scheme.salt_names and name.endswith("_name") else None
-        filters, mask = filter_matrix(_value(frame, name), salts, secret=secret, field=name, m=scheme.m, k=scheme.k)
+        filters, mask = field_filters(frame, scheme, secret, name, permutations)
         encoded.append(to_series(ENC_PREFIX + name, blip_matrix(filters, mask, scheme.blip, rng), mask))
     keep = [c for c in frame.columns if c not in scheme.fields and c not in DROPPED_FIELDS]
     out = frame.select(keep)
@@ -123,8 +150,13 @@ def read_metadata(path: Path) -> dict[str, Any] | None:
 
 
 def encode_export(config_path: Path, input_path: Path, output_path: Path, *, partner_id: str | None = None,
-                  scheme: Scheme | None = None, secret: bytes | None = None) -> EncodeResult:
-    """Read a partner export as ingest would and write its encoded form to ``output_path``."""
+                  scheme: Scheme | None = None, secret: bytes | None = None,
+                  audit_limit: float | None = None) -> EncodeResult:
+    """Read a partner export as ingest would and write its encoded form to ``output_path``.
+
+    ``audit_limit``: first run the attacks of ``cilink.encoding.audit`` on the encoded records; when any
+    re-identifies more than this share of a field's records, raise AuditRefused (exit 5) and write nothing.
+    """
     partner = partner_of(config_path, partner_id)
     secret = secret if secret is not None else read_encoding_secret()
     scheme = scheme or Scheme()
@@ -136,7 +168,18 @@ def encode_export(config_path: Path, input_path: Path, output_path: Path, *, par
     accepted = checked.accepted.select([pl.col(n).cast(t) for n, t in schema.items() if n in checked.accepted.columns])
     encoded = encode_frame(accepted, scheme, secret, seed=sha.encode())
     meta = {**scheme.metadata(secret), "partner": partner.id, "domain": str(partner.domain)}
+    audited = None
+    if audit_limit is not None:
+        from cilink.encoding.audit import AuditRefused, audit_frame
+
+        audited = audit_frame(encoded, accepted, scheme, limit=audit_limit)
+        if not audited.passed:
+            worst = ", ".join(f"{f} {v:.1%}" for f, v in audited.worst().items() if v > audit_limit)
+            raise AuditRefused(f"the encoding audit re-identified more than {audit_limit:.0%} of the records in "
+                               f"{worst}; {output_path} was not written",
+                               hint=f"encode with the default scheme ({SCHEME_ID}); see docs/encodings.md",
+                               audit=audited)
     write_encoded(encoded, output_path, meta)
     return EncodeResult(partner=partner.id, input=str(input_path), output=str(output_path), sha256=sha,
                         rows_in=checked.rows_in, encoded=encoded.height, quarantined=checked.quarantined,
-                        metadata=meta)
+                        metadata=meta, audit=audited.to_dict() if audited else None)

@@ -15,7 +15,13 @@ from dataclasses import asdict, dataclass, field
 
 from cilink.errors import ConfigError
 
-SCHEME_ID = "cilink-fbf-bigram-v1"
+#: the default scheme: field filters whose bigram keys are salted by another identifier of the same record
+SCHEME_ID = "cilink-fbf-crosssalted-v2"
+#: the first scheme (2025): still read and linked, with a warning — its name filters fall to frequency,
+#: pattern-mining, graph-matching and known-plaintext attacks (docs/encodings.md)
+SCHEME_V1 = "cilink-fbf-bigram-v1"
+#: every scheme this cilink reads
+READABLE_SCHEMES = (SCHEME_ID, SCHEME_V1)
 SECRET_ENV = "CILINK_ENCODING_SECRET"
 METADATA_KEY = b"cilink.encoding"
 ENC_PREFIX = "enc_"
@@ -27,6 +33,19 @@ _FINGERPRINT_LABEL = b"cilink encoding key fingerprint v1"
 ENCODED_FIELDS = (
     "first_name", "middle_name", "last_name", "dob", "ssn", "ssn_last4", "street", "zip5", "phone", "email",
 )
+#: v2: the field whose standardized value salts each field's bigram keys. The salt is never in the file in
+#: clear (a clear salt, like v1's birth year, lets the attacker group by it and defeats salting); records of
+#: the same person share it, records that merely share a name almost never do — so equal names no longer
+#: give similar filters, and nothing about a bigram's bit positions carries from one record to the next.
+#: Names and contact fields are salted by the birth date; the birth date by the phonetic code of the first
+#: name's formal form (``cilink.link.names.formal_phonetic``: a married name keeps first name and birth
+#: date, and a nickname or one-letter typo keeps the birth date); the SSN by the phonetic code of the last
+#: name (a wrong birth date or a nickname keeps SSN agreement) — chosen on the demo so that one error
+#: seldom takes more than two comparisons. ``~`` marks a phonetic salt (``~~``: of the formal form).
+CROSS_SALTS = {
+    "first_name": "dob", "middle_name": "dob", "last_name": "dob", "dob": "first_name~~", "ssn": "last_name~",
+    "ssn_last4": "last_name~", "street": "dob", "zip5": "dob", "phone": "dob", "email": "dob",
+}
 #: identifying fields dropped outright (too little signal to be worth an encoding)
 DROPPED_FIELDS = ("name_suffix", "unit")
 
@@ -35,9 +54,9 @@ DROPPED_FIELDS = ("name_suffix", "unit")
 class Scheme:
     """Parameters of one encoding: filter size ``m`` bits, ``k`` bit positions per bigram, hardening.
 
-    ``blip``: probability with which every bit is flipped (0 = unhardened). ``salt_names``: mix birth year
-    into the keys of name bigrams (balances name frequencies over years; a wrong birth year then also
-    breaks the name comparison).
+    ``blip``: probability with which every bit is flipped (0 = unhardened). ``scheme``: ``SCHEME_ID`` salts
+    each field by another field of the record (``CROSS_SALTS``); ``SCHEME_V1`` salts nothing, or names by
+    the clear birth year with ``salt_names`` (kept to read old files; that salt is in the file in clear).
     """
 
     m: int = 1024
@@ -47,11 +66,24 @@ class Scheme:
     fields: tuple[str, ...] = ENCODED_FIELDS
     scheme: str = field(default=SCHEME_ID)
 
+    def salt_of(self, name: str) -> str | None:
+        """The field whose value salts ``name``'s bigram keys (``birth_year``: v1's clear year), or None."""
+        if self.scheme == SCHEME_V1:
+            return BIRTH_YEAR if self.salt_names and name.endswith("_name") else None
+        return CROSS_SALTS.get(name)
+
+    @property
+    def deprecated(self) -> bool:
+        """Whether files of this scheme are read only for compatibility (re-encode them)."""
+        return self.scheme == SCHEME_V1
+
     def metadata(self, secret: bytes) -> dict[str, object]:
         """The metadata written with an encoded file (parameters + key fingerprint, never the key)."""
         out = asdict(self)
         out["fields"] = list(self.fields)
         out["key_fingerprint"] = key_fingerprint(secret)
+        if self.scheme != SCHEME_V1:
+            out["salted_by"] = {f: self.salt_of(f) for f in self.fields}  # which field, never its value
         return out
 
     @classmethod

@@ -28,7 +28,9 @@ from cilink.encoding.scheme import (
     ENC_PREFIX,
     ENCODED_FIELDS,
     METADATA_KEY,
+    READABLE_SCHEMES,
     SCHEME_ID,
+    SCHEME_V1,
     key_fingerprint,
     metadata_bytes,
 )
@@ -74,9 +76,10 @@ def _check_metadata(meta: dict[str, Any], file: str, partner: PartnerSettings) -
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise _reject(file, FileProblem.NOT_ENCODED, f"its encoding metadata lacks {', '.join(missing)}")
-    if meta["scheme"] != SCHEME_ID:
+    if meta["scheme"] not in READABLE_SCHEMES:
         raise _reject(file, FileProblem.ENCODING_MISMATCH,
-                      f"encoded with scheme '{meta['scheme']}'; this cilink compares '{SCHEME_ID}' encodings",
+                      f"encoded with scheme '{meta['scheme']}'; this cilink compares "
+                      f"{' and '.join(repr(s) for s in READABLE_SCHEMES)} encodings",
                       hint="encode with the same cilink version the hub runs")
     try:
         m, k = int(meta["m"]), int(meta["k"])
@@ -137,6 +140,10 @@ def read_encoded(data: bytes, file: str, partner: PartnerSettings, meta: dict[st
     notes: dict[str, object] = {"encoded": meta["scheme"], "key_fingerprint": meta["key_fingerprint"]}
     if ignored:
         notes["ignored_columns"] = len(ignored)
+    if meta["scheme"] == SCHEME_V1:
+        notes["warning"] = (f"encoded with the old scheme '{SCHEME_V1}', whose name filters published attacks "
+                            f"re-identify (docs/encodings.md); ask the partner to re-encode with '{SCHEME_ID}' "
+                            "(all partners of a project must use one scheme)")
     return Mapped(mapped, {f: f for f in fields}, len(columns), ignored, notes=notes, native_dates=True,
                   passthrough=passthrough, encoding=meta)
 

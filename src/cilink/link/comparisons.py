@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from cilink.config import LinkSettings
+from cilink.encoding.scheme import SCHEME_V1
 from cilink.errors import ConfigError
 from cilink.link.encodings import ENCODED_DERIVED, LSH
 
@@ -96,6 +97,16 @@ def household(levels: tuple[Level, ...]) -> tuple[Level, ...]:
     outvote first-name and birth-date disagreement, and would pull EM towards calling households matches.
     """
     return tuple(replace(lv, fix_m=lv.kind != "null") for lv in levels)
+
+
+def fixed_m(comparison: Comparison, *m: float) -> Comparison:
+    """``comparison`` with its non-null levels' m fixed at ``m`` (in order; EM does not estimate them)."""
+    trainable = [i for i, lv in enumerate(comparison.levels) if lv.kind not in ("null", "encoded_null")]
+    levels = list(comparison.levels)
+    for i, mi in zip(trainable, m, strict=True):
+        u = levels[i].prior_mu[1] if levels[i].prior_mu else 0.5
+        levels[i] = replace(levels[i], prior_mu=(mi, u), fix_m=True)
+    return replace(comparison, levels=tuple(levels))
 
 
 def with_priors(levels: tuple[Level, ...], *mu: tuple[float, float]) -> tuple[Level, ...]:
@@ -408,6 +419,19 @@ ENCODED_COMPARISONS: dict[str, Callable[[], Comparison]] = {
 }
 
 
+#: m of the cross-salted scheme's comparisons (``cilink.encoding.scheme.CROSS_SALTS``), fixed rather than
+#: estimated by EM: every band EM could train on ties the salting fields together (the birth-date band needs
+#: equal first names and birth dates), so EM would see almost no equal names keyed apart by a wrong or partial
+#: birth date — and would punish a salted disagreement as hard as a real one. Measured on the true pairs of
+#: `cilink demo --people 5000 --seed 1 --encoded workforce-board` (docs/encodings.md), rounded.
+CROSS_SALTED_M: dict[str, tuple[float, ...]] = {
+    "first_name_enc": (0.86, 0.011, 0.046, 0.083),
+    "last_name_enc": (0.82, 0.014, 0.041, 0.125),
+    "dob_enc": (0.917, 0.015, 0.066, 0.002),
+    "ssn_enc": (0.727, 0.011, 0.088, 0.174),
+}
+
+
 #: Every comparison by the name used in ``[link] comparisons``.
 COMPARISONS: dict[str, Callable[[], Comparison]] = {
     "first_name": lambda: name_comparison("first_name"),
@@ -519,6 +543,8 @@ def with_encodings(spec: LinkSpec, encoding: str) -> LinkSpec:
     """
     names = [c.name for c in spec.comparisons]
     encoded = tuple(ENCODED_COMPARISONS[n]() for n in names if n in ENCODED_COMPARISONS)
+    if not encoding.startswith(SCHEME_V1):  # salted by each other: m fixed (see CROSS_SALTED_M)
+        encoded = tuple(fixed_m(c, *CROSS_SALTED_M[c.name]) if c.name in CROSS_SALTED_M else c for c in encoded)
     name, dob = LSH[0], LSH[1]
     return replace(
         spec,

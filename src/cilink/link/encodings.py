@@ -30,7 +30,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from cilink.encoding.bloom import filter_matrix, to_series
+from cilink.encoding.bloom import SaltPermutations, to_series
+from cilink.encoding.bloom import mix64 as _mix
+from cilink.encoding.encode import field_filters
 from cilink.encoding.hub import differences, encoded_batches, hub_secret
 from cilink.encoding.scheme import BIRTH_YEAR, ENC_PREFIX, Scheme, key_fingerprint
 from cilink.errors import ConfigError
@@ -123,13 +125,9 @@ def encoding_plan(ws: Workspace, batches: list[Batch], seed: int) -> EncodingPla
         raise ConfigError(f"{name} is not the secret the encoded partners used (key fingerprint "
                           f"{key_fingerprint(secret)}, theirs {first['key_fingerprint']})",
                           hint=f"set {name} to the partners' encoding secret")
-    scheme = Scheme(m=int(first["m"]), k=int(first["k"]), blip=0.0, salt_names=bool(first["salt_names"]))
+    scheme = Scheme(m=int(first["m"]), k=int(first["k"]), blip=0.0, salt_names=bool(first["salt_names"]),
+                    scheme=str(first["scheme"]))
     return EncodingPlan(scheme=scheme, fingerprint=str(first["key_fingerprint"]), seed=seed, secret=secret)
-
-
-def _value(records: pl.DataFrame, name: str) -> pl.Series:
-    col = records[name]
-    return col.dt.strftime("%Y%m%d") if col.dtype == pl.Date else col.cast(pl.String)
 
 
 def add_encodings(records: pl.DataFrame, plan: EncodingPlan) -> pl.DataFrame:
@@ -141,12 +139,10 @@ def add_encodings(records: pl.DataFrame, plan: EncodingPlan) -> pl.DataFrame:
     )
     plaintext = out.select(pl.any_horizontal(pl.col("first_name", "last_name", "dob").is_not_null())).to_series()
     if plan.secret is not None and plaintext.any():
-        year = out["dob"].dt.year().cast(pl.Int16)
         hub = []
+        permutations = SaltPermutations(plan.secret, plan.scheme.m)
         for f in COMPARED_FIELDS:
-            salts = year if plan.scheme.salt_names and f.endswith("_name") else None
-            filters, mask = filter_matrix(_value(out, f), salts, secret=plan.secret, field=f, m=plan.scheme.m,
-                                          k=plan.scheme.k)
+            filters, mask = field_filters(out, plan.scheme, plan.secret, f, permutations)
             hub.append(pl.coalesce(pl.col(ENC_PREFIX + f), to_series(ENC_PREFIX + f, filters, mask)))
         out = out.with_columns(hub)
     if BIRTH_YEAR in out.columns:
@@ -178,13 +174,6 @@ def _union(records: pl.DataFrame, fields: tuple[str, ...], nbytes: int) -> tuple
             acc[has] |= raw.reshape(-1, nbytes)
             present |= has
     return acc, present & acc.any(axis=1)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a bijection of uint64 that spreads every input bit over the output."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def minhash_bands(filters: np.ndarray, present: np.ndarray, fam: LshFamily, seed: int,
