@@ -323,8 +323,10 @@ def test_incremental_batches_give_the_same_clusters_as_full(
     timings = results[-1].timings  # wall and CPU seconds per phase, for the run log and the benchmarks
     for phase in ("records", "score", "persons", "write", "publish"):
         assert timings[f"{phase}_s"] >= 0 and timings[f"{phase}_cpu_s"] >= 0
-    assert sum(v for k, v in timings.items() if k.endswith("_s") and not k.endswith(("cpu_s", "sys_s"))) <= (
-        results[-1].seconds + 0.05)
+    # the run's seconds are taken before the generation is published and the ledger row written
+    before_publish = [k for k in timings if k.endswith("_s") and not k.endswith(("cpu_s", "sys_s"))
+                      and k not in ("publish_s", "ledger_s")]
+    assert sum(timings[k] for k in before_publish) <= results[-1].seconds + 0.05
     incremental, ids = partition(ws), crosswalk(ws)
     pairs_inc = read_pairs(ws.link_dir)
     full = link_workspace(ws, full=True)
