@@ -190,7 +190,8 @@ def test_two_digit_year_format_without_pivot_is_a_config_error(tmp_path: Path) -
 def test_rejection_messages_hold_no_data_values(tmp_path: Path) -> None:
     ws = make_ws(tmp_path, workforce(date_format="%d.%m.%Y"), school(extra='encoding = "utf-8"\n'))
     code, _, stderr = ingest_json(ws, "workforce", FIXTURES / "workforce_dates.csv")
-    assert code == 3 and reason_of(stderr) == "all_rows_quarantined"
+    assert code == 3 and reason_of(stderr) == "implausible_column"
+    assert "'%m/%d/%Y'" in stderr, "the message names the format that would have worked"
     code, _, stderr2 = ingest_json(ws, "schools", FIXTURES / "undecodable_utf8.csv")
     assert code == 3 and "line 3" in stderr2
     for value in ("W001", "Rivera", "03/14/1985", "José", "Garc"):

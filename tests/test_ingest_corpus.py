@@ -87,8 +87,8 @@ CASES = [
     Case("dates-ymd", school(date_format="%Y%m%d"), "schools", "dates_ymd.csv", rows=(5, 5, 0)),
     Case("dates-iso-only-when-unconfigured", school(date_format=None), "schools", "dates_ambiguous.csv",
          rows=(5, 5, 0), flags={"dob": {"date_unparseable": 2}, "entry_date": {"date_unparseable": 1}}),
-    Case("two-digit-years-rejected", workforce(), "workforce", "two_digit_years.csv", rows=(6, 1, 5),
-         reasons={"unparseable_date": 5}),
+    Case("two-digit-years-rejected", workforce(), "workforce", "two_digit_years.csv", exit=3,
+         rejected="implausible_column"),
     Case("two-digit-years-with-pivot", workforce(date_format="%m/%d/%y", extra="two_digit_year_pivot = 30\n"),
          "workforce", "two_digit_years.csv", rows=(6, 5, 1), reasons={"unparseable_date": 1},
          flags={"dob": {"dob_impossible": 1}}),
@@ -129,7 +129,9 @@ CASES = [
     Case("binary-as-csv", SCHOOL, "schools", "binary.csv", exit=3, rejected="undecodable"),
     Case("unknown-partner", SCHOOL, "no-such-partner", "school_clean.csv", exit=3, rejected="unknown_partner"),
     Case("file-not-found", SCHOOL, "schools", "no_such_file.csv", exit=3, rejected="file_not_found"),
-    Case("all-rows-quarantined", workforce(date_format="%d.%m.%Y"), "workforce", "workforce_dates.csv", exit=3,
+    Case("wrong-date-format", workforce(date_format="%d.%m.%Y"), "workforce", "workforce_dates.csv", exit=3,
+         rejected="implausible_column"),
+    Case("all-rows-quarantined", SCHOOL.replace('"StudentID"', '"SSN"'), "schools", "dates_mdy.csv", exit=3,
          rejected="all_rows_quarantined"),
 ]
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cilink.errors import ConfigError
+from cilink.errors import ConfigError, InputRejected
 
 CONFIG_FILE = "cilink.toml"
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -74,6 +74,10 @@ class PartnerSettings(Strict):
         default=None, ge=0, le=99, description="Accept %y dates: years below the pivot are 20xx, others 19xx"
     )
     sheet: str | None = Field(default=None, description="xlsx only: the sheet holding the data")
+    max_unparseable_share: float = Field(
+        default=0.2, ge=0, le=1,
+        description="a date/number column where more than this share of the values fails to parse rejects the file",
+    )
     mode: IngestMode = IngestMode.SNAPSHOT
     columns: dict[str, str] = Field(default_factory=dict, description="canonical field = source header")
     codes: dict[str, dict[str, str]] = Field(
@@ -106,6 +110,13 @@ class PartnerSettings(Strict):
             # a two-digit year is a guess about the century; cilink guesses only when told how
             problems.append("date_format uses %y (two-digit year): set two_digit_year_pivot too "
                             "(e.g. 30: years 00-29 are 20xx, 30-99 are 19xx), or use %Y")
+        if self.date_format:
+            from cilink.ingest.dates import compile_format
+
+            try:
+                compile_format(self.date_format)
+            except InputRejected as e:
+                problems.append(e.message)
         unknown_codes = sorted(set(self.codes) - set(known))
         if unknown_codes:
             problems.append(f"codes given for unknown field(s) {unknown_codes}")

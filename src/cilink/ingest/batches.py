@@ -19,7 +19,7 @@ import polars as pl
 from cilink.config import FileFormat, IngestMode, PartnerSettings, config_hash
 from cilink.encoding.hub import is_encoded_column
 from cilink.errors import InputRejected
-from cilink.ingest import encoded, hmis
+from cilink.ingest import encoded, hmis, plausibility
 from cilink.ingest.dates import date_parser
 from cilink.ingest.mapping import Mapped, map_columns
 from cilink.ingest.quarantine import write_quarantine
@@ -192,6 +192,8 @@ def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool 
         if mapped.encoding is not None:
             encoded.check_comparable(ws, partner, mapped.encoding, path.name)
         checked = validate_batch(mapped, partner, str(partner.domain), today)
+        if mapped.encoding is None:
+            plausibility.check_columns(mapped, checked, partner, str(partner.domain), path.name)
         if checked.accepted_rows == 0:
             reasons = ", ".join(f"{r} ({n})" for r, n in checked.quarantine_by_reason.items())
             raise InputRejected(

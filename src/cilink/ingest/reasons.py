@@ -65,3 +65,18 @@ class FileProblem(StrEnum):
     ENCODING_KEY_MISMATCH = "encoding_key_mismatch"
     #: an encoded file that still holds plaintext identifier columns
     PLAINTEXT_IN_ENCODED = "plaintext_in_encoded"
+    #: a date (or other typed) column where more than ``max_unparseable_share`` of the values fail to parse,
+    #: or where another date format reads every value the configured one misses (swapped day and month)
+    IMPLAUSIBLE_COLUMN = "implausible_column"
+    #: the bytes are another kind of file (xlsx, zip, Parquet, JSON, PDF …) than the partner's `format`
+    WRONG_FORMAT = "wrong_format"
+    #: over a resource cap: zip uncompressed size or ratio, xlsx dimensions, JSON nesting, file size
+    TOO_LARGE = "too_large"
+    #: a password-protected zip or workbook
+    ENCRYPTED = "encrypted"
+    #: readable container, but a part cilink does not read (Deflate64 zip member, Parquet Duration column …)
+    UNSUPPORTED_CONTENT = "unsupported_content"
+    #: a symlink, FIFO, device or folder where a regular file was expected
+    NOT_REGULAR_FILE = "not_regular_file"
+    #: reading the file failed in a way cilink did not foresee; the file is rejected alone (a bug to report)
+    UNREADABLE = "unreadable"
