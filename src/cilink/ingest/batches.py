@@ -21,6 +21,7 @@ from cilink.encoding.hub import is_encoded_column
 from cilink.errors import InputRejected
 from cilink.ingest import encoded, hmis, plausibility
 from cilink.ingest.dates import date_parser
+from cilink.ingest.identity import check_identity
 from cilink.ingest.mapping import Mapped, map_columns
 from cilink.ingest.quarantine import write_quarantine
 from cilink.ingest.readers import read_table
@@ -100,7 +101,13 @@ def _read(path: Path, partner: PartnerSettings) -> tuple[str, int, Any]:
     if not path.exists():
         raise InputRejected(f"{path}: no such file", hint="check the path (and that the export has finished copying)",
                             file=path.name, reason=FileProblem.FILE_NOT_FOUND)
+    if not path.is_dir() and not path.is_file():
+        raise InputRejected(f"{path.name}: not a regular file (a FIFO, socket or device)",
+                            hint="give the export file itself", file=path.name, reason=FileProblem.NOT_REGULAR_FILE)
     if partner.format == FileFormat.HMIS_CSV:
+        if path.is_file():
+            with path.open("rb") as fh:
+                check_identity(fh.read(8192), path.name, partner.format, partner.id)
         src = hmis.load_source(path)
         return src.sha256, src.size_bytes, lambda: hmis.read_hmis(path, partner, src)
     if path.is_dir():
@@ -114,6 +121,7 @@ def _read(path: Path, partner: PartnerSettings) -> tuple[str, int, Any]:
     meta = encoded.file_encoding(data, path.name, partner)
     if meta is not None:
         return hashlib.sha256(data).hexdigest(), len(data), lambda: encoded.read_encoded(data, path.name, partner, meta)
+    check_identity(data, path.name, partner.format, partner.id)
 
     def load() -> Mapped:
         raw = read_table(data, path.name, format=str(partner.format), encoding=partner.encoding,

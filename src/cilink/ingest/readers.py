@@ -71,10 +71,24 @@ def _finish(frame: pl.DataFrame, headers: list[str], file: str, nfields: pl.Seri
     if frame.height == 0:
         raise _reject(file, FileProblem.NO_DATA_ROWS, "the file has a header but no data rows",
                       "ask the partner for the full export (this one holds column names only)")
+    cells = frame.columns
     frame = frame.with_columns(
         pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW),
         (nfields.cast(pl.Int64) if nfields is not None else pl.lit(n, dtype=pl.Int64)).alias(NFIELDS),
     )
+    # a fully blank line (or a row of empty cells) is no record: skipped and counted, not quarantined
+    # (row numbers keep counting it, so they still match the partner's file)
+    blank = pl.all_horizontal(pl.col(c).cast(pl.String).str.strip_chars().fill_null("") == "" for c in cells) \
+        if cells else pl.lit(True)
+    blank_rows = int(frame.select(blank.sum()).item())
+    if blank_rows:
+        frame = frame.filter(~blank)
+        if frame.height == 0:
+            raise _reject(file, FileProblem.NO_DATA_ROWS, f"the file holds {blank_rows} blank rows and no data",
+                          "ask the partner for the full export")
+        notes = dict(kw.pop("notes", None) or {})  # type: ignore[call-overload]
+        notes["blank_rows_skipped"] = blank_rows
+        kw["notes"] = notes
     return RawTable(frame=frame, headers=headers, file=file, **kw)  # type: ignore[arg-type]
 
 
@@ -163,6 +177,8 @@ def read_csv_bytes(raw: bytes, file: str, *, encoding: str | None = None, delimi
     notes: dict[str, object] = {}
     if decoded.nul_bytes_removed:
         notes["nul_bytes_removed"] = decoded.nul_bytes_removed
+    if decoded.bytes_repaired:
+        notes["bytes_repaired"] = decoded.bytes_repaired
     return _finish(frame, headers, file, counts, encoding=decoded.encoding, delimiter=sep, notes=notes)
 
 
