@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +20,7 @@ import polars as pl
 
 from cilink.config import FileFormat, IngestMode, PartnerSettings, config_hash
 from cilink.encoding.hub import is_encoded_column
-from cilink.errors import InputRejected
+from cilink.errors import CilinkError, InputRejected
 from cilink.ingest import encoded, hmis, plausibility
 from cilink.ingest.dates import date_parser
 from cilink.ingest.identity import check_identity
@@ -167,6 +169,28 @@ def staged_frame(checked: Checked, partner_id: str, batch_id: str, domain: str) 
     return frame.select([pl.col(n).cast(t) for n, t in schema.items()] + [pl.col(c) for c in extra])
 
 
+@contextmanager
+def _as_rejection(file: str) -> Iterator[None]:
+    """Any unforeseen failure while reading one file (a reader's exception, a Rust panic, memory) rejects
+    that file alone (exit 3, ``unreadable``), so arbitrary bytes never crash ingest or stop `cilink run`.
+
+    The message names the exception's type only: its text may quote a cell.
+    """
+    try:
+        yield
+    except CilinkError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:  # pyo3's PanicException derives from BaseException, not Exception
+        raise InputRejected(
+            f"{file}: could not be read ({type(e).__name__}); nothing was written",
+            hint="check that the file is a complete export in the partner's format; if it is, rerun with --debug "
+            "and report the traceback (it may quote data: share it only inside the restricted zone)",
+            file=file, reason=FileProblem.UNREADABLE,
+        ) from e
+
+
 def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool = False, *,
                 today: dt.date | None = None) -> IngestResult:
     """Ingest one partner export into the workspace (design §4) and return its reconciliation.
@@ -183,7 +207,8 @@ def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool 
     sha: str | None = None
     try:
         partner = _partner(ws, partner_id)
-        sha, size, load = _read(path, partner)
+        with _as_rejection(path.name):
+            sha, size, load = _read(path, partner)
         with Ledger(ws.ledger_path) as ledger:
             existing = ledger.find_batch(partner.id, sha)
             purged = [b for b in ledger.batches(partner.id, status="purged") if b.sha256 == sha]
@@ -196,12 +221,13 @@ def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool 
         if existing is not None:
             log.event("ingest_duplicate", partner=partner.id, sha256=sha, batch_id=existing.batch_id)
             return _duplicate(existing, path, str(partner.mode))
-        mapped = load()
-        if mapped.encoding is not None:
-            encoded.check_comparable(ws, partner, mapped.encoding, path.name)
-        checked = validate_batch(mapped, partner, str(partner.domain), today)
-        if mapped.encoding is None:
-            plausibility.check_columns(mapped, checked, partner, str(partner.domain), path.name)
+        with _as_rejection(path.name):
+            mapped = load()
+            if mapped.encoding is not None:
+                encoded.check_comparable(ws, partner, mapped.encoding, path.name)
+            checked = validate_batch(mapped, partner, str(partner.domain), today)
+            if mapped.encoding is None:
+                plausibility.check_columns(mapped, checked, partner, str(partner.domain), path.name)
         if checked.accepted_rows == 0:
             reasons = ", ".join(f"{r} ({n})" for r, n in checked.quarantine_by_reason.items())
             raise InputRejected(

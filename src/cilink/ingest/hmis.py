@@ -9,6 +9,7 @@ gender columns) and HMIS data-quality conventions: 8 (doesn't know), 9 (prefers 
 from __future__ import annotations
 
 import hashlib
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import polars as pl
 
 from cilink.config import PartnerSettings
 from cilink.errors import InputRejected
+from cilink.ingest.limits import check_zip_members, read_member
 from cilink.ingest.mapping import Mapped, clean_text
 from cilink.ingest.readers import NFIELDS, ROW, RawTable, read_csv_bytes
 from cilink.ingest.reasons import FileProblem, Reason
@@ -64,18 +66,25 @@ def load_source(path: Path) -> HmisSource:
     """Collect the export's CSV files from a folder or a zip (any sub-folder), by name, case-blind."""
     found: dict[str, bytes] = {}
     if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            member = _is_member(str(p.relative_to(path))) if p.is_file() else None
-            if member and member not in found:
-                found[member] = p.read_bytes()
+        # never follow symlinks: a link inside the export could point at a key file or /etc/shadow
+        for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+            dirnames.sort()
+            for name in sorted(filenames):
+                p = Path(dirpath) / name
+                member = _is_member(str(p.relative_to(path)))
+                if member and member not in found and p.is_file() and not p.is_symlink():
+                    found[member] = p.read_bytes()
     else:
         try:
             with zipfile.ZipFile(path) as z:
-                for info in sorted(z.infolist(), key=lambda i: i.filename):
-                    member = None if info.is_dir() else _is_member(info.filename)
+                infos = [i for i in sorted(z.infolist(), key=lambda i: i.filename)
+                         if not i.is_dir() and _is_member(i.filename)]
+                check_zip_members(z, path.name, infos)
+                for info in infos:
+                    member = _is_member(info.filename)
                     if member and member not in found:
-                        found[member] = z.read(info)
-        except (zipfile.BadZipFile, OSError) as e:
+                        found[member] = read_member(z, info, path.name)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
             raise InputRejected(
                 f"{path.name}: not a readable zip file", hint="give the HMIS export as a .zip or an unzipped folder",
                 file=path.name, reason=FileProblem.MALFORMED,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,31 @@ def apply_codes(expr: pl.Expr, codes: dict[str, str]) -> pl.Expr:
     return key.replace_strict(table, default=expr, return_dtype=pl.String)
 
 
+#: a header cell that looks like a value: a date, an SSN or phone, a number, an e-mail, an id with digits
+_DATA_LIKE = re.compile(r"\d{3,}|\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|@|^\s*[+-]?\d+(?:[.,]\d+)?\s*$")
+
+
+def _kind_of(cell: str) -> str:
+    if re.search(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}", cell):
+        return "date"
+    if "@" in cell:
+        return "e-mail"
+    return "number" if re.search(r"\d", cell) else "text"
+
+
+def describe_headers(headers: list[str], limit: int = 40) -> str:
+    """The file's header for a message, without repeating anything that may be a data value.
+
+    When any header cell looks like a value, the first line is taken to be a data row (a headerless
+    export) and every column is described by position and type only (names in a headerless file are
+    people's names). Otherwise headers are quoted as they are: they are the partner's column names.
+    """
+    if any(_DATA_LIKE.search(h) for h in headers):
+        kinds = ", ".join(f"column {i + 1}: {_kind_of(h) if h else 'blank'}" for i, h in enumerate(headers[:limit]))
+        return (f"no header: the first line looks like a data row ({kinds}{', …' if len(headers) > limit else ''})")
+    return "the file has: " + ", ".join(f"'{c}'" for c in headers[:limit])
+
+
 def map_columns(raw: RawTable, partner: PartnerSettings) -> Mapped:
     """Pick and rename the partner's mapped columns; reject the file if one is missing or ambiguous.
 
@@ -86,10 +112,9 @@ def map_columns(raw: RawTable, partner: PartnerSettings) -> Mapped:
         else:
             hits = by_norm.get(_norm(h), [])
             if len(hits) != 1:
-                shown = ", ".join(f"'{c}'" for c in raw.headers[:40])
                 problem = FileProblem.DUPLICATE_COLUMN if hits else FileProblem.MISSING_COLUMN
                 raise InputRejected(
-                    f"{raw.file}: no column '{header}' (mapped to {fld}); the file has: {shown}"
+                    f"{raw.file}: no column '{header}' (mapped to {fld}); {describe_headers(raw.headers)}"
                     if not hits else f"{raw.file}: column '{header}' (mapped to {fld}) is ambiguous",
                     hint=f"fix [partners.columns] {fld} = \"…\" for partner '{partner.id}' in cilink.toml "
                     "to the file's header, or ask the partner for the agreed layout",

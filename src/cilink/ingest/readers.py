@@ -17,6 +17,7 @@ import polars as pl
 
 from cilink.errors import InputRejected
 from cilink.ingest.encoding import decode
+from cilink.ingest.limits import MAX_JSON_DEPTH, check_xlsx, json_too_deep
 from cilink.ingest.reasons import FileProblem
 
 ROW = "_cilink_row"
@@ -193,6 +194,7 @@ def read_xlsx(data: bytes, file: str, *, sheet: str | None = None) -> RawTable:
     """
     import fastexcel
 
+    check_xlsx(data, file)  # caps first: a stray far-away cell would make the reader allocate the whole grid
     try:
         book = fastexcel.read_excel(data)
     except Exception as e:  # fastexcel raises its own hierarchy for corrupt/non-xlsx files
@@ -275,12 +277,25 @@ def read_json(raw: bytes, file: str, *, encoding: str | None = None) -> RawTable
         else:
             doc = json.loads(stripped)
             records = _records_of(doc)
+    except RecursionError as e:
+        raise _reject(file, FileProblem.TOO_LARGE, f"JSON nested deeper than cilink reads (at most {MAX_JSON_DEPTH})",
+                      "re-export the file as flat JSON records (one object per person or event)") from e
     except (ValueError, TypeError) as e:
         raise _reject(file, FileProblem.MALFORMED, "not valid JSON (an array of objects, or one object a line)",
                       "re-export the file as JSON records or NDJSON") from e
     if not all(isinstance(r, dict) for r in records):
         raise _reject(file, FileProblem.MALFORMED, "every record must be a JSON object",
                       "re-export the file as JSON records or NDJSON")
+    if any(json_too_deep(r) for r in records):
+        raise _reject(file, FileProblem.TOO_LARGE, f"JSON nested deeper than cilink reads (at most {MAX_JSON_DEPTH})",
+                      "re-export the file as flat JSON records (one object per person or event)")
+    if len(records) == 1 and len(records[0]) > 1 and all(isinstance(v, dict) for v in records[0].values()):
+        # {"Maria Lopez": {...}, "John Doe": {...}}: the keys are data (often names), never column names;
+        # say so without repeating a single key
+        raise _reject(file, FileProblem.MALFORMED,
+                      f"one JSON object whose {len(records[0])} members are objects (keyed by a value such as a "
+                      "name or id?), not a list of records",
+                      "re-export the file as an array of records, each with its id as a field")
     headers: list[str] = []
     seen: set[str] = set()
     for r in records:
@@ -325,13 +340,29 @@ def read_parquet(data: bytes, file: str) -> RawTable:
     """Read a Parquet file; typed columns become text (dates as ISO, so ``native_dates`` is set)."""
     try:
         frame = pl.read_parquet(io.BytesIO(data))
-    except (pl.exceptions.PolarsError, OSError) as e:
+    except (pl.exceptions.PolarsError, OSError, ValueError) as e:
         raise _reject(file, FileProblem.MALFORMED, "not a readable Parquet file",
                       "check the partner's `format` in cilink.toml") from e
+    for i, dtype in enumerate(frame.schema.values(), 1):
+        if not _readable_type(dtype):
+            # named by position and type: a column name may be anything the partner's tool wrote
+            raise _reject(file, FileProblem.UNSUPPORTED_CONTENT,
+                          f"column {i} has type {dtype.base_type()}, which cilink does not read as text",
+                          "ask the partner to write that column as text, a number or a date")
     headers = [_clean_header(c) for c in frame.columns]
     frame = _stringify(frame)
     frame.columns = _unique_names(headers)
     return _finish(frame, headers, file, native_dates=True)
+
+
+def _readable_type(dtype: pl.DataType) -> bool:
+    """Types _stringify turns into text faithfully: text, numbers, booleans, dates, lists and structs of them."""
+    if isinstance(dtype, pl.List | pl.Array):
+        return _readable_type(dtype.inner)  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Struct):
+        return all(_readable_type(f.dtype) for f in dtype.fields)  # type: ignore[arg-type]
+    return (dtype == pl.String or dtype.is_numeric() or dtype in (pl.Boolean, pl.Date, pl.Null)
+            or isinstance(dtype, pl.Datetime | pl.Categorical | pl.Enum))
 
 
 def read_table(data: bytes, file: str, *, format: str, encoding: str | None = None, delimiter: str | None = None,
