@@ -59,7 +59,7 @@ def only_release(ws: Path, name: str | None = None) -> Path:
 
 def district_export(ws: Path) -> pl.DataFrame:
     """The district's own export, as it sent it."""
-    return pl.read_csv(ws / "inbox" / "holyoke-schools" / "processed" / "holyoke-schools.csv",
+    return pl.read_csv(ws / ".cilink" / "inbox" / "holyoke-schools" / "processed" / "holyoke-schools.csv",
                        infer_schema=False)
 
 
@@ -291,7 +291,7 @@ def test_gate_measures_the_tables_as_written(demo5k: Path, monkeypatch: pytest.M
 
 def workforce_clients(ws: Path) -> pl.DataFrame:
     """The board's participants as it exported them: id, birth year, sex."""
-    raw = pl.read_excel(ws / "inbox" / "workforce-board" / "processed" / "workforce-board.xlsx",
+    raw = pl.read_excel(ws / ".cilink" / "inbox" / "workforce-board" / "processed" / "workforce-board.xlsx",
                         sheet_name="Participants", infer_schema_length=0)
     return raw.group_by("Participant ID").agg(pl.col("DOB").last(), pl.col("Sex").last()).select(
         pl.col("Participant ID").alias("client"), pl.col("DOB").str.slice(6, 4).cast(pl.Int32).alias("year"),
@@ -303,7 +303,7 @@ def hmis_clients(ws: Path) -> pl.DataFrame:
     import io
     import zipfile
 
-    with zipfile.ZipFile(ws / "inbox" / "coc-hmis" / "processed" / "hmis-export.zip") as z:
+    with zipfile.ZipFile(ws / ".cilink" / "inbox" / "coc-hmis" / "processed" / "hmis-export.zip") as z:
         raw = pl.read_csv(io.BytesIO(z.read("Client.csv")), infer_schema=False)
     return raw.select(pl.col("PersonalID").alias("client"), pl.col("DOB").str.slice(0, 4).cast(pl.Int32,
                       strict=False).alias("year"), pl.col("Sex").replace_strict({"0": "F", "1": "M"}, default=None)

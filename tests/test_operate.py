@@ -14,6 +14,7 @@ import pytest
 from cilink.demo import generate_demo
 from cilink.ledger import Ledger
 from cilink.link.outputs import read_crosswalk
+from cilink.operate.inbox import mark_complete
 from cilink.workspace import Workspace, ensure_layout
 from tests.conftest import run_cli
 from tests.release_fixtures import RESEARCH, RESEARCH_AUDIENCE
@@ -27,6 +28,7 @@ def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo-src") / "ws"
     generate_demo(root, people=PEOPLE, seed=7)
     ensure_layout(root)
+    mark_complete(Workspace.open(root))
     return root
 
 
@@ -82,6 +84,7 @@ def test_cron_run_twice_with_one_malformed_file(demo_source: Path, tmp_path: Pat
     ws = fresh_workspace(demo_source, tmp_path)
     bad = ws / "inbox" / "workforce-board" / "broken.xlsx"
     bad.write_bytes(b"this is not a spreadsheet")
+    bad.with_name(bad.name + ".done").touch()
     first = run_cli("-w", ws, "run", "--json")
     assert first.returncode == 3, first.stderr
     summary = json.loads(first.stdout)
@@ -89,11 +92,13 @@ def test_cron_run_twice_with_one_malformed_file(demo_source: Path, tmp_path: Pat
     assert outcomes == {"holyoke-schools.csv": "ingested", "workforce-board.xlsx": "ingested",
                         "hmis-export.zip": "ingested", "broken.xlsx": "rejected"}
     assert summary["linked"] and summary["release_id"]
-    rejected = ws / "inbox" / "workforce-board" / "rejected"
+    rejected = ws / ".cilink" / "inbox" / "workforce-board" / "rejected"
     assert (rejected / "broken.xlsx").exists()
     assert (rejected / "broken.xlsx.reason.txt").read_text().strip()
     for partner, name in [("holyoke-schools", "holyoke-schools.csv"), ("coc-hmis", "hmis-export.zip")]:
-        assert (ws / "inbox" / partner / "processed" / name).exists()
+        kept = ws / ".cilink" / "inbox" / partner / "processed" / name
+        assert kept.exists() and kept.stat().st_mode & 0o777 == 0o600, "raw exports are kept owner-only"
+        assert not (ws / "inbox" / partner / name).exists() and not (ws / "inbox" / partner / (name + ".done")).exists()
     second = run_cli("-w", ws, "run", "--json")
     assert second.returncode == 0, second.stderr
     again = json.loads(second.stdout)
@@ -134,6 +139,7 @@ def test_purge_partner_removes_its_data_everywhere(demo_source: Path, tmp_path: 
     assert cw is not None
     assert "coc-hmis" not in cw["partner"].to_list() and cw.height > 0
     assert not list((ws / "inbox" / "coc-hmis").rglob("*.zip")), "the kept raw export is purged too"
+    assert not list((ws / ".cilink" / "inbox" / "coc-hmis").rglob("*.zip")), "the kept raw export is purged too"
     gens = [p for p in w.link_root.iterdir() if p.name.startswith("gen-")]
     assert len(gens) == 1, "older link generations still held the purged records"
     # the research tier: full event detail, so an absent housing domain means the purge reached the release

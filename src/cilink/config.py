@@ -338,6 +338,18 @@ class EngineSettings(Strict):
     checkpoint_dir: Path | None = None
 
 
+class InboxSettings(Strict):
+    """[inbox]: how `cilink run` takes files from inbox/<partner>/."""
+
+    stable_seconds: float = Field(
+        default=30, ge=0,
+        description="a file is taken once it has not changed for this long (or when <file>.done exists beside it)",
+    )
+    processed: Literal["keep", "delete"] = Field(
+        default="keep", description="ingested raw exports: keep them in the restricted zone (mode 0600), or delete",
+    )
+
+
 class CilinkConfig(Strict):
     """The whole of cilink.toml."""
 
@@ -346,6 +358,7 @@ class CilinkConfig(Strict):
     link: LinkSettings = LinkSettings()
     export: ExportSettings = ExportSettings()
     engine: EngineSettings = EngineSettings()
+    inbox: InboxSettings = InboxSettings()
     indicators: list[IndicatorSettings] = Field(default_factory=list)
 
     @field_validator("indicators")

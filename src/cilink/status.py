@@ -31,6 +31,8 @@ class WorkspaceStatus:
     last_release: dict[str, Any] | None = None
     review_queue: int | None = None
     persons: int | None = None
+    #: inbox entries `cilink run` does not take now: waiting (not yet stable) or skipped (with the reason)
+    inbox_pending: list[dict[str, str | None]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +61,10 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
             {"release_id": release["release_id"], "created_at": release["created_at"],
              "audience": release["audience"], "tier": _tier(release["summary"])} if release else None
         )
+    from cilink.operate.inbox import scan_inbox
+
+    result.inbox_pending = [{"partner": e.partner, "entry": e.path.name, "state": e.state, "reason": e.reason}
+                            for e in scan_inbox(ws) if e.state != "ready"]
     if ws.link_dir.is_dir():  # polars only once something has been linked
         import polars as pl
 

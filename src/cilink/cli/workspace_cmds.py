@@ -71,6 +71,9 @@ def status(json_out: JsonFlag = False) -> None:
     rel = st.last_release
     output.line(f"Last release: {rel['release_id']} ({rel['tier']} tier, audience {rel['audience']}, "
                 f"{rel['created_at']})" if rel else "Last release: none")
+    if st.inbox_pending:
+        output.table("Inbox entries not taken by `cilink run`", ["partner", "entry", "state", "reason"],
+                     [[e["partner"], e["entry"], e["state"], e["reason"]] for e in st.inbox_pending])
 
 
 def schema(

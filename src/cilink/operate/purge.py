@@ -65,13 +65,15 @@ def _remove_kept_exports(ws: Workspace, partner_id: str, fingerprints: set[str])
     """
     from cilink.errors import CilinkError
     from cilink.ingest.batches import export_fingerprint
+    from cilink.operate.inbox import PROCESSED, kept_dir
 
     settings = next((p for p in ws.config.partners if p.id == partner_id), None)
-    kept = ws.inbox_dir(partner_id) / "processed"
-    if settings is None or not kept.is_dir():
+    # kept in the restricted zone; workspaces run by earlier cilink versions kept them in inbox/<partner>/processed/
+    kept = [d for d in (kept_dir(ws, partner_id, PROCESSED), ws.inbox_dir(partner_id) / PROCESSED) if d.is_dir()]
+    if settings is None or not kept:
         return 0
     removed = 0
-    for f in list(kept.iterdir()):
+    for f in [f for d in kept for f in d.iterdir()]:
         try:
             fingerprint = export_fingerprint(f, settings)
         except CilinkError:  # not an export we can read: not one of these batches
@@ -118,8 +120,11 @@ def purge(ws: Workspace, *, partner: str | None = None, before: dt.date | None =
         _purge_batches(ws, ledger, batches, result)
         if partner is not None:
             # the agreement has ended: every raw export we kept from this partner goes too
+            from cilink.operate.inbox import kept_dir
+
             inbox = ws.inbox_dir(partner)
             result.files_removed += _remove(inbox / "processed") + _remove(inbox / "rejected")
+            result.files_removed += _remove(kept_dir(ws, partner, "processed").parent)
             result.files_removed += _remove(ws.staged_dir(partner)) + _remove(ws.quarantine_dir / partner)
             cur = ledger.conn.execute(
                 "DELETE FROM review_decisions WHERE record_id_l LIKE ? OR record_id_r LIKE ?",
