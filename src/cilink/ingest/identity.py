@@ -21,6 +21,7 @@ KINDS = {
     "xlsx": "an Excel workbook (.xlsx)",
     "xls": "a legacy Excel (.xls) or password-protected Office file",
     "zip": "a zip archive",
+    "damaged-zip": "a damaged zip archive (or .xlsx workbook)",
     "parquet": "a Parquet file",
     "json": "JSON text",
     "text": "delimited text (CSV)",
@@ -41,10 +42,10 @@ _MAGIC = [
 _ACCEPTS = {
     FileFormat.CSV: {"text"},
     FileFormat.JSON: {"json"},
-    FileFormat.XLSX: {"xlsx"},
+    FileFormat.XLSX: {"xlsx", "damaged-zip"},
     FileFormat.PARQUET: {"parquet"},
     FileFormat.ENCODED: {"parquet"},
-    FileFormat.HMIS_CSV: {"zip"},
+    FileFormat.HMIS_CSV: {"zip", "damaged-zip"},
 }
 _FORMAT_FOR = {"text": "csv", "json": "json", "xlsx": "xlsx", "parquet": "parquet", "zip": "hmis-csv"}
 
@@ -63,7 +64,7 @@ def sniff_kind(data: bytes) -> str:
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 names = set(z.namelist())
         except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-            return "zip"  # a damaged zip is still a zip; its reader says what is wrong with it
+            return "damaged-zip"  # xlsx and hmis-csv readers say what is wrong with it
         return "xlsx" if "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names) else "zip"
     head = data[:64]
     for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),

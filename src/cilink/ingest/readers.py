@@ -24,6 +24,7 @@ ROW = "_cilink_row"
 #: number of fields found in the source row; differs from the header's count on ragged rows
 NFIELDS = "_cilink_nfields"
 _DELIMITERS = [",", ";", "\t", "|"]
+_LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\n)+")
 _LINE_SEP = "\x1f"  # ASCII unit separator: a byte no CSV uses, so a whole line reads as one field
 
 
@@ -142,7 +143,7 @@ def read_csv_bytes(raw: bytes, file: str, *, encoding: str | None = None, delimi
     Example: ``read_csv_bytes(b"id;name\\n1;Ann\\n", "a.csv").delimiter == ";"``
     """
     decoded = decode(raw, encoding=encoding, file=file)
-    data = decoded.data
+    data = _LEADING_BLANK_LINES.sub(b"", decoded.data)  # blank lines above the header (some exporters)
     if not data.strip():
         raise _reject(file, FileProblem.EMPTY_FILE, "the file is empty", "ask the partner to export it again")
     head = data[: 1024 * 1024].decode("utf-8", errors="replace")
