@@ -94,6 +94,15 @@ def _detect(data: bytes) -> str | None:
         return "latin-1"  # bytes cp1252 leaves undefined (0x81, 0x8d …): latin-1 reads every byte
 
 
+def _not_text(file: str) -> InputRejected:
+    return InputRejected(
+        f"{file}: the bytes are not text in any known encoding (is it a spreadsheet or a "
+        "compressed file saved with a .csv name?)",
+        hint="re-export the file as CSV (UTF-8), or set the partner's `format` to match the file",
+        file=file, reason=FileProblem.UNDECODABLE,
+    )
+
+
 def decode(data: bytes, *, encoding: str | None, file: str) -> Decoded:
     """Decode ``data`` with the configured ``encoding`` (or detect it) and return UTF-8 bytes.
 
@@ -114,15 +123,12 @@ def decode(data: bytes, *, encoding: str | None, file: str) -> Decoded:
         try:
             data.decode("utf-8")
             chosen, verified_utf8 = "utf-8", True
+            if _looks_binary(data[:_SAMPLE]):  # control bytes are valid UTF-8 too, but no export is made of them
+                raise _not_text(file)
         except UnicodeDecodeError:
             chosen = _detect(data)
             if chosen is None:
-                raise InputRejected(
-                    f"{file}: the bytes are not text in any known encoding (is it a spreadsheet or a "
-                    "compressed file saved with a .csv name?)",
-                    hint="re-export the file as CSV (UTF-8), or set the partner's `format` to match the file",
-                    file=file, reason=FileProblem.UNDECODABLE,
-                ) from None
+                raise _not_text(file) from None
     elif chosen.replace("_", "-").lower() in ("utf-8", "utf8") and data.startswith(codecs.BOM_UTF8):
         chosen = "utf-8-sig"
     try:
