@@ -23,7 +23,6 @@ from tests.test_ingest_bad_inputs import (
     SECRETS,
     csv_text,
     hmis_zip,
-    nested_json,
     partner,
     records,
     rows_of,

@@ -222,7 +222,8 @@ CASES = [
     Case("latin1-undefined-in-cp1252", "csv", text(CLEAN).replace(b"Xiomara", b"Xiom\x81ra"), rows=OK),
     Case("utf8-with-one-cp1252-byte", "csv", text(CLEAN.replace("Okonkwo", "Okonkwó")).replace(
         b"Xiomara", b"Xiom\xe1ra"), rows=OK, notes={"bytes_repaired": 1, "encoding": "utf-8"}),
-    Case("blank-lines-everywhere", "csv", text(CLEAN.replace("\n", "\n\n\n")), rows=OK, notes={"blank_rows_skipped": 22}),
+    Case("blank-lines-everywhere", "csv", text(CLEAN.replace("\n", "\n\n\n")), rows=OK,
+         notes={"blank_rows_skipped": 22}),
     Case("blank-lines-above-header", "csv", text("\n\n" + CLEAN), rows=OK),
     Case("ten-thousand-blank-lines", "csv", text(CLEAN + "\n" * 10_000), rows=OK,
          notes={"blank_rows_skipped": 10_000}),
@@ -417,8 +418,8 @@ def test_config_check_validates_date_format(tmp_path: Path) -> None:
                       + partner("q", date_format="%m/%Y"))
     r = run_cli("config", "check", config)
     assert r.returncode == 2 and "2 problem(s)" in r.stderr
-    assert "partners[p]: date_format uses %Q" in r.stderr and "partners[q]: date_format '%m/%Y' does not name a year, " \
-        "a month and a day" in r.stderr
+    assert "partners[p]: date_format uses %Q" in r.stderr
+    assert "partners[q]: date_format '%m/%Y' does not name a year, a month and a day" in r.stderr
 
 
 CLI_CASES = ["crlf-then-cr", "dmy-format-on-us-dates", "headerless-csv", "json-keyed-by-name"]
