@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from cilink.errors import CilinkError, InputRejected
 from cilink.ingest import ingest_file
+from cilink.ledger import Ledger
 from cilink.workspace import Workspace
 from tests.conftest import run_cli
 from tests.ingest_helpers import hmis, ingest_json, make_ws, reason_of, workspace_state
@@ -530,3 +531,33 @@ def test_arbitrary_bytes_through_the_cli_exit_0_or_3(tmp_path: Path) -> None:
         path.write_bytes(bytes(data))
         r = run_cli("-w", root, "ingest", partner_id, path, "--dry-run")
         assert r.returncode in (0, 3), (partner_id, r.returncode, r.stderr)
+
+
+# --replace ---------------------------------------------------------------------------------------------
+def test_replace_reingests_a_file_after_a_config_fix(tmp_path: Path) -> None:
+    """A file ingested with a config mistake (a date column mapped wrong: every birth date flagged) is read
+    again after the fix with --replace; the new batch replaces the earlier one, and the audit log says so."""
+    root = make_ws(tmp_path, partner("p", columns=COLUMNS.replace('dob = "Birth"\n', "")))
+    path = tmp_path / "people.csv"
+    path.write_text(CLEAN)
+    first = ingest_file(Workspace.open(root), "p", path).to_dict()
+    assert first["accepted"] == N and first["flags_by_field"] == {}
+    again = ingest_file(Workspace.open(root), "p", path)
+    assert again.status == "duplicate", "without --replace: a no-op"
+    config = root / "cilink.toml"
+    config.write_text(config.read_text().replace('last_name = "Last"\n', 'last_name = "Last"\ndob = "Birth"\n'))
+    code, replaced, stderr = ingest_json(root, "p", path, "--replace")
+    assert code == 0, stderr
+    assert replaced is not None and replaced["replaced"] == first["batch_id"] and replaced["superseded"] == []
+    assert replaced["batch_id"] != first["batch_id"] and replaced["accepted"] == N
+    with Ledger(Workspace.open(root).ledger_path) as ledger:
+        status = {b.batch_id: b.status for b in ledger.batches("p")}
+        audit = [e for e in ledger.audit_entries() if e["action"] == "replace_batch"]
+    assert status == {first["batch_id"]: "replaced", replaced["batch_id"]: "active"}
+    assert len(audit) == 1 and audit[0]["details"]["replaces"] == first["batch_id"]
+    from cilink.staging import staged_records
+
+    dobs = staged_records(Workspace.open(root)).select("dob").collect()["dob"]
+    assert dobs.len() == N and dobs.null_count() == 0, "only the new batch's rows count"
+    dup = ingest_file(Workspace.open(root), "p", path)
+    assert dup.status == "duplicate" and dup.batch_id == replaced["batch_id"]

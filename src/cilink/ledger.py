@@ -28,12 +28,13 @@ CREATE TABLE IF NOT EXISTS batches (
     flags_by_field  TEXT NOT NULL DEFAULT '{}',
     schema_version  INTEGER NOT NULL,
     mode            TEXT NOT NULL,
-    status          TEXT NOT NULL DEFAULT 'active',   -- active | superseded | purged
+    status          TEXT NOT NULL DEFAULT 'active',   -- active | superseded | replaced | purged
     staged_path     TEXT NOT NULL,
     quarantine_path TEXT,
     created_at      TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS batches_partner_sha ON batches(partner, sha256);
+-- one live batch per file; `cilink ingest --replace` keeps the earlier batch of the same file as 'replaced'
+CREATE UNIQUE INDEX IF NOT EXISTS batches_partner_sha_live ON batches(partner, sha256) WHERE status != 'replaced';
 CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,
     command     TEXT NOT NULL,
@@ -149,6 +150,9 @@ class Ledger:
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
+        old_index = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'batches_partner_sha'"
+        if self.conn.execute(old_index).fetchone():
+            self.conn.execute("DROP INDEX batches_partner_sha")  # ledgers from before --replace: once
         self.conn.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -175,7 +179,8 @@ class Ledger:
     # batches -------------------------------------------------------------------------------------
     def find_batch(self, partner: str, sha256: str) -> Batch | None:
         row = self.conn.execute(
-            "SELECT * FROM batches WHERE partner = ? AND sha256 = ? AND status != 'purged'", (partner, sha256)
+            "SELECT * FROM batches WHERE partner = ? AND sha256 = ? AND status NOT IN ('purged', 'replaced')",
+            (partner, sha256),
         ).fetchone()
         return Batch.from_row(row) if row else None
 
@@ -194,11 +199,12 @@ class Ledger:
         return self.batches(partner, status="active")
 
     def add_batch(self, batch: Batch, *, supersede_earlier: bool,
-                  audit: dict[str, Any] | None = None) -> list[str]:
+                  audit: dict[str, Any] | None = None, replaces: str | None = None) -> list[str]:
         """Record a batch; in snapshot mode mark the partner's earlier active batches superseded (one transaction).
 
         ``audit`` (keyword arguments of ``audit()``) is appended in the same transaction, so a batch is
-        never recorded without its audit entry. Returns the ids of the batches superseded.
+        never recorded without its audit entry. ``replaces``: the batch of the same file this one replaces
+        (`cilink ingest --replace`), marked 'replaced'. Returns the ids of the other batches superseded.
         """
         d = batch.__dict__.copy()
         d["quarantine_by_reason"] = json.dumps(d["quarantine_by_reason"], sort_keys=True)
@@ -207,6 +213,8 @@ class Ledger:
         marks = ", ".join(f":{k}" for k in d)
         superseded: list[str] = []
         with self.transaction() as c:
+            if replaces is not None:
+                c.execute("UPDATE batches SET status = 'replaced' WHERE batch_id = ?", (replaces,))
             if supersede_earlier:
                 superseded = [r[0] for r in c.execute(
                     "SELECT batch_id FROM batches WHERE partner = ? AND status = 'active' ORDER BY created_at, rowid",

@@ -15,11 +15,14 @@ def ingest(
     file: Annotated[Path, typer.Argument(help="The export (for hmis-csv: a zip or a folder)")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Read a file ingested before again (after a cilink.toml fix); the new batch replaces "
+        "the earlier one (audited)")] = False,
 ) -> None:
     """Validate, standardize and stage a partner export; print the reconciliation (rows in = accepted + quarantined)."""
     from cilink.ingest import ingest_file
 
-    r = ingest_file(output.open_workspace(), partner, file, dry_run=dry_run)
+    r = ingest_file(output.open_workspace(), partner, file, dry_run=dry_run, replace=replace)
     if json_out:
         output.emit_json(r.to_dict())
         return
@@ -36,6 +39,8 @@ def ingest(
     if r.flags_by_field:
         output.table("Flags by field (accepted rows, value set to null)", ["field", "flag", "rows"],
                      [[f, c, n] for f, codes in r.flags_by_field.items() for c, n in codes.items()])
+    if r.replaced:
+        output.line(f"Replaces batch {r.replaced} (the same file, ingested before with the earlier cilink.toml).")
     if r.superseded:
         output.line(f"Supersedes {len(r.superseded)} earlier batch(es) of {r.partner} (snapshot mode).")
     if r.notes.get("warning"):

@@ -60,6 +60,8 @@ class IngestResult:
     quarantine_by_reason: dict[str, int] = field(default_factory=dict)
     flags_by_field: dict[str, dict[str, int]] = field(default_factory=dict)
     superseded: list[str] = field(default_factory=list)
+    #: `--replace`: the earlier batch of the same file that this one replaces
+    replaced: str | None = None
     staged_path: str | None = None
     quarantine_path: str | None = None
     quarantine_csv: str | None = None
@@ -192,12 +194,14 @@ def _as_rejection(file: str) -> Iterator[None]:
 
 
 def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool = False, *,
-                today: dt.date | None = None) -> IngestResult:
+                today: dt.date | None = None, replace: bool = False) -> IngestResult:
     """Ingest one partner export into the workspace (design §4) and return its reconciliation.
 
     ``dry_run`` validates and reports without writing anything. The same file (by sha256) twice is a
-    no-op (status "duplicate"). The writer lock is taken around the writing part only (it is re-entrant,
-    so `cilink run` may already hold it). Raises InputRejected (exit 3) for whole-file problems, leaving
+    no-op (status "duplicate"), unless ``replace``: then it is read again with the current cilink.toml
+    (after a config fix) and the new batch replaces the earlier one (status 'replaced', audited). The
+    writer lock is taken around the writing part only (it is re-entrant, so `cilink run` may already
+    hold it). Raises InputRejected (exit 3) for whole-file problems, leaving
     the workspace as it was.
 
     Example: ``ingest_file(Workspace.open("ws"), "holyoke-schools", "inbox/holyoke-schools/students.csv")``
@@ -218,7 +222,7 @@ def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool 
                 hint="purged data is not taken in again; if that was a mistake, ask the partner for a new export",
                 file=path.name, reason=FileProblem.PURGED_FILE,
             )
-        if existing is not None:
+        if existing is not None and not replace:
             log.event("ingest_duplicate", partner=partner.id, sha256=sha, batch_id=existing.batch_id)
             return _duplicate(existing, path, str(partner.mode))
         with _as_rejection(path.name):
@@ -240,12 +244,14 @@ def ingest_file(ws: Workspace, partner_id: str, path: Path | str, dry_run: bool 
         log.event("ingest_rejected", partner=partner_id, sha256=sha, reason=str(e.reason or ""))
         raise
     batch_id = new_batch_id(sha)
+    if existing is not None and batch_id == existing.batch_id:
+        batch_id += "r"  # replaced within the second it was ingested
     result = IngestResult(
         partner=partner.id, file=path.name, sha256=sha, status="dry_run" if dry_run else "ingested",
         batch_id=None if dry_run else batch_id, mode=str(partner.mode), rows_in=checked.rows_in,
         accepted=checked.accepted_rows, quarantined=checked.quarantined,
         quarantine_by_reason=checked.quarantine_by_reason, flags_by_field=checked.flags_by_field,
-        notes=mapped.notes,
+        notes=mapped.notes, replaced=existing.batch_id if existing is not None else None,
     )
     if dry_run:
         return result
@@ -269,7 +275,7 @@ def _write(ws: Workspace, partner: PartnerSettings, result: IngestResult, checke
     assert result.batch_id is not None
     with Ledger(ws.ledger_path) as ledger:
         existing = ledger.find_batch(partner.id, result.sha256)  # another process may have won the race
-        if existing is not None:
+        if existing is not None and existing.batch_id != result.replaced:
             return _duplicate(existing, Path(result.file), result.mode)
         written: list[Path] = []
         try:
@@ -293,14 +299,16 @@ def _write(ws: Workspace, partner: PartnerSettings, result: IngestResult, checke
             )
             counts = {"rows_in": result.rows_in, "accepted": result.accepted, "quarantined": result.quarantined}
             audit = {
-                "command": "ingest", "action": "ingest_batch", "outcome": "ok",
+                "command": "ingest", "action": "replace_batch" if result.replaced else "ingest_batch", "outcome": "ok",
                 "inputs": {"file_sha256": result.sha256, "config_sha256": config_hash(ws.config_path)},
                 "details": {"partner": partner.id, "batch_id": result.batch_id, "mode": result.mode, **counts,
                             "quarantine_by_reason": result.quarantine_by_reason,
-                            "flags_by_field": result.flags_by_field},
+                            "flags_by_field": result.flags_by_field,
+                            **({"replaces": result.replaced} if result.replaced else {})},
             }
-            result.superseded = ledger.add_batch(batch, supersede_earlier=partner.mode == IngestMode.SNAPSHOT,
-                                                 audit=audit)
+            superseded = ledger.add_batch(batch, supersede_earlier=partner.mode == IngestMode.SNAPSHOT, audit=audit,
+                                          replaces=result.replaced)
+            result.superseded = [b for b in superseded if b != result.replaced]
         except BaseException:
             for p in written:
                 p.unlink(missing_ok=True)
