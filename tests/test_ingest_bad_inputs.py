@@ -561,3 +561,17 @@ def test_replace_reingests_a_file_after_a_config_fix(tmp_path: Path) -> None:
     assert dobs.len() == N and dobs.null_count() == 0, "only the new batch's rows count"
     dup = ingest_file(Workspace.open(root), "p", path)
     assert dup.status == "duplicate" and dup.batch_id == replaced["batch_id"]
+
+
+def test_non_latin_names_are_transliterated_not_nulled(ws: Workspace, tmp_path: Path) -> None:
+    from cilink.ingest.batches import read_export, validate_batch
+
+    names = [("李", "小龙"), ("Оксана", "Білик"), ("Σοφία", "Παπαδοπούλου"), ("محمد", "الحسن"), ("Nguyễn", "Thị")]
+    rows = [[f"U{i}", first, last, "03/14/1987", "", "09/16/2024"] for i, (first, last) in enumerate(names)]
+    path = tmp_path / "scripts.csv"
+    path.write_text(csv_text(rows))
+    checked = validate_batch(read_export(path, ws.config.partner("csv"))[1], ws.config.partner("csv"), "workforce",
+                             TODAY)
+    assert checked.accepted_rows == 5
+    assert checked.accepted["first_name"].to_list() == ["li", "oksana", "sofia", "mhmd", "nguyen"]
+    assert checked.accepted["last_name"].null_count() == 0

@@ -47,12 +47,32 @@ def ascii_fold(s: pl.Expr) -> pl.Expr:
     return s.str.normalize("NFKD").str.replace_all(r"\p{M}+", "")
 
 
+def _transliterate_batch(values: pl.Series) -> pl.Series:
+    from anyascii import anyascii
+
+    mask = values.str.contains(r"[^\x00-\x7f]").fill_null(False)
+    if not mask.any():
+        return values
+    return pl.Series(values.name, [anyascii(v).lower() if m else v for v, m in zip(values.to_list(), mask.to_list(),
+                                                                                   strict=True)], dtype=pl.String)
+
+
+def transliterate(s: pl.Expr) -> pl.Expr:
+    """Letters outside Latin as ASCII (anyascii): "Оксана" → "oksana", "李小龙" → "lixiaolong", "Σοφία" → "sofia".
+
+    Only values that still hold non-ASCII after folding go through Python; names repeat, and ingest calls
+    this once per distinct value.
+    """
+    return s.map_batches(_transliterate_batch, return_dtype=pl.String)
+
+
 def name(s: pl.Expr) -> pl.Expr:
     """Names: lower-case ASCII letters, single spaces (apostrophes and dots dropped, other marks → space).
 
+    Non-Latin scripts are transliterated, not dropped (a Cyrillic or Chinese name used to become null).
     Example: "O'Brien-Smith, JR." → "obrien smith jr"; "José" → "jose"; "=HYPERLINK(…)" stays text.
     """
-    s = ascii_fold(s).str.replace_all(r"['’`´.]", "").str.replace_all(r"[^a-z]+", " ").str.strip_chars()
+    s = transliterate(ascii_fold(s)).str.replace_all(r"['’`´.]", "").str.replace_all(r"[^a-z]+", " ").str.strip_chars()
     return _null_if_empty(s)
 
 
