@@ -575,3 +575,12 @@ def test_non_latin_names_are_transliterated_not_nulled(ws: Workspace, tmp_path: 
     assert checked.accepted_rows == 5
     assert checked.accepted["first_name"].to_list() == ["li", "oksana", "sofia", "mhmd", "nguyen"]
     assert checked.accepted["last_name"].null_count() == 0
+
+
+def test_a_headerless_file_is_described_by_position_and_type(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "no-header.csv"
+    path.write_text(csv_text(rows_of()[1:], header=rows_of()[0]))
+    with pytest.raises(InputRejected) as e:
+        ingest_file(ws, "csv", path, today=TODAY)
+    assert "no header: the first line looks like a data row (column 1: number, column 2: text, column 3: text, " \
+        "column 4: date, column 5: SSN-like number, column 6: date)" in e.value.message

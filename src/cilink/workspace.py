@@ -42,6 +42,10 @@ secret_env = "CILINK_SECRET"
 # "Male" = "M"
 # "Female" = "F"
 
+# [inbox]                       # `cilink run` (docs/intake.md)
+# stable_seconds = 30           # take a file once unchanged this long, or at once beside <file>.done
+# processed = "keep"            # ingested raw exports: keep in .cilink/inbox/ (0600) | delete
+
 [link]
 # Pairs with match weight >= link_threshold are linked; those within review_band below it are queued for review.
 link_threshold = 4.0            # match weight = log2 odds; 4.0 ≈ match probability 0.94

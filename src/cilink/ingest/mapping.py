@@ -65,6 +65,8 @@ _DATA_LIKE = re.compile(r"\d{3,}|\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|@|^\s*[+-]?\d+(
 
 
 def _kind_of(cell: str) -> str:
+    if re.fullmatch(r"\s*\d{3}-?\d{2}-?\d{4}\s*", cell):
+        return "SSN-like number"
     if re.search(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}", cell):
         return "date"
     if "@" in cell:
