@@ -584,3 +584,14 @@ def test_a_headerless_file_is_described_by_position_and_type(ws: Workspace, tmp_
         ingest_file(ws, "csv", path, today=TODAY)
     assert "no header: the first line looks like a data row (column 1: number, column 2: text, column 3: text, " \
         "column 4: date, column 5: SSN-like number, column 6: date)" in e.value.message
+
+
+def test_repaired_bytes_and_blank_rows_are_recorded_in_the_audit_log(tmp_path: Path) -> None:
+    root = make_ws(tmp_path, partner("p"))
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(text(CLEAN.replace("Okonkwo", "Okonkwó") + "\n" * 7).replace(b"Xiomara", b"Xiom\xe1ra"))
+    result = ingest_file(Workspace.open(root), "p", path, today=TODAY)
+    assert (result.rows_in, result.accepted) == (N, N)
+    with Ledger(Workspace.open(root).ledger_path) as ledger:
+        entry = next(e for e in ledger.audit_entries() if e["action"] == "ingest_batch")
+    assert entry["details"]["bytes_repaired"] == 1 and entry["details"]["blank_rows_skipped"] == 7

@@ -39,6 +39,12 @@ def ingest(
     if r.flags_by_field:
         output.table("Flags by field (accepted rows, value set to null)", ["field", "flag", "rows"],
                      [[f, c, n] for f, codes in r.flags_by_field.items() for c, n in codes.items()])
+    repaired, blank = r.notes.get("bytes_repaired"), r.notes.get("blank_rows_skipped")
+    if repaired:
+        output.line(f"Note: {repaired} byte(s) were not valid {r.notes.get('encoding')} and were read as cp1252 "
+                    "(check accented names in the staged rows).")
+    if blank:
+        output.line(f"Note: {blank} blank row(s) skipped (not counted in rows in).")
     if r.replaced:
         output.line(f"Replaces batch {r.replaced} (the same file, ingested before with the earlier cilink.toml).")
     if r.superseded:

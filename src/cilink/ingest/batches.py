@@ -304,7 +304,8 @@ def _write(ws: Workspace, partner: PartnerSettings, result: IngestResult, checke
                 "details": {"partner": partner.id, "batch_id": result.batch_id, "mode": result.mode, **counts,
                             "quarantine_by_reason": result.quarantine_by_reason,
                             "flags_by_field": result.flags_by_field,
-                            **({"replaces": result.replaced} if result.replaced else {})},
+                            **({"replaces": result.replaced} if result.replaced else {}),
+                            **{k: v for k, v in result.notes.items() if k in ("bytes_repaired", "blank_rows_skipped")}},
             }
             superseded = ledger.add_batch(batch, supersede_earlier=partner.mode == IngestMode.SNAPSHOT, audit=audit,
                                           replaces=result.replaced)
