@@ -10,7 +10,7 @@ from cilink import atomic
 from cilink.config import CONFIG_FILE
 from cilink.encoding.scheme import read_encoding_secret
 from cilink.errors import UsageError
-from cilink.operate.inbox import RunResult, mark_complete, run_inbox
+from cilink.operate.inbox import DONE, RunResult, mark_complete, run_inbox
 from cilink.workspace import Workspace, ensure_layout
 
 
@@ -68,9 +68,12 @@ def encode_demo_partners(directory: Path, partners: tuple[str, ...]) -> None:
     config = directory / CONFIG_FILE
     for partner in dict.fromkeys(partners):
         export = directory / "inbox" / partner / EXPORT_FILES[partner]
-        encode_export(config, export, export.with_name(f"{partner}.encoded.parquet"), partner_id=partner,
-                      secret=secret)
+        encoded = export.with_name(f"{partner}.encoded.parquet")
+        encode_export(config, export, encoded, partner_id=partner, secret=secret)
         export.unlink()
+        marker = export.with_name(export.name + DONE)
+        if marker.exists():  # the encoded file replaces a complete export: complete as well
+            marker.replace(encoded.with_name(encoded.name + DONE))
     text = config.read_text(encoding="utf-8")
     for partner in dict.fromkeys(partners):
         block = re.search(rf'^id = "{re.escape(partner)}"$.*?(?=^\[\[|\Z)', text, flags=re.M | re.S)
