@@ -46,7 +46,7 @@ class Demo:
         plain = []
         for pid in ("holyoke-schools", "coc-hmis"):
             p = load_config(config).partner(pid)
-            f = next((self.ws / "inbox" / pid).iterdir())
+            f = next(p for p in (self.ws / "inbox" / pid).iterdir() if not p.name.endswith(".done"))
             plain.append(validate_batch(read_export(f, p)[1], p, str(p.domain)).accepted
                          .select("source_person_id", "first_name", "last_name", "dob"))
         self.hub_plain = pl.concat(plain)
