@@ -14,7 +14,8 @@ TEST_SECRET = "test-secret-not-for-production"
 
 
 def run_cli(
-    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m cilink ARGS` as a user would; returns the completed process (never raises)."""
     full_env = {**os.environ, "CILINK_SECRET": TEST_SECRET, "NO_COLOR": "1", "COLUMNS": "200"}
@@ -29,6 +30,7 @@ def run_cli(
         text=True,
         timeout=timeout,
         check=False,
+        input=input_text,
     )
 
 

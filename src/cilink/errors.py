@@ -77,3 +77,28 @@ class WorkspaceError(CilinkError):
     """The directory is not a cilink workspace, or a stage's inputs are missing (exit 2)."""
 
     exit_code = 2
+
+
+class DiskFull(CilinkError):
+    """The disk filled up; every output is written atomically, so nothing was half-written (exit 7)."""
+
+    exit_code = 7
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C, exit 130) or SIGTERM (exit 143) reached cilink.
+
+    A BaseException, like KeyboardInterrupt, so no ``except CilinkError`` or ``except Exception`` on the way
+    swallows it, while every ``finally`` and rollback still runs.
+    """
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.exit_code = exit_code
+
+
+#: exit codes of the README table ("Exit codes"); tests check the table lists every one
+EXIT_CODES = {0: "ok", 1: "unexpected error", 2: "usage or configuration error", 3: "input rejected",
+              4: "workspace busy", 5: "privacy gate refused", 6: "purge --verify found purged data",
+              7: "disk full", 130: "interrupted (SIGINT)", 143: "terminated (SIGTERM)"}

@@ -89,6 +89,21 @@ CREATE TABLE IF NOT EXISTS id_history (
 CREATE INDEX IF NOT EXISTS id_history_person ON id_history(person_id);
 CREATE INDEX IF NOT EXISTS id_history_other ON id_history(other_person_id);
 CREATE INDEX IF NOT EXISTS id_history_run ON id_history(run_id);
+CREATE TABLE IF NOT EXISTS purges (
+    purge_id    TEXT PRIMARY KEY,
+    scope       TEXT NOT NULL,
+    partner     TEXT,                          -- set for a partner purge (the agreement ended)
+    batch_ids   TEXT NOT NULL DEFAULT '[]',
+    state       TEXT NOT NULL DEFAULT 'pending',   -- pending | done
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    summary     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name        TEXT PRIMARY KEY,              -- the environment variable or key file setting it comes from
+    fingerprint TEXT NOT NULL,                 -- keyed: HMAC of a fixed label under the secret itself
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS releases (
     release_id  TEXT PRIMARY KEY,
     created_at  TEXT NOT NULL,
@@ -291,6 +306,54 @@ class Ledger:
         d = dict(row)
         d["summary"] = json.loads(d["summary"])
         return d
+
+    # purges --------------------------------------------------------------------------------------
+    def begin_purge(self, purge_id: str, scope: str, partner: str | None, batch_ids: list[str]) -> None:
+        """Record a purge's intent, mark its batches purged, drop the partner's review decisions and audit it:
+        one transaction, before any file is touched, so a crash leaves a purge the next writer completes."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO purges (purge_id, scope, partner, batch_ids, started_at) VALUES (?, ?, ?, ?, ?)",
+                      (purge_id, scope, partner, json.dumps(sorted(batch_ids)), now_utc()))
+            c.executemany("UPDATE batches SET status = 'purged' WHERE batch_id = ?", [(b,) for b in batch_ids])
+            if partner is not None:
+                for table in ("review_decisions", "review_marks"):
+                    c.execute(f"DELETE FROM {table} WHERE record_id_l LIKE ? OR record_id_r LIKE ?",
+                              (f"{partner}:%", f"{partner}:%"))
+            self.audit("purge", "purge_started", "pending", inputs={"scope": scope},
+                       details={"purge_id": purge_id, "batches": len(batch_ids)})
+
+    def finish_purge(self, purge_id: str, summary: dict[str, Any]) -> None:
+        """Mark a purge done and audit it (one transaction): only after the link outputs were rebuilt."""
+        with self.transaction() as c:
+            c.execute("UPDATE purges SET state = 'done', finished_at = ?, summary = ? WHERE purge_id = ?",
+                      (now_utc(), json.dumps(summary, sort_keys=True, default=str), purge_id))
+            scope = c.execute("SELECT scope FROM purges WHERE purge_id = ?", (purge_id,)).fetchone()[0]
+            self.audit("purge", "purge", "ok", inputs={"scope": scope}, details={"purge_id": purge_id, **summary})
+
+    def purges(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        """Purges recorded in the ledger, oldest first (``state``: pending or done)."""
+        sql = "SELECT * FROM purges" + (" WHERE state = ?" if state else "") + " ORDER BY started_at, rowid"
+        out = []
+        for r in self.conn.execute(sql, (state,) if state else ()):
+            d = dict(r)
+            d["batch_ids"] = json.loads(d["batch_ids"])
+            d["summary"] = json.loads(d["summary"])
+            out.append(d)
+        return out
+
+    # secrets -------------------------------------------------------------------------------------
+    def secret_fingerprint(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT fingerprint FROM secrets WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_secret_fingerprint(self, name: str, fingerprint: str, *, audit: dict[str, Any] | None = None) -> None:
+        """Record (or replace, on rotation) the fingerprint of a secret, with its audit entry if given."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO secrets (name, fingerprint, recorded_at) VALUES (?, ?, ?) "
+                      "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                      "recorded_at = excluded.recorded_at", (name, fingerprint, now_utc()))
+            if audit is not None:
+                self.audit(**audit)
 
     # releases ------------------------------------------------------------------------------------
     def add_release(

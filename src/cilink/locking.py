@@ -64,7 +64,30 @@ def writer_lock(lock_path: Path, command: str) -> Iterator[None]:
             from cilink.recovery import recover
 
             recover(lock_path.parent.parent)
+            _resume_purges(lock_path.parent.parent)
         yield
     finally:
         _HELD.pop(key, None)
         lock.release()
+
+
+def _resume_purges(root: Path) -> None:
+    """Complete a purge a crash interrupted before this writer does anything else (cilink.operate.purge)."""
+    import sqlite3
+
+    ledger = root / ".cilink" / "ledger.sqlite"
+    if not ledger.is_file():
+        return
+    try:  # a cheap look first: most commands find no purge pending
+        conn = sqlite3.connect(ledger)
+        try:
+            pending = conn.execute("SELECT COUNT(*) FROM purges WHERE state = 'pending'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:  # a ledger from before purges were recorded
+        return
+    if pending:
+        from cilink.operate.purge import resume_pending_purges
+        from cilink.workspace import Workspace
+
+        resume_pending_purges(Workspace(root))

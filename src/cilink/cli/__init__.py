@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
 import traceback
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from cilink import __version__
 from cilink.cli import output
-from cilink.errors import CilinkError
+from cilink.errors import CilinkError, DiskFull, Interrupted
 
 app = typer.Typer(
     name="cilink",
@@ -83,24 +86,103 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    """Console-script entry point: run the app and map every error to its exit code (design §7).
+#: options of the `cilink` group that are also accepted after the subcommand (`cilink status -w WS`)
+_GLOBAL_WITH_VALUE = ("-w", "--workspace")
+_GLOBAL_FLAGS = ("--debug",)
 
-    typer's standalone mode already turns usage errors into exit 2; library errors surface here.
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``-w DIR``/``--workspace[=]DIR``/``--debug`` given after the subcommand in front of it.
+
+    click only knows a group's options before the subcommand; users (and cron lines) put them anywhere.
+    Nothing after ``--`` is touched.
     """
+    front: list[str] = []
+    rest: list[str] = []
+    i, seen_command = 0, False
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            rest += argv[i:]
+            break
+        takes_value = a in _GLOBAL_WITH_VALUE and i + 1 < len(argv)
+        if not seen_command:
+            rest += argv[i:i + 2] if takes_value else [a]
+            seen_command = not a.startswith("-")
+        elif takes_value or a.startswith("--workspace=") or a in _GLOBAL_FLAGS:
+            front += argv[i:i + 2] if takes_value else [a]
+        else:
+            rest.append(a)
+        i += 2 if takes_value else 1
+    return front + rest
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Interrupted("SIGTERM", 143)
+
+
+def _disk_full(e: BaseException) -> bool:
+    """Whether an error (or one it was raised from) is "no space left on device", whichever library raised it."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        text = str(seen).lower()
+        if "no space left on device" in text or "database or disk is full" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def main() -> None:
+    """Console-script entry point: run the app and map every error to its exit code (README "Exit codes").
+
+    Usage errors exit 2; library errors carry their code; disk full exits 7, SIGINT 130 and SIGTERM 143,
+    each with a message and with nothing half-written (every output is published by an atomic rename).
+    Under ``--json`` errors are one JSON document on stdout.
+    """
+    argv = hoist_global_options(sys.argv[1:])
+    output.STATE.json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app()
+        code = app(args=argv, prog_name="cilink", standalone_mode=False)
     except CilinkError as e:
         output.report(e)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort as e:  # Ctrl-C (click turns KeyboardInterrupt into Abort) or EOF at a prompt
+        interrupted = isinstance(e.__context__, KeyboardInterrupt)
+        _fail(130 if interrupted else 2, "interrupted (SIGINT)" if interrupted else "aborted at a prompt",
+              "nothing was half-written; run the command again" if interrupted else
+              "answer the question, or pass --yes")
+    except KeyboardInterrupt:
+        _fail(130, "interrupted (SIGINT)", "nothing was half-written; run the command again")
+    except Interrupted as e:
+        _fail(e.exit_code, f"terminated ({e.signal_name})", "nothing was half-written; run the command again")
+    except click.exceptions.ClickException as e:  # usage errors: bad option, missing argument (exit 2)
+        if output.STATE.json:
+            output.error_json(e.exit_code, e.format_message())
+        else:
+            e.show()
         sys.exit(e.exit_code)
     except Exception as e:  # the one place unexpected errors are caught, to keep tracebacks opt-in
         if output.STATE.debug:
             traceback.print_exc()
-        else:
-            output.err.print(
-                f"Error: unexpected {type(e).__name__}. Nothing was half-written. "
-                "Rerun with --debug for the traceback and report it.",
-                highlight=False,
-                markup=False,
-            )
+        if _disk_full(e):
+            error = DiskFull("the disk is full", hint="free space on the workspace's filesystem and run the "
+                             "command again; nothing was half-written")
+            output.report(error)
+            sys.exit(error.exit_code)
+        if not output.STATE.debug:
+            _fail(1, f"unexpected {type(e).__name__}", "nothing was half-written; rerun with --debug for the "
+                  "traceback and report it")
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(code: int, message: str, hint: str) -> None:
+    if output.STATE.json:
+        output.error_json(code, message, hint)
+    else:
+        output.err.print(f"Error: {message}", highlight=False, markup=False)
+        output.err.print(f"Fix: {hint}", highlight=False, markup=False)
+    sys.exit(code)

@@ -20,6 +20,8 @@ class State:
 
     workspace: str | None = None
     debug: bool = False
+    #: --json was given (anywhere on the command line): errors are printed as JSON too
+    json: bool = False
 
 
 STATE = State()
@@ -69,8 +71,25 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def workspace_flag() -> str:
+    """`` -w DIR`` when the command was given a workspace, so "Next:" hints can be pasted as they are."""
+    import shlex
+
+    return f" -w {shlex.quote(STATE.workspace)}" if STATE.workspace else ""
+
+
+def error_json(exit_code: int, message: str, hint: str | None = None, **extra: Any) -> None:
+    """An error as the one JSON document on stdout (under --json): ``{"error": {...}}``."""
+    emit_json({"error": {"exit_code": exit_code, "message": message, "hint": hint,
+                         **{k: v for k, v in extra.items() if v}}})
+
+
 def report(e: CilinkError) -> None:
-    """Print a CilinkError to stderr as one paragraph: message, then the fix."""
+    """Print a CilinkError to stderr as one paragraph: message, then the fix (JSON on stdout under --json)."""
+    if STATE.json:
+        error_json(e.exit_code, e.message, e.hint, reason=getattr(e, "reason", None),
+                   problems=getattr(e, "problems", None), failures=getattr(e, "failures", None))
+        return
     err.print(f"Error: {e.message}", highlight=False, markup=False)
     if e.hint:
         err.print(f"Fix: {e.hint}", highlight=False, markup=False)
