@@ -91,6 +91,7 @@ def test_missing_secret_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch,
         read_secret(ProjectSettings())
     key = tmp_path / "key"
     key.write_text("from-file\n")
+    key.chmod(0o600)
     assert read_secret(ProjectSettings(secret_file=key)) == b"from-file"
     monkeypatch.setenv("CILINK_SECRET", "from-env")
     assert read_secret(ProjectSettings(secret_file=key)) == b"from-env"

@@ -16,7 +16,7 @@ from cilink.ledger import Ledger
 from cilink.link.outputs import read_crosswalk
 from cilink.operate.inbox import mark_complete
 from cilink.workspace import Workspace, ensure_layout
-from tests.conftest import run_cli
+from tests.conftest import TEST_SECRET, run_cli
 from tests.release_fixtures import RESEARCH, RESEARCH_AUDIENCE
 
 PEOPLE = 150
@@ -111,7 +111,7 @@ def test_cron_run_twice_with_one_malformed_file(demo_source: Path, tmp_path: Pat
 
 def test_a_second_run_exits_4_while_the_first_works(demo_source: Path, tmp_path: Path) -> None:
     ws = fresh_workspace(demo_source, tmp_path)
-    env = {"CILINK_SECRET": "s", "NO_COLOR": "1"}
+    env = {"CILINK_SECRET": TEST_SECRET, "NO_COLOR": "1"}
     import os
 
     procs = [subprocess.Popen([sys.executable, "-m", "cilink", "-w", str(ws), "run"], env={**os.environ, **env},

@@ -59,6 +59,8 @@ class ProjectSettings(Strict):
     encoding_secret_file: Path | None = Field(
         default=None, description="Key file outside the workspace; used when encoding_secret_env is unset."
     )
+    demo: bool = Field(default=False, description="A synthetic `cilink demo` workspace: cilink's published demo "
+                       "secret is accepted (docs/operations.md#secrets)")
 
 
 class PartnerSettings(Strict):
@@ -478,9 +480,13 @@ def secret_from(env_name: str, key_file: Path | None, key_file_setting: str) -> 
         return None
     try:
         data = key_file.expanduser().read_bytes().strip()
+        mode = key_file.expanduser().stat().st_mode & 0o777
     except OSError as e:
         raise ConfigError(f"cannot read the key file named by {key_file_setting} ({key_file})",
                           hint="check the path and its permissions") from e
+    if mode & 0o077:  # readable by others: any local account could link or re-key the data
+        raise ConfigError(f"the key file named by {key_file_setting} ({key_file}) has mode {mode:04o}: "
+                          "group or others may read it", hint=f"chmod 600 {key_file}")
     return data or None
 
 

@@ -108,8 +108,36 @@ class Workspace:
         return load_config(self.config_path)
 
     def secret(self) -> bytes:
-        """The linkage secret (from the environment or a key file outside the workspace)."""
-        return read_secret(self.config.project)
+        """The linkage secret (from the environment or a key file outside the workspace), checked for
+        strength and against the fingerprint recorded in the ledger (cilink.keys)."""
+        from cilink.keys import LINKAGE, guarded
+
+        return guarded(self.ledger_path, LINKAGE, self.raw_secret(None), self.secret_source(None),
+                       demo=self.config.project.demo)
+
+    def audience_secret(self, env_name: str, audience: str) -> bytes:
+        """A release audience's own secret (``[[export.audiences]] secret_env``), checked like ``secret``."""
+        from cilink.keys import guarded
+
+        return guarded(self.ledger_path, f"audience:{audience}", self.raw_secret(env_name),
+                       self.secret_source(env_name), demo=self.config.project.demo)
+
+    def secret_source(self, env_name: str | None) -> str:
+        """Where the secret comes from, for messages: the environment variable, or the key file setting."""
+        project = self.config.project
+        name = env_name or project.secret_env
+        if env_name is None and not os.environ.get(name) and project.secret_file is not None:
+            return f"project.secret_file ({project.secret_file})"
+        return name
+
+    def raw_secret(self, env_name: str | None) -> bytes:
+        """The secret as configured (key file outside the workspace), before the strength and fingerprint checks."""
+        from cilink.keys import check_key_file
+
+        project = self.config.project
+        if env_name is None and project.secret_file is not None:
+            check_key_file(project.secret_file, "project.secret_file", self.root)
+        return read_secret(project, env_name=env_name)
 
     @property
     def restricted(self) -> Path:

@@ -64,6 +64,7 @@ def _register() -> None:
         report,
         review,
         run,
+        secret,
         workspace_cmds,
     )
 
@@ -81,6 +82,7 @@ def _register() -> None:
     audit.register(app)
     demo.register(app)
     encode.register(app)
+    secret.register(app)
 
 
 _register()

@@ -91,6 +91,7 @@ def demo_config_text(hmis_version: str = "FY2026") -> str:
         "[project]",
         'name = "Holyoke Cradle-to-Career (synthetic demo)"',
         'secret_env = "CILINK_SECRET"',
+        "demo = true                      # synthetic data: the published demo secret is accepted",
         "",
         partners_toml(),
         hmis,

@@ -13,7 +13,6 @@ import hmac
 
 import polars as pl
 
-from cilink.config import read_secret
 from cilink.workspace import Workspace
 
 DEFAULT_AUDIENCE = "default"
@@ -36,7 +35,7 @@ def audience_key(ws: Workspace, audience: str | None) -> bytes:
         secret, label = ws.secret(), DEFAULT_AUDIENCE
     else:
         aud = ws.config.export.audience(audience)
-        secret, label = read_secret(ws.config.project, env_name=aud.secret_env), aud.id
+        secret, label = ws.audience_secret(aud.secret_env, aud.id), aud.id
     return hmac.new(secret, _LABEL + label.encode("utf-8"), hashlib.sha256).digest()
 
 
