@@ -15,7 +15,7 @@ TEST_SECRET = "test-secret-not-for-production"
 
 def run_cli(
     *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300,
-    input_text: str | None = None,
+    input_text: str | None = None, umask: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m cilink ARGS` as a user would; returns the completed process (never raises)."""
     full_env = {**os.environ, "CILINK_SECRET": TEST_SECRET, "NO_COLOR": "1", "COLUMNS": "200"}
@@ -31,6 +31,7 @@ def run_cli(
         timeout=timeout,
         check=False,
         input=input_text,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
 
 
@@ -71,4 +72,23 @@ def demo_2000(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run_demo(root, people=2000, seed=1, pipeline=False)
         result = run_inbox(Workspace.open(root), export=False)
         assert result.exit_code == 0, result.errors
+    return root
+
+
+@pytest.fixture(scope="session")
+def linked_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 150-person demo after one `cilink run` under umask 022 (ingested, linked, released). Copy it
+    (``shutil.copytree(..., symlinks=True)``) before changing anything."""
+    from cilink.demo import generate_demo
+    from cilink.workspace import ensure_layout
+
+    root = tmp_path_factory.mktemp("linked-demo") / "ws"
+    old = os.umask(0o022)
+    try:
+        generate_demo(root, people=150, seed=7)
+        ensure_layout(root)
+        run = run_cli("-w", root, "run", umask=0o022)
+    finally:
+        os.umask(old)
+    assert run.returncode == 0, run.stderr
     return root

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from cilink.demo import generate_demo
 from cilink.ledger import Ledger
 from cilink.link.outputs import read_crosswalk
 from tests.conftest import run_cli
@@ -19,16 +18,12 @@ PARTNER = "coc-hmis"
 # relink, 13 publishing its generation, 14 publishing the release) and 3 ledger commits (1 the intent,
 # 2 the relink, 3 done). The default run crashes mid-purge and after it; `-m slow` crashes at every point.
 EVERY_POINT = [("write", n) for n in range(1, 15)] + [("commit", n) for n in (1, 2, 3)]
-EACH_PHASE = [("write", 1), ("write", 14)]  # between intent and relink; after done, before the release
+EACH_PHASE = [("write", 1)]  # between the intent and the relink (write 14 in test_purge_verify_names_what_remains)
 
 
-@pytest.fixture(scope="module")
-def linked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 150-person demo after one `cilink run` (ingested, linked, released); copied per test."""
-    root = tmp_path_factory.mktemp("purge-src") / "ws"
-    generate_demo(root, people=150, seed=7)
-    assert run_cli("-w", root, "run").returncode == 0
-    return root
+@pytest.fixture
+def linked(linked_demo: Path) -> Path:
+    return linked_demo
 
 
 def copy_of(src: Path, tmp_path: Path) -> Path:
@@ -100,13 +95,11 @@ def test_purge_killed_at_every_point_is_completed_by_the_next_command(linked: Pa
 
 
 def test_purge_verify_names_what_remains(linked: Path, tmp_path: Path) -> None:
-    ws = copy_of(linked, tmp_path)
-    old_gen = next((ws / ".cilink" / "link").glob("gen-*"))
+    old_gen = next((linked / ".cilink" / "link").glob("gen-*"))
     kept = tmp_path / "old-gen"
     shutil.copytree(old_gen, kept)
-    done = run_cli("-w", ws, "purge", "--partner", PARTNER, "--yes", "--no-export")
-    assert done.returncode == 0, done.stderr
-    assert "release: none" in done.stdout
+    _crash_then_next_command(linked, tmp_path, "write", 14)  # killed after done, before the release
+    ws = tmp_path / "ws"
     # someone restores an old link generation and leaves a staged file behind
     shutil.copytree(kept, ws / ".cilink" / "link" / "gen-000000")
     (ws / ".cilink" / "staged" / PARTNER).mkdir(parents=True, exist_ok=True)
@@ -123,7 +116,7 @@ def test_purge_usage(linked: Path, tmp_path: Path) -> None:
     ws = copy_of(linked, tmp_path)
     unknown = run_cli("-w", ws, "purge", "--partner", "nobody", "--yes")
     assert unknown.returncode == 2 and "unknown partner 'nobody'" in unknown.stderr
-    declined = run_cli("purge", "--partner", PARTNER, "-w", ws, input_text="n\n")
+    declined = run_cli("purge", "--partner", PARTNER, "-w", ws, "--no-export", input_text="n\n")
     assert declined.returncode == 0 and "Nothing was purged" in declined.stdout
     assert partner_batches(ws) and run_cli("-w", ws, "purge", "--verify").returncode == 0
     with Ledger(ws / ".cilink" / "ledger.sqlite") as ledger:

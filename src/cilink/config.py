@@ -246,6 +246,8 @@ class ExportSettings(Strict):
         description="largest share of persons whose released attributes may be locally suppressed",
     )
     on_run: bool = True
+    group: str | None = Field(default=None, description="Unix group of the analysts who read releases/: "
+                              "release directories 2750, files 0640 (default: the owner's primary group)")
     audiences: list[Audience] = Field(default_factory=list)
 
     @field_validator("tier")

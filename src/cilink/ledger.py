@@ -160,7 +160,10 @@ class Ledger:
     """Thin typed access to ledger.sqlite. Every multi-row change happens inside ``transaction()``."""
 
     def __init__(self, path: Path) -> None:
+        from cilink.permissions import create_private_file
+
         self.path = path
+        create_private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
         self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")

@@ -46,29 +46,33 @@ def writer_lock(lock_path: Path, command: str) -> Iterator[None]:
         finally:
             _HELD[key] -= 1
         return
-    lock = FileLock(lock_path, timeout=0, is_singleton=False)
-    try:
-        lock.acquire()
-    except Timeout:
-        holder = lock_holder(lock_path) or {}
-        who = f"pid {holder.get('pid', '?')} running `{holder.get('command', '?')}` since {holder.get('since', '?')}"
-        raise WorkspaceBusy(
-            f"the workspace is busy: another cilink process holds the lock ({who})",
-            hint="wait for it to finish and try again; cron jobs should not overlap",
-        ) from None
-    try:
-        holder = {"pid": os.getpid(), "command": command, "since": now_utc(), "argv": sys.argv[1:2]}
-        _holder_path(lock_path).write_text(json.dumps(holder))
-        _HELD[key] = 1
-        if lock_path.parent.name == ".cilink":
-            from cilink.recovery import recover
+    from cilink.permissions import private_umask
 
-            recover(lock_path.parent.parent)
-            _resume_purges(lock_path.parent.parent)
-        yield
-    finally:
-        _HELD.pop(key, None)
-        lock.release()
+    with private_umask():  # everything a writer creates in the restricted zone is 0700/0600
+        lock = FileLock(lock_path, timeout=0, mode=0o600, is_singleton=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = lock_holder(lock_path) or {}
+            who = (f"pid {holder.get('pid', '?')} running `{holder.get('command', '?')}` "
+                   f"since {holder.get('since', '?')}")
+            raise WorkspaceBusy(
+                f"the workspace is busy: another cilink process holds the lock ({who})",
+                hint="wait for it to finish and try again; cron jobs should not overlap",
+            ) from None
+        try:
+            holder = {"pid": os.getpid(), "command": command, "since": now_utc(), "argv": sys.argv[1:2]}
+            _holder_path(lock_path).write_text(json.dumps(holder))
+            _HELD[key] = 1
+            if lock_path.parent.name == ".cilink":
+                from cilink.recovery import recover
+
+                recover(lock_path.parent.parent)
+                _resume_purges(lock_path.parent.parent)
+            yield
+        finally:
+            _HELD.pop(key, None)
+            lock.release()
 
 
 def _resume_purges(root: Path) -> None:

@@ -27,7 +27,7 @@ class RunLog:
 
         Lines are flushed to disk as written, except ``progress`` lines (a stage's steps): the run's next
         flushed line takes them along, and what a run did is in the ledger anyway."""
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         line = {
             "at": now_utc(),
             "run_id": self.run_id,
@@ -37,7 +37,7 @@ class RunLog:
             **counts,
         }
         path = self.logs_dir / f"cilink-{now_utc()[:10]}.jsonl"
-        with open(path, "a", encoding="utf-8") as fh:
+        with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, sort_keys=True, default=str) + "\n")
             fh.flush()
             if not progress:

@@ -12,6 +12,11 @@ from cilink.config import CONFIG_FILE, CilinkConfig, load_config, read_secret
 from cilink.errors import UsageError, WorkspaceError
 
 RESTRICTED = ".cilink"
+GITIGNORE = """\
+# written by `cilink init`: identifiable data never goes into version control
+/.cilink/
+/inbox/
+"""
 
 CONFIG_TEMPLATE = """\
 # cilink.toml — the one configuration file of this workspace.
@@ -188,8 +193,12 @@ def ensure_layout(root: Path) -> None:
     os.chmod(restricted, 0o700)  # mkdir's mode is masked by umask
     for sub in ("staged", "quarantine", "link", "logs"):
         (restricted / sub).mkdir(mode=0o700, exist_ok=True)
+    for sub in ("staged", "quarantine", "link", "logs"):
+        os.chmod(restricted / sub, 0o700)
     (root / "inbox").mkdir(exist_ok=True)
-    (root / "releases").mkdir(exist_ok=True)
+    (root / "releases").mkdir(mode=0o750, exist_ok=True)
+    if not (root / ".gitignore").exists():  # a workspace inside a git repository keeps its data out of it
+        atomic.write_text(root / ".gitignore", GITIGNORE)
     from cilink.ledger import Ledger
 
     Ledger(restricted / "ledger.sqlite").close()

@@ -41,6 +41,7 @@ from cilink.export.spells import build_spells
 from cilink.ledger import Ledger
 from cilink.locking import writer_lock
 from cilink.logs import RunLog
+from cilink.permissions import share_release, share_releases_dir
 from cilink.timing import PhaseClock
 from cilink.workspace import Workspace
 
@@ -214,6 +215,7 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
         # Staged in the restricted zone: until every table and document has passed the gate, nothing
         # exists under releases/; a refusal or crash removes the staging directory (recovery sweeps it too).
         clock = PhaseClock()
+        share_releases_dir(ws.releases_dir, cfg.export.group)
         with atomic.atomic_dir(target, tmp_parent=ws.restricted) as tmp:
             ctx = StageContext(ws=ws, plan=plan, tier=tier, key=key, audience=aud, release_id=rid, log=log,
                                clock=clock, tmp=tmp, tamper=tamper, agreement=agreement)
@@ -222,6 +224,7 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
             # the manifest last: it carries the sha256 of every other file
             manifest_text = dumps(add_files(manifest, tmp))
             (tmp / MANIFEST).write_text(manifest_text, encoding="utf-8")
+            share_release(tmp, cfg.export.group)  # readable by the analysts before it appears
             clock.lap("manifest")
         clock.lap("publish")
         if tier == ReleaseTier.AGGREGATE:  # what it printed is the baseline the next one is checked against
