@@ -31,12 +31,13 @@ _HELD: dict[Path, int] = {}
 
 
 @contextlib.contextmanager
-def writer_lock(lock_path: Path, command: str) -> Iterator[None]:
+def writer_lock(lock_path: Path, command: str, *, wait: float = 0) -> Iterator[None]:
     """Hold the workspace's writer lock for the duration of a command.
 
     The lock is an OS-level ``flock`` (via filelock), released by the kernel when the process dies, so a
     stale lock from a killed process never blocks the next run; the holder file is only information.
     Re-entrant within one process, so `cilink run` can hold it across ingest, link and export.
+    ``wait`` seconds to wait for another writer to finish (`cilink backup`); by default fail at once.
     """
     key = lock_path.resolve()
     if _HELD.get(key):
@@ -49,7 +50,7 @@ def writer_lock(lock_path: Path, command: str) -> Iterator[None]:
     from cilink.permissions import private_umask
 
     with private_umask():  # everything a writer creates in the restricted zone is 0700/0600
-        lock = FileLock(lock_path, timeout=0, mode=0o600, is_singleton=False)
+        lock = FileLock(lock_path, timeout=wait, mode=0o600, is_singleton=False)
         try:
             lock.acquire()
         except Timeout:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cilink.ledger import Ledger
@@ -27,8 +28,14 @@ class WorkspaceStatus:
     project: str
     root: str
     partners: list[PartnerStatus] = field(default_factory=list)
+    #: the last command that recorded a run (ingest, link, run …)
     last_run: dict[str, Any] | None = None
+    #: the last `cilink run` (cron), with each inbox file's outcome
+    last_inbox_run: dict[str, Any] | None = None
+    #: the last release, and whether it was built from the current link generation and config
     last_release: dict[str, Any] | None = None
+    #: purges a crash interrupted (the next writer completes them)
+    pending_purges: list[str] = field(default_factory=list)
     review_queue: int | None = None
     persons: int | None = None
     #: inbox entries `cilink run` does not take now: waiting (not yet stable) or skipped (with the reason)
@@ -56,11 +63,14 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
                 )
             )
         result.last_run = ledger.last_run()
+        result.last_inbox_run = _inbox_run(ledger.last_run("run"))
         release = ledger.last_release()
         result.last_release = (
             {"release_id": release["release_id"], "created_at": release["created_at"],
-             "audience": release["audience"], "tier": _tier(release["summary"])} if release else None
+             "audience": release["audience"], "tier": _tier(release["summary"]),
+             "current": release_is_current(ws, ledger)} if release else None
         )
+        result.pending_purges = [p["purge_id"] for p in ledger.purges(state="pending")]
     from cilink.operate.inbox import scan_inbox
 
     result.inbox_pending = [{"partner": e.partner, "entry": e.path.name, "state": e.state, "reason": e.reason}
@@ -77,6 +87,66 @@ def workspace_status(ws: Workspace) -> WorkspaceStatus:
         if people is not None:
             result.persons = people["person_id"].n_unique()
     return result
+
+
+def release_inputs(ws: Workspace) -> dict[str, str | None]:
+    """What a release is built from, recorded with it in the ledger so `status` and `run` can tell whether it
+    is current: the link generation and the config file's sha256."""
+    from cilink.config import config_hash
+    from cilink.generations import current_generation
+
+    gen = current_generation(ws)
+    return {"link_generation": gen.name if gen is not None else None, "config_sha256": config_hash(ws.config_path)}
+
+
+def link_is_current(ws: Workspace, ledger: Ledger) -> bool:
+    """Whether the published link generation was built from exactly the active batches."""
+    from cilink.generations import current_generation
+    from cilink.link.outputs import read_state
+
+    gen = current_generation(ws)
+    if gen is None:
+        return not ledger.active_batches()
+    linked = {b for ids in read_state(gen).get("batches", {}).values() for b in ids}
+    return linked == {b.batch_id for b in ledger.active_batches()}
+
+
+def release_is_current(ws: Workspace, ledger: Ledger) -> bool | None:
+    """Whether the last default-audience release was built from the current link generation and config
+    (None: no release yet). Releases recorded before this was kept compare times instead."""
+    row = ledger.conn.execute("SELECT created_at, summary FROM releases WHERE audience IS NULL OR "
+                              "audience = 'default' ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    summary = json.loads(row["summary"] or "{}")
+    now = release_inputs(ws)
+    if "link_generation" in summary:
+        return summary["link_generation"] == now["link_generation"] and summary["config_sha256"] == now[
+            "config_sha256"]
+    from cilink.generations import current_generation
+
+    gen = current_generation(ws)
+    return gen is None or row["created_at"] >= _mtime(gen)
+
+
+def _mtime(path: Path) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(int(path.stat().st_mtime), dt.UTC).isoformat()
+
+
+def _inbox_run(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last `cilink run`: when, its exit code, and each file's outcome (runs before outcomes were kept: none)."""
+    if run is None:
+        return None
+    summary = run["summary"]
+    outcomes = summary.get("outcomes", [])
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o["outcome"]] = counts.get(o["outcome"], 0) + 1
+    return {"run_id": run["run_id"], "started_at": run["started_at"], "finished_at": run["finished_at"],
+            "exit_code": run["exit_code"], "linked": summary.get("linked"), "release_id": summary.get("release_id"),
+            "outcome_counts": counts, "files": outcomes}
 
 
 def _tier(summary: str | None) -> str:

@@ -52,6 +52,7 @@ def _register() -> None:
     # one line per command module; each module's register() adds its commands
     from cilink.cli import (
         audit,
+        backup,
         crosswalk,
         demo,
         encode,
@@ -83,6 +84,7 @@ def _register() -> None:
     demo.register(app)
     encode.register(app)
     secret.register(app)
+    backup.register(app)
 
 
 _register()

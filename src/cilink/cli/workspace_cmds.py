@@ -60,17 +60,32 @@ def status(json_out: JsonFlag = False) -> None:
             for p in st.partners
         ],
     )
+    for purge_id in st.pending_purges:
+        output.line(f"Purge pending: {purge_id} was interrupted; the next writing command (e.g. "
+                    f"`cilink{output.workspace_flag()} run`) completes it")
     run = st.last_run
     output.line(
-        f"Last run: {run['command']} at {run['started_at']}, exit {run['exit_code']}" if run else "Last run: none"
+        f"Last command: {run['command']} at {run['started_at']}, exit {run['exit_code']}" if run else
+        "Last command: none"
     )
+    inbox = st.last_inbox_run
+    if inbox is not None:
+        counts = ", ".join(f"{n} {o}" for o, n in sorted(inbox["outcome_counts"].items())) or "no new files"
+        output.line(f"Last cron run: {inbox['started_at']}, exit {inbox['exit_code']} — {counts}")
+        if inbox["files"]:
+            output.table("Files of the last cron run", ["partner", "file", "outcome", "accepted", "quarantined",
+                                                        "reason"],
+                         [[f["partner"], f["file"], f["outcome"], f["accepted"], f["quarantined"], f["reason"]]
+                          for f in inbox["files"]])
     output.line(
         f"Persons linked: {st.persons if st.persons is not None else 'not linked yet'}; "
         f"review queue: {st.review_queue if st.review_queue is not None else '-'}"
     )
     rel = st.last_release
+    currency = {True: "current", False: "NOT current: the data or config changed since; `cilink run` or "
+                "`cilink export` writes a new one", None: ""}
     output.line(f"Last release: {rel['release_id']} ({rel['tier']} tier, audience {rel['audience']}, "
-                f"{rel['created_at']})" if rel else "Last release: none")
+                f"{rel['created_at']}; {currency[rel['current']]})" if rel else "Last release: none")
     if st.inbox_pending:
         output.table("Inbox entries not taken by `cilink run`", ["partner", "entry", "state", "reason"],
                      [[e["partner"], e["entry"], e["state"], e["reason"]] for e in st.inbox_pending])

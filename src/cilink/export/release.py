@@ -42,6 +42,7 @@ from cilink.ledger import Ledger
 from cilink.locking import writer_lock
 from cilink.logs import RunLog
 from cilink.permissions import share_release, share_releases_dir
+from cilink.status import release_inputs
 from cilink.timing import PhaseClock
 from cilink.workspace import Workspace
 
@@ -236,7 +237,7 @@ def export_release(ws: Workspace, *, audience: str | None = None, release_id: st
         with Ledger(ws.ledger_path) as ledger:
             ledger.add_release(rid, str(plan.profile), aud, target.relative_to(ws.root).as_posix(),
                                {"rows": rows, "manifest_sha256": sha256_text(manifest_text), "tier": str(tier),
-                                **anon})
+                                **anon, **release_inputs(ws)})
             ledger.audit("export", "export", "ok", inputs={**inputs, "tier": str(tier), **agreement},
                          details={"release_id": rid, "rows": rows, "tier": str(tier), **agreement})
     return ExportResult(release_id=rid, path=target, profile=str(plan.profile), audience=aud, rows=rows,

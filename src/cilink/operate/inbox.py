@@ -163,24 +163,18 @@ def _generation_time(ws: Workspace) -> dt.datetime | None:
 
 
 def link_is_stale(ws: Workspace, ledger: Ledger) -> bool:
-    """True when active batches exist that the published link generation has not seen (e.g. after a crash)."""
-    batches = ledger.active_batches()
-    if not batches:
-        return False
-    linked_at = _generation_time(ws)
-    if linked_at is None:
-        return True
-    # created_at has second precision: "same second" counts as newer, at worst one extra incremental link
-    return max(dt.datetime.fromisoformat(b.created_at) for b in batches) >= linked_at
+    """True when the active batches are not the ones the published link generation was built from (a crash
+    between ingest and link, a purge, a snapshot superseded)."""
+    from cilink.status import link_is_current
+
+    return bool(ledger.active_batches()) and not link_is_current(ws, ledger)
 
 
 def release_is_stale(ws: Workspace, ledger: Ledger) -> bool:
-    """True when the current link generation is newer than the last release."""
-    linked_at = _generation_time(ws)
-    if linked_at is None:
-        return False
-    last = ledger.last_release()
-    return last is None or dt.datetime.fromisoformat(last["created_at"]) < linked_at
+    """True when the last release was not built from the current link generation and configuration."""
+    from cilink.status import release_is_current
+
+    return _generation_time(ws) is not None and release_is_current(ws, ledger) is False
 
 
 def _safe_name(name: str) -> str:
@@ -327,6 +321,7 @@ def run_inbox(ws: Workspace, *, link: bool = True, export: bool | None = None,
         ledger.finish_run(result.run_id, result.exit_code, {
             "files": len(result.files), "linked": result.linked, "release_id": result.release_id,
             "rejected": sum(f.outcome == "rejected" for f in result.files),
+            "outcomes": [asdict(f) for f in result.files],  # file names and counts only (shown by `status`)
         })
         ledger.audit("run", "run", "ok" if result.exit_code == 0 else f"exit {result.exit_code}",
                      details={"run_id": result.run_id, "files": len(result.files), "release_id": result.release_id})
