@@ -99,10 +99,22 @@ def test_cron_run_twice_with_one_malformed_file(demo_source: Path, tmp_path: Pat
         kept = ws / ".cilink" / "inbox" / partner / "processed" / name
         assert kept.exists() and kept.stat().st_mode & 0o777 == 0o600, "raw exports are kept owner-only"
         assert not (ws / "inbox" / partner / name).exists() and not (ws / "inbox" / partner / (name + ".done")).exists()
+    status = json.loads(run_cli("-w", ws, "status", "--json").stdout)
+    cron = status["last_inbox_run"]
+    assert cron["exit_code"] == 3 and cron["outcome_counts"] == {"ingested": 3, "rejected": 1}
+    assert {f["file"]: (f["outcome"], f["reason"]) for f in cron["files"]}["broken.xlsx"] == ("rejected", "malformed")
+    assert status["last_release"]["current"] is True
+    shown = run_cli("-w", ws, "status").stdout
+    assert "exit 3 — 3 ingested, 1 rejected" in shown and "broken.xlsx\trejected" in shown
     second = run_cli("-w", ws, "run", "--json")
     assert second.returncode == 0, second.stderr
     again = json.loads(second.stdout)
-    assert again["files"] == [] and not again["linked"]
+    assert again["files"] == [] and not again["linked"] and again["release_id"] is None
+    # a run whose only file is rejected links nothing and writes no release
+    (ws / "inbox" / "workforce-board" / "broken-2.xlsx").write_bytes(b"not a spreadsheet either")
+    third = json.loads(run_cli("-w", ws, "run", "--json").stdout)
+    assert [f["outcome"] for f in third["files"]] == ["rejected"] and not third["linked"]
+    assert third["release_id"] is None and len(list((ws / "releases").iterdir())) == 1
     with Ledger(ws / ".cilink" / "ledger.sqlite") as ledger:
         assert len(ledger.batches()) == 3  # each good file ingested exactly once
         assert any(e["action"] == "run" for e in ledger.audit_entries())

@@ -9,7 +9,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from cilink import __version__
@@ -90,6 +89,9 @@ def _register() -> None:
 _register()
 
 
+#: click's base of usage errors (typer vendors click in recent versions: found through typer's own class)
+_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 #: options of the `cilink` group that are also accepted after the subcommand (`cilink status -w WS`)
 _GLOBAL_WITH_VALUE = ("-w", "--workspace")
 _GLOBAL_FLAGS = ("--debug",)
@@ -121,8 +123,11 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Interrupted("SIGTERM", 143)
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGINT and SIGTERM become Interrupted (a BaseException): rollbacks and temp-file cleanup still run."""
+    if signum == signal.SIGTERM:
+        raise Interrupted("SIGTERM", 143)
+    raise Interrupted("SIGINT", 130)
 
 
 def _disk_full(e: BaseException) -> bool:
@@ -147,13 +152,14 @@ def main() -> None:
     """
     argv = hoist_global_options(sys.argv[1:])
     output.STATE.json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         code = app(args=argv, prog_name="cilink", standalone_mode=False)
     except CilinkError as e:
         output.report(e)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort as e:  # Ctrl-C (click turns KeyboardInterrupt into Abort) or EOF at a prompt
+    except typer.Abort as e:  # Ctrl-C (click turns KeyboardInterrupt into Abort) or EOF at a prompt
         interrupted = isinstance(e.__context__, KeyboardInterrupt)
         _fail(130 if interrupted else 2, "interrupted (SIGINT)" if interrupted else "aborted at a prompt",
               "nothing was half-written; run the command again" if interrupted else
@@ -161,8 +167,9 @@ def main() -> None:
     except KeyboardInterrupt:
         _fail(130, "interrupted (SIGINT)", "nothing was half-written; run the command again")
     except Interrupted as e:
-        _fail(e.exit_code, f"terminated ({e.signal_name})", "nothing was half-written; run the command again")
-    except click.exceptions.ClickException as e:  # usage errors: bad option, missing argument (exit 2)
+        _fail(e.exit_code, f"{'interrupted' if e.exit_code == 130 else 'terminated'} ({e.signal_name})",
+              "nothing was half-written; run the command again")
+    except _CLICK_EXCEPTION as e:  # usage errors: bad option, missing argument (exit 2)
         if output.STATE.json:
             output.error_json(e.exit_code, e.format_message())
         else:
