@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -75,20 +76,46 @@ def demo_2000(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    """The 150-person demo after one `cilink run` under umask 000 with ``[export] group`` set, and a `cilink
+    backup` started while that run held the lock (``busy``: one with ``--wait 0``, refused)."""
+
+    ws: Path
+    backup: Path
+    backup_out: str
+    busy: subprocess.CompletedProcess[str]
+
+
 @pytest.fixture(scope="session")
-def linked_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 150-person demo after one `cilink run` under umask 022 (ingested, linked, released). Copy it
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """One expensive run shared by the backup, permissions and purge tests. Copy ``ws``
     (``shutil.copytree(..., symlinks=True)``) before changing anything."""
+    import grp
+    import time
+
     from cilink.demo import generate_demo
     from cilink.workspace import ensure_layout
 
-    root = tmp_path_factory.mktemp("linked-demo") / "ws"
-    old = os.umask(0o022)
+    base = tmp_path_factory.mktemp("demo-run")
+    ws = base / "ws"
+    old = os.umask(0o000)
     try:
-        generate_demo(root, people=150, seed=7)
-        ensure_layout(root)
-        run = run_cli("-w", root, "run", umask=0o022)
+        generate_demo(ws, people=150, seed=7)
+        ensure_layout(ws)
     finally:
         os.umask(old)
-    assert run.returncode == 0, run.stderr
-    return root
+    group = grp.getgrgid(os.getgid()).gr_name  # the only group a test can chown to: our own
+    (ws / "cilink.toml").write_text((ws / "cilink.toml").read_text() + f'\n[export]\ngroup = "{group}"\n')
+    env = {**os.environ, "CILINK_SECRET": TEST_SECRET, "NO_COLOR": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "cilink", "-w", str(ws), "run"], env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.umask(0o000))
+    holder = ws / ".cilink" / "lock.holder"
+    deadline = time.monotonic() + 120
+    while not (holder.exists() and '"run"' in holder.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    busy = run_cli("-w", ws, "backup", base / "not-now", "--wait", "0")
+    bk = run_cli("-w", ws, "backup", base / "bk", "--json")
+    assert run.wait(300) == 0, run.stderr.read()  # type: ignore[union-attr]
+    assert bk.returncode == 0, bk.stderr
+    return DemoRun(ws=ws, backup=base / "bk", backup_out=bk.stdout, busy=busy)

@@ -171,7 +171,7 @@ def test_audience_gets_its_own_keys_and_profile(tmp_path, monkeypatch):
         'expires = 2099-01-01\n'))
     with pytest.raises(Exception, match="DUA_SECRET"):
         export_release(fx.ws, audience="dua-university", release_id="x")
-    monkeypatch.setenv("DUA_SECRET", "another-secret")
+    monkeypatch.setenv("DUA_SECRET", "another-secret-for-the-dua-audience")
     limited = export_release(fx.ws, audience="dua-university", release_id="dua")
     other = export_release(fx.ws, audience=RESEARCH, release_id="other")  # safe-harbor profile, own keys
     p_lim = pl.read_parquet(limited.path / "persons.parquet")

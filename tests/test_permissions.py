@@ -3,7 +3,6 @@ under umask 000 and 022; `init` writes a .gitignore that keeps identifiable data
 
 from __future__ import annotations
 
-import grp
 import os
 import shutil
 import stat
@@ -12,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cilink.demo import generate_demo
-from cilink.workspace import ensure_layout, init_workspace
-from tests.conftest import run_cli
+from cilink.workspace import init_workspace
+from tests.conftest import DemoRun
 
 
 def _mode(p: Path) -> int:
@@ -33,34 +31,22 @@ def assert_private_restricted_zone(ws: Path) -> None:
 
 def assert_release_readable_by(ws: Path, dir_mode: int) -> None:
     releases = ws / "releases"
-    (release,) = list(releases.iterdir())
-    tree = [release, *release.rglob("*")]
+    tree = [p for release in releases.iterdir() for p in (release, *release.rglob("*"))]
+    assert tree
     assert {_mode(p) for p in tree if p.is_dir()} == {dir_mode}
     assert {_mode(p) for p in tree if p.is_file()} == {0o640}
     assert _mode(releases) == dir_mode
     assert {p.stat().st_gid for p in tree} == {os.getgid()}
 
 
-def test_umask_022_restricted_zone_private_release_readable_by_the_owners_group(linked_demo: Path) -> None:
-    assert_private_restricted_zone(linked_demo)  # ingested, linked and released under umask 022
-    assert_release_readable_by(linked_demo, 0o750)
+def test_umask_000_restricted_zone_private_release_readable_by_export_group(demo_run: DemoRun) -> None:
+    assert_private_restricted_zone(demo_run.ws)  # ingested, linked and released under umask 000
+    assert_release_readable_by(demo_run.ws, 0o2750)
+    assert_private_restricted_zone(demo_run.backup)  # the backup holds the same identifiable data
+    assert _mode(demo_run.backup) == 0o700
 
 
-def test_umask_000_restricted_zone_private_release_readable_by_export_group(tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    old = os.umask(0o000)
-    try:
-        generate_demo(ws, people=150, seed=7)
-        ensure_layout(ws)
-    finally:
-        os.umask(old)
-    group = grp.getgrgid(os.getgid()).gr_name  # the only group a test can chown to: our own
-    text = (ws / "cilink.toml").read_text()
-    (ws / "cilink.toml").write_text(text + f'\n[export]\ngroup = "{group}"\n')
-    run = run_cli("-w", ws, "run", umask=0o000)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert_private_restricted_zone(ws)
-    assert_release_readable_by(ws, 0o2750)
+# umask 022: tests/test_purge.py (a full relink and a release by `cilink run` under umask 022)
 
 
 def test_init_writes_a_gitignore_for_the_restricted_zone_and_inbox(tmp_path: Path) -> None:

@@ -11,19 +11,21 @@ import pytest
 
 from cilink.ledger import Ledger
 from cilink.link.outputs import read_crosswalk
-from tests.conftest import run_cli
+from tests.conftest import DemoRun, run_cli
+from tests.test_permissions import assert_private_restricted_zone, assert_release_readable_by
 
 PARTNER = "coc-hmis"
 # On the 150-person demo a partner purge has 14 durable writes (1 removing the batch's files, 2-13 the full
 # relink, 13 publishing its generation, 14 publishing the release) and 3 ledger commits (1 the intent,
-# 2 the relink, 3 done). The default run crashes mid-purge and after it; `-m slow` crashes at every point.
+# 2 the relink, 3 done). The default suite crashes once, mid-purge; `-m slow` crashes at every point.
 EVERY_POINT = [("write", n) for n in range(1, 15)] + [("commit", n) for n in (1, 2, 3)]
-EACH_PHASE = [("write", 1)]  # between the intent and the relink (write 14 in test_purge_verify_names_what_remains)
+EACH_PHASE = [("write", 1)]  # between the intent and the relink
 
 
 @pytest.fixture
-def linked(linked_demo: Path) -> Path:
-    return linked_demo
+def linked(demo_run: DemoRun) -> Path:
+    """The 150-person demo after one `cilink run` (ingested, linked, released; `[export] group` set)."""
+    return demo_run.ws
 
 
 def copy_of(src: Path, tmp_path: Path) -> Path:
@@ -64,7 +66,7 @@ def assert_purged(ws: Path, purged_batches: set[str]) -> None:
     assert json.loads(verify.stdout)["remains"] == []
 
 
-def _crash_then_next_command(linked: Path, tmp_path: Path, kind: str, nth: int) -> None:
+def _crash_then_next_command(linked: Path, tmp_path: Path, kind: str, nth: int) -> Path:
     ws = copy_of(linked, tmp_path)
     batches = partner_batches(ws)
     crashed = run_cli("-w", ws, "purge", "--partner", PARTNER, "--yes", env={"CILINK_CRASH_AT": f"{kind}:{nth}"})
@@ -75,33 +77,25 @@ def _crash_then_next_command(linked: Path, tmp_path: Path, kind: str, nth: int) 
         assert (kind, nth) == ("commit", 1)
         assert run_cli("-w", ws, "purge", "--partner", PARTNER, "--yes").returncode == 0
     else:
-        # a cron `run` is the next command: it completes the purge before anything else, then exports
-        nxt = run_cli("-w", ws, "run", "--json")
+        # a cron `run` is the next command (under umask 022): it completes the purge first, then exports
+        nxt = run_cli("-w", ws, "run", "--json", umask=0o022)
         assert nxt.returncode == 0, nxt.stderr
     assert_purged(ws, batches)
+    return ws
 
 
 @pytest.mark.parametrize(("kind", "nth"), EACH_PHASE, ids=[f"{k}-{n}" for k, n in EACH_PHASE])
-def test_purge_killed_in_each_phase_is_completed_by_the_next_command(linked: Path, tmp_path: Path, kind: str,
-                                                                     nth: int) -> None:
-    _crash_then_next_command(linked, tmp_path, kind, nth)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("kind", "nth"), EVERY_POINT, ids=[f"{k}-{n}" for k, n in EVERY_POINT])
-def test_purge_killed_at_every_point_is_completed_by_the_next_command(linked: Path, tmp_path: Path, kind: str,
-                                                                      nth: int) -> None:
-    _crash_then_next_command(linked, tmp_path, kind, nth)
-
-
-def test_purge_verify_names_what_remains(linked: Path, tmp_path: Path) -> None:
-    old_gen = next((linked / ".cilink" / "link").glob("gen-*"))
-    kept = tmp_path / "old-gen"
-    shutil.copytree(old_gen, kept)
-    _crash_then_next_command(linked, tmp_path, "write", 14)  # killed after done, before the release
-    ws = tmp_path / "ws"
+def test_purge_killed_is_completed_by_the_next_command_and_verify_names_what_remains(
+        linked: Path, tmp_path: Path, kind: str, nth: int) -> None:
+    old_gen = tmp_path / "old-gen"
+    shutil.copytree(next((linked / ".cilink" / "link").glob("gen-*")), old_gen)
+    ws = _crash_then_next_command(linked, tmp_path, kind, nth)
+    # the relink and the release were written by a `cilink run` under umask 022: private / group-readable
+    assert_private_restricted_zone(ws)
+    assert_release_readable_by(ws, 0o2750)
+    assert len(list((ws / "releases").iterdir())) == 2
     # someone restores an old link generation and leaves a staged file behind
-    shutil.copytree(kept, ws / ".cilink" / "link" / "gen-000000")
+    shutil.copytree(old_gen, ws / ".cilink" / "link" / "gen-000000")
     (ws / ".cilink" / "staged" / PARTNER).mkdir(parents=True, exist_ok=True)
     (ws / ".cilink" / "staged" / PARTNER / "left.parquet").write_bytes(b"x")
     verify = run_cli("-w", ws, "purge", "--verify")
@@ -110,6 +104,13 @@ def test_purge_verify_names_what_remains(linked: Path, tmp_path: Path) -> None:
     assert len(remains) == 3, remains  # the generation's batches, its records, the staged file
     assert any("gen-000000" in r and "holds coc-hmis" in r for r in remains)
     assert any("staged/coc-hmis" in r for r in remains)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "nth"), EVERY_POINT, ids=[f"{k}-{n}" for k, n in EVERY_POINT])
+def test_purge_killed_at_every_point_is_completed_by_the_next_command(linked: Path, tmp_path: Path, kind: str,
+                                                                      nth: int) -> None:
+    _crash_then_next_command(linked, tmp_path, kind, nth)
 
 
 def test_purge_usage(linked: Path, tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def main() -> None:
 
     Usage errors exit 2; library errors carry their code; disk full exits 7, SIGINT 130 and SIGTERM 143,
     each with a message and with nothing half-written (every output is published by an atomic rename).
-    Under ``--json`` errors are one JSON document on stdout.
+    Under ``--json`` an error is also one JSON document on stdout.
     """
     argv = hoist_global_options(sys.argv[1:])
     output.STATE.json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
@@ -172,8 +172,7 @@ def main() -> None:
     except _CLICK_EXCEPTION as e:  # usage errors: bad option, missing argument (exit 2)
         if output.STATE.json:
             output.error_json(e.exit_code, e.format_message())
-        else:
-            e.show()
+        e.show()
         sys.exit(e.exit_code)
     except Exception as e:  # the one place unexpected errors are caught, to keep tracebacks opt-in
         if output.STATE.debug:
@@ -193,7 +192,6 @@ def main() -> None:
 def _fail(code: int, message: str, hint: str) -> None:
     if output.STATE.json:
         output.error_json(code, message, hint)
-    else:
-        output.err.print(f"Error: {message}", highlight=False, markup=False)
-        output.err.print(f"Fix: {hint}", highlight=False, markup=False)
+    output.err.print(f"Error: {message}", highlight=False, markup=False)
+    output.err.print(f"Fix: {hint}", highlight=False, markup=False)
     sys.exit(code)

@@ -47,7 +47,7 @@ def link(
         *[[f"ID history: {k}", v] for k, v in r.id_events.items()],
     ])
     if r.review_queue:
-        output.line("Next: cilink review export review.csv    # decide the queued pairs")
+        output.line(f"Next: cilink{output.workspace_flag()} review export review.csv    # decide the queued pairs")
 
 
 def _g(x: float | None) -> str | None:

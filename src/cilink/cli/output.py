@@ -85,11 +85,11 @@ def error_json(exit_code: int, message: str, hint: str | None = None, **extra: A
 
 
 def report(e: CilinkError) -> None:
-    """Print a CilinkError to stderr as one paragraph: message, then the fix (JSON on stdout under --json)."""
+    """Print a CilinkError to stderr as one paragraph: message, then the fix; under --json also as the one
+    JSON document on stdout, for scripts."""
     if STATE.json:
         error_json(e.exit_code, e.message, e.hint, reason=getattr(e, "reason", None),
                    problems=getattr(e, "problems", None), failures=getattr(e, "failures", None))
-        return
     err.print(f"Error: {e.message}", highlight=False, markup=False)
     if e.hint:
         err.print(f"Fix: {e.hint}", highlight=False, markup=False)

@@ -59,8 +59,8 @@ def purge(
         output.emit_json(result.to_dict())
         return
     output.line(f"Purged {scope}: {result.batches} batch(es), {result.staged_rows} staged row(s), "
-                f"{result.files_removed} file(s), {result.review_decisions} review decision(s); relinked; "
-                f"release: {result.release_id or 'none'}.")
+                f"{result.files_removed} file(s), {result.review_decisions} review decision(s)"
+                + (f"; relinked; release: {result.release_id or 'none'}." if result.relinked else "."))
     for note in result.notes:
         output.line(f"Note: {note}")
     output.line(f"Next: cilink{output.workspace_flag()} purge --verify")

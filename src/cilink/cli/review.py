@@ -27,7 +27,8 @@ def review_export(
         output.emit_json(result.to_dict())
         return
     output.line(f"Wrote {result.pairs} pair(s) to {result.path} (identifiable: mode 0600).")
-    output.line(f"Next: fill 'decision' (match / non_match), then `cilink review import {file}`.")
+    output.line(f"Next: fill 'decision' (match / non_match), then `cilink{output.workspace_flag()} review import "
+                f"{file}`.")
 
 
 @review_app.command("import")

@@ -26,7 +26,7 @@ def init(
 
     ws = init_workspace(directory, name=name)
     output.line(f"Created workspace {ws.root}")
-    output.line(f"Next: edit {ws.config_path} (add [[partners]]), then run `cilink config check`.")
+    output.line(f"Next: edit {ws.config_path} (add [[partners]]), then run `cilink -w {directory} config check`.")
 
 
 @config_app.command("check")

@@ -8,7 +8,6 @@ publishes files by atomic rename and never edits them in place, so a file under 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from typing import Any
 
 from cilink import __version__, atomic
 from cilink.errors import CilinkError, UsageError
+from cilink.export.sources import file_sha256
 from cilink.ledger import Ledger, now_utc
 from cilink.locking import writer_lock
 from cilink.permissions import private_umask, share_release, share_releases_dir
@@ -49,14 +49,6 @@ class BackupResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _workspace_files(root: Path) -> list[Path]:
@@ -95,12 +87,12 @@ def backup(ws: Workspace, dest: Path, *, wait: float = 600) -> BackupResult:
                 files[rel.as_posix()] = {"symlink": os.readlink(src)}
                 continue
             shutil.copy2(src, target)
-            files[rel.as_posix()] = {"sha256": _sha256(target), "bytes": target.stat().st_size}
+            files[rel.as_posix()] = {"sha256": file_sha256(target), "bytes": target.stat().st_size}
             size += target.stat().st_size
         (tmp / RESTRICTED).mkdir(exist_ok=True)
         with Ledger(ws.ledger_path) as ledger, sqlite3.connect(tmp / LEDGER) as copy:
             ledger.conn.backup(copy)  # a consistent copy, committed transactions only
-        files[LEDGER] = {"sha256": _sha256(tmp / LEDGER), "bytes": (tmp / LEDGER).stat().st_size}
+        files[LEDGER] = {"sha256": file_sha256(tmp / LEDGER), "bytes": (tmp / LEDGER).stat().st_size}
         created = now_utc()
         manifest = {"format": FORMAT, "cilink_version": __version__, "created_at": created,
                     "workspace": str(ws.root), "root_mode": stat.S_IMODE(ws.root.stat().st_mode), "files": files}
@@ -126,7 +118,7 @@ def verify_backup(path: Path) -> dict[str, Any]:
         if "symlink" in entry:
             ok = f.is_symlink() and os.readlink(f) == entry["symlink"]
         else:
-            ok = f.is_file() and not f.is_symlink() and _sha256(f) == entry["sha256"]
+            ok = f.is_file() and not f.is_symlink() and file_sha256(f) == entry["sha256"]
         if not ok:
             raise BackupInvalid(f"{path}: {rel} is missing or altered since the backup",
                                 hint="restore from another backup")

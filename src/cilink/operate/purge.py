@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cilink.errors import UsageError
+from cilink.errors import CilinkError, UsageError
 from cilink.faults import crash_point
 from cilink.generations import new_link_generation, prune_generations
 from cilink.ledger import Batch, Ledger, now_utc
@@ -81,7 +81,6 @@ def kept_exports(ws: Workspace, partner_id: str, fingerprints: set[str]) -> list
 
     Each kept file is hashed once, the way ingest hashed it (an HMIS export by its CSV contents).
     """
-    from cilink.errors import CilinkError
     from cilink.ingest.batches import export_fingerprint
     from cilink.operate.inbox import PROCESSED, kept_dir
 
@@ -146,7 +145,11 @@ def resume_pending_purges(ws: Workspace) -> list[PurgeResult]:
         for intent in pending:
             result = PurgeResult(scope=intent["scope"], resumed=True)
             RunLog(ws.logs_dir, "purge").event("resume", purge_id=intent["purge_id"])
-            _complete(ws, ledger, intent, result)
+            try:
+                _complete(ws, ledger, intent, result)
+            except CilinkError as e:  # say why this command is relinking at all
+                e.message = f"completing the interrupted purge {intent['purge_id']} first: {e.message}"
+                raise
             results.append(result)
     return results
 
@@ -175,6 +178,12 @@ def purge(ws: Workspace, *, partner: str | None = None, before: dt.date | None =
             result.review_decisions = ledger.conn.execute(
                 "SELECT COUNT(*) FROM review_decisions WHERE record_id_l LIKE ? OR record_id_r LIKE ?",
                 (f"{partner}:%", f"{partner}:%")).fetchone()[0]
+        if not batches:  # nothing was ingested in scope: nothing to relink or release again
+            if partner is not None:
+                result.files_removed = sum(_remove(d) for d in _partner_dirs(ws, partner))
+            ledger.audit("purge", "purge", "ok", inputs={"scope": scope}, details=result.to_dict())
+            result.notes.append("no ingested batch was in scope: nothing was relinked")
+            return result
         purge_id = f"purge-{now_utc().replace(':', '')}-{log.run_id[-6:]}"
         ledger.begin_purge(purge_id, scope, partner, [b.batch_id for b in batches])
         intent = next(p for p in ledger.purges() if p["purge_id"] == purge_id)
