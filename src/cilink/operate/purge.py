@@ -3,8 +3,9 @@
 A purge is a transaction that survives a crash (docs/operations.md):
 
 1. **intent** — one ledger transaction records the purge (scope, batch ids), marks its batches ``purged``,
-   drops the partner's review decisions and writes a ``purge_started`` audit entry. From here on no reader
-   sees the batches, and every writer's lock (``cilink.locking``) first completes a pending purge.
+   drops the review decisions and workbench marks on the partner's records and writes a ``purge_started``
+   audit entry. From here on no reader sees the batches, and every writer's lock (``cilink.locking``) first
+   completes a pending purge.
 2. **removal** — staged rows, quarantine files, kept raw exports (each step idempotent, so a rerun is safe).
 3. **relink** — a full relink publishes a generation without the purged records; every older generation
    is deleted.
@@ -241,7 +242,8 @@ def verify_purges(ws: Workspace) -> PurgeVerification:
         purges = ledger.purges()
         by_id = {b.batch_id: b for b in ledger.batches()}
         releases = ledger.conn.execute("SELECT release_id, created_at, path FROM releases").fetchall()
-        decisions = ledger.conn.execute("SELECT record_id_l, record_id_r FROM review_decisions").fetchall()
+        decisions = ledger.conn.execute("SELECT record_id_l, record_id_r FROM review_decisions UNION ALL "
+                                        "SELECT record_id_l, record_id_r FROM review_marks").fetchall()
     out.purges = len(purges)
     gens = sorted(p for p in ws.link_root.glob("gen-*") if p.is_dir())
     out.generations_checked = len(gens)
@@ -266,7 +268,7 @@ def verify_purges(ws: Workspace) -> PurgeVerification:
                 if d.exists() and any(x.is_file() for x in d.rglob("*")):
                     out.remains.append(f"{name}: files under {d.relative_to(ws.root)}")
             if any(r[0].startswith(f"{partner}:") or r[1].startswith(f"{partner}:") for r in decisions):
-                out.remains.append(f"{name}: review decisions on {partner}'s records")
+                out.remains.append(f"{name}: review decisions or marks on {partner}'s records")
         for gen in gens:
             seen = {b for bs in read_state(gen).get("batches", {}).values() for b in bs}
             if seen & ids:
