@@ -123,11 +123,16 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+_SIGNALLED: list[Interrupted] = []
+
+
 def _on_signal(signum: int, frame: object) -> None:
-    """SIGINT and SIGTERM become Interrupted (a BaseException): rollbacks and temp-file cleanup still run."""
-    if signum == signal.SIGTERM:
-        raise Interrupted("SIGTERM", 143)
-    raise Interrupted("SIGINT", 130)
+    """SIGINT and SIGTERM become Interrupted (a BaseException): rollbacks and temp-file cleanup still run.
+
+    Remembered too: raised inside a library callback (DuckDB, polars) it may come back as that library's error.
+    """
+    _SIGNALLED.append(Interrupted("SIGTERM", 143) if signum == signal.SIGTERM else Interrupted("SIGINT", 130))
+    raise _SIGNALLED[-1]
 
 
 def _disk_full(e: BaseException) -> bool:
@@ -152,6 +157,8 @@ def main() -> None:
     """
     argv = hoist_global_options(sys.argv[1:])
     output.STATE.json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
+    output.STATE.json_written = False
+    _SIGNALLED.clear()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
@@ -177,6 +184,10 @@ def main() -> None:
     except Exception as e:  # the one place unexpected errors are caught, to keep tracebacks opt-in
         if output.STATE.debug:
             traceback.print_exc()
+        if _SIGNALLED:  # the signal surfaced as a library's own error
+            first = _SIGNALLED[0]
+            _fail(first.exit_code, f"{'interrupted' if first.exit_code == 130 else 'terminated'} "
+                  f"({first.signal_name})", "nothing was half-written; run the command again")
         if _disk_full(e):
             error = DiskFull("the disk is full", hint="free space on the workspace's filesystem and run the "
                              "command again; nothing was half-written")

@@ -22,6 +22,8 @@ class State:
     debug: bool = False
     #: --json was given (anywhere on the command line): errors are printed as JSON too
     json: bool = False
+    #: the command has written its JSON document: an error after it adds none (stdout stays one document)
+    json_written: bool = False
 
 
 STATE = State()
@@ -36,6 +38,7 @@ def is_tty() -> bool:
 def emit_json(data: Any) -> None:
     """Write machine-readable output (one JSON document) to stdout."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    STATE.json_written = True
 
 
 def line(text: str, *, markup: bool = False) -> None:
@@ -79,7 +82,10 @@ def workspace_flag() -> str:
 
 
 def error_json(exit_code: int, message: str, hint: str | None = None, **extra: Any) -> None:
-    """An error as the one JSON document on stdout (under --json): ``{"error": {...}}``."""
+    """An error as the one JSON document on stdout (under --json): ``{"error": {...}}`` — unless the command
+    already printed its own (which then says what went wrong, e.g. an audit that did not pass)."""
+    if STATE.json_written:
+        return
     emit_json({"error": {"exit_code": exit_code, "message": message, "hint": hint,
                          **{k: v for k, v in extra.items() if v}}})
 
