@@ -95,7 +95,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     import time
 
     from cilink.demo import generate_demo
-    from cilink.workspace import ensure_layout
+    from cilink.operate.inbox import mark_complete
+    from cilink.workspace import Workspace, ensure_layout
 
     base = tmp_path_factory.mktemp("demo-run")
     ws = base / "ws"
@@ -103,6 +104,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     try:
         generate_demo(ws, people=150, seed=7)
         ensure_layout(ws)
+        mark_complete(Workspace.open(ws))  # the partners' uploads are complete: `cilink run` takes them at once
     finally:
         os.umask(old)
     group = grp.getgrgid(os.getgid()).gr_name  # the only group a test can chown to: our own

@@ -19,7 +19,8 @@ import typer
 from cilink.cli import app, main
 from cilink.demo import generate_demo
 from cilink.errors import EXIT_CODES
-from cilink.workspace import ensure_layout, init_workspace
+from cilink.operate.inbox import mark_complete
+from cilink.workspace import Workspace, ensure_layout, init_workspace
 from tests.conftest import TEST_SECRET, run_cli
 from tests.test_operate import staged_invariants
 
@@ -139,6 +140,7 @@ def fresh_demo(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"
     generate_demo(ws, people=150, seed=7)
     ensure_layout(ws)
+    mark_complete(Workspace.open(ws))
     return ws
 
 

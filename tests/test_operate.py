@@ -102,7 +102,8 @@ def test_cron_run_twice_with_one_malformed_file(demo_source: Path, tmp_path: Pat
     status = json.loads(run_cli("-w", ws, "status", "--json").stdout)
     cron = status["last_inbox_run"]
     assert cron["exit_code"] == 3 and cron["outcome_counts"] == {"ingested": 3, "rejected": 1}
-    assert {f["file"]: (f["outcome"], f["reason"]) for f in cron["files"]}["broken.xlsx"] == ("rejected", "malformed")
+    outcomes = {f["file"]: (f["outcome"], f["reason"]) for f in cron["files"]}
+    assert outcomes["broken.xlsx"] == ("rejected", "wrong_format")
     assert status["last_release"]["current"] is True
     shown = run_cli("-w", ws, "status").stdout
     assert "exit 3 — 3 ingested, 1 rejected" in shown and "broken.xlsx\trejected" in shown
@@ -112,6 +113,7 @@ def test_cron_run_twice_with_one_malformed_file(demo_source: Path, tmp_path: Pat
     assert again["files"] == [] and not again["linked"] and again["release_id"] is None
     # a run whose only file is rejected links nothing and writes no release
     (ws / "inbox" / "workforce-board" / "broken-2.xlsx").write_bytes(b"not a spreadsheet either")
+    (ws / "inbox" / "workforce-board" / "broken-2.xlsx.done").touch()
     third = json.loads(run_cli("-w", ws, "run", "--json").stdout)
     assert [f["outcome"] for f in third["files"]] == ["rejected"] and not third["linked"]
     assert third["release_id"] is None and len(list((ws / "releases").iterdir())) == 1

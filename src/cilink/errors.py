@@ -98,6 +98,10 @@ class Interrupted(BaseException):
         self.exit_code = exit_code
 
 
+#: the signals the CLI received (cilink.cli): raised inside a library callback (DuckDB, polars) an Interrupted
+#: may come back as that library's own error, and whoever catches broadly checks here first
+SIGNALS_RECEIVED: list[Interrupted] = []
+
 #: exit codes of the README table ("Exit codes"); tests check the table lists every one
 EXIT_CODES = {0: "ok", 1: "unexpected error", 2: "usage or configuration error", 3: "input rejected",
               4: "workspace busy", 5: "privacy gate refused", 6: "purge --verify found purged data",

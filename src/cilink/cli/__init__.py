@@ -13,7 +13,7 @@ import typer
 
 from cilink import __version__
 from cilink.cli import output
-from cilink.errors import CilinkError, DiskFull, Interrupted
+from cilink.errors import SIGNALS_RECEIVED, CilinkError, DiskFull, Interrupted
 
 app = typer.Typer(
     name="cilink",
@@ -123,16 +123,13 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
-_SIGNALLED: list[Interrupted] = []
-
-
 def _on_signal(signum: int, frame: object) -> None:
     """SIGINT and SIGTERM become Interrupted (a BaseException): rollbacks and temp-file cleanup still run.
 
     Remembered too: raised inside a library callback (DuckDB, polars) it may come back as that library's error.
     """
-    _SIGNALLED.append(Interrupted("SIGTERM", 143) if signum == signal.SIGTERM else Interrupted("SIGINT", 130))
-    raise _SIGNALLED[-1]
+    SIGNALS_RECEIVED.append(Interrupted("SIGTERM", 143) if signum == signal.SIGTERM else Interrupted("SIGINT", 130))
+    raise SIGNALS_RECEIVED[-1]
 
 
 def _disk_full(e: BaseException) -> bool:
@@ -158,7 +155,7 @@ def main() -> None:
     argv = hoist_global_options(sys.argv[1:])
     output.STATE.json = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
     output.STATE.json_written = False
-    _SIGNALLED.clear()
+    SIGNALS_RECEIVED.clear()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
@@ -184,8 +181,8 @@ def main() -> None:
     except Exception as e:  # the one place unexpected errors are caught, to keep tracebacks opt-in
         if output.STATE.debug:
             traceback.print_exc()
-        if _SIGNALLED:  # the signal surfaced as a library's own error
-            first = _SIGNALLED[0]
+        if SIGNALS_RECEIVED:  # the signal surfaced as a library's own error
+            first = SIGNALS_RECEIVED[0]
             _fail(first.exit_code, f"{'interrupted' if first.exit_code == 130 else 'terminated'} "
                   f"({first.signal_name})", "nothing was half-written; run the command again")
         if _disk_full(e):

@@ -14,7 +14,7 @@ from typing import Any
 
 from cilink import atomic
 from cilink.config import FileFormat, PartnerSettings
-from cilink.errors import CilinkError, InputRejected
+from cilink.errors import SIGNALS_RECEIVED, CilinkError, InputRejected, Interrupted
 from cilink.generations import current_generation
 from cilink.ledger import Ledger
 from cilink.link.outputs import crosswalk_files
@@ -270,6 +270,8 @@ def run_inbox(ws: Workspace, *, link: bool = True, export: bool | None = None,
             try:
                 res = ingest_file(ws, partner.id, item)
             except InputRejected as e:
+                if SIGNALS_RECEIVED:  # a signal a reader's library turned into "unreadable": end the run
+                    raise SIGNALS_RECEIVED[0] from e
                 _reject(ws, ledger, partner.id, item, str(e.reason or FileProblem.MALFORMED), str(e))
                 result.files.append(FileOutcome(partner.id, item.name, "rejected", reason=e.reason or e.message))
                 result.exit_code = max(result.exit_code, e.exit_code)
@@ -278,9 +280,11 @@ def run_inbox(ws: Workspace, *, link: bool = True, export: bool | None = None,
                 result.files.append(FileOutcome(partner.id, item.name, "error", reason=e.message))
                 result.exit_code = max(result.exit_code, e.exit_code)
                 continue
-            except (KeyboardInterrupt, SystemExit):
+            except (KeyboardInterrupt, SystemExit, Interrupted):  # SIGINT/SIGTERM end the run, not the file
                 raise
             except BaseException as e:  # anything unforeseen in one file is that file's rejection
+                if SIGNALS_RECEIVED:  # …unless it is a signal that came back wrapped by a library
+                    raise SIGNALS_RECEIVED[0] from e
                 text = (f"{item.name}: unexpected {type(e).__name__} while ingesting; nothing was written\n"
                         "Fix: rerun `cilink ingest` on this file with --debug and report the traceback")
                 log.event("ingest_crashed", partner=partner.id, error=type(e).__name__)
