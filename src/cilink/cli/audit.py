@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 
 def audit(
     limit: Annotated[int, typer.Option("--limit", help="Show the last N entries")] = 50,
-    json_out: Annotated[bool, typer.Option("--json", help="Print entries as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Who did what, when, with which inputs (hashes) and outcome."""
     from cilink.ledger import Ledger

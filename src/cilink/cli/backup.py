@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 
 def backup(
     dest: Annotated[Path, typer.Argument(help="New directory to write the backup to (outside the workspace)")],
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for a running command to finish")] = 600,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Copy the workspace consistently (ledger by SQLite online backup, files as published) under the lock."""
     from cilink.operate.backup import backup as do_backup
@@ -29,7 +30,7 @@ def backup(
 def restore(
     backup_dir: Annotated[Path, typer.Argument(help="A directory `cilink backup` wrote")],
     target: Annotated[Path, typer.Argument(help="New directory for the restored workspace")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Check every file of a backup against its sha256, then make a workspace from it in a new directory."""
     from cilink.operate.backup import restore as do_restore

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 crosswalk_app = typer.Typer(help="The crosswalk from partners' IDs to person IDs (identifiable).",
                             no_args_is_help=True)
@@ -17,7 +18,7 @@ crosswalk_app = typer.Typer(help="The crosswalk from partners' IDs to person IDs
 def crosswalk_export(
     file: Annotated[Path, typer.Argument(help="CSV (or .parquet) to write; owner-only, never in releases/")],
     partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's records")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Write partner, source_person_id, person_id for every linked record."""
     from cilink.link.crosswalk import export_crosswalk

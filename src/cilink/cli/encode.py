@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 
 def encode(
@@ -19,7 +20,7 @@ def encode(
                                         "an attack re-identifies more than --audit-limit of a field")] = False,
     audit_limit: Annotated[float, typer.Option("--audit-limit", min=0.0, max=1.0,
                                                help="Largest share an attack may re-identify")] = 0.05,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Replace names, DOB, SSN, address, phone and e-mail by keyed Bloom filters (secret: CILINK_ENCODING_SECRET)."""
     from cilink.encoding.audit import AuditRefused

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 
 def evaluate(
     truth: Annotated[Path, typer.Argument(help="CSV/Parquet with partner, source_person_id, true_id")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Pairwise precision, recall and F1 of the current links, over-merged / split persons, the F1 a perfect
     reviewer would reach, and per partner pair how many true pairs blocking, scoring and linking reach."""

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 
 def export(
@@ -16,7 +17,7 @@ def export(
     release_id: Annotated[str | None, typer.Option("--release-id", help="Directory name under releases/; "
                                                    "default: the UTC time. The same id, inputs, config and "
                                                    "secret give byte-identical files")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Write releases/<release_id>/ for the audience's tier: aggregate, deidentified or research.
 

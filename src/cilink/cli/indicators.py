@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag, ReleaseOption
 from cilink.cli.progress import progress_bar
 
 
 def indicators(
-    release: Annotated[str | None, typer.Option(
-        "--release", help="The release these indicators go with: names the folder (default: the latest release)")]
+    release: ReleaseOption
     = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the indicators as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Compute the default and [[indicators]] measures from the linked data (full detail, in the restricted
     zone) into indicators/<release_id>/ (indicators.csv, indicators.parquet, definitions.json). To publish

@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 
 def ingest(
     partner: Annotated[str, typer.Argument(help="Partner id from cilink.toml")],
     file: Annotated[Path, typer.Argument(help="The export (for hmis-csv: a zip or a folder)")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")] = False,
+    json_out: JsonFlag = False,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Read a file ingested before again (after a cilink.toml fix); the new batch replaces "
         "the earlier one (audited)")] = False,

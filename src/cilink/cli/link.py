@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 
 class Backend(StrEnum):
@@ -19,7 +20,7 @@ def link(
     full: Annotated[bool, typer.Option("--full", help="Relink from scratch (same model)")] = False,
     retrain: Annotated[bool, typer.Option("--retrain", help="Train a new model first (implies --full)")] = False,
     show_model: Annotated[bool, typer.Option("--show-model", help="Print the model's weights table")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the link summary as JSON")] = False,
+    json_out: JsonFlag = False,
     backend: Annotated[Backend | None, typer.Option(
         "--backend", help="Linkage engine for this run (default: [engine] backend in cilink.toml)")] = None,
 ) -> None:

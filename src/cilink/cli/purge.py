@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 #: `purge --verify` found data of a purged partner or batch still in the workspace (README "Exit codes")
 VERIFY_FAILED = 6
@@ -22,7 +23,7 @@ def purge(
                                          "(exit 6 if something does)")] = False,
     no_export: Annotated[bool, typer.Option("--no-export", help="Do not write a release afterwards")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Purge staged rows, quarantine, kept exports and crosswalk entries; relink; export; audit it.
 

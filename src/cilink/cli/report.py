@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 from cilink.cli.progress import progress_bar
 
 
 def report(
     out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: <workspace>/report.html)")]
     = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a summary as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Write the linkage report: a summary (records in, people linked, partner overlap), what changed, the
     shared measures and linked vs. unlinked; ingest, data quality, model and review in an appendix —

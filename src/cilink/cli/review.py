@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 review_app = typer.Typer(help="Clerical review of borderline pairs (identifiable: keep the files restricted).",
                          no_args_is_help=True)
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON")]
 
 
 @review_app.command("export")

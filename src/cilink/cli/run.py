@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 
 def run(
-    json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON")] = False,
+    json_out: JsonFlag = False,
     no_export: Annotated[bool, typer.Option("--no-export", help="Skip the export even if [export] on_run")] = False,
 ) -> None:
     """Ingest every new file in inbox/<partner>/, link incrementally, then export (if [export] on_run).

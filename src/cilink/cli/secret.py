@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 
 secret_app = typer.Typer(help="Generate a secret; re-key the workspace on purpose.", no_args_is_help=True)
 
@@ -29,7 +30,7 @@ def generate(
 def rotate(
     audience: Annotated[str | None, typer.Option("--audience", help="Rotate this audience's secret instead")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Accept the secret now configured as the workspace's (or an audience's) new secret; audited.
 

@@ -9,10 +9,9 @@ from typing import Annotated
 import typer
 
 from cilink.cli import output
+from cilink.cli.options import JsonFlag
 from cilink.config import load_config
 from cilink.errors import UsageError
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
 
 config_app = typer.Typer(help="Check the workspace configuration (cilink.toml).", no_args_is_help=True)
 
