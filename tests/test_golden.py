@@ -47,3 +47,13 @@ def test_pairs_and_clusters_of_the_20_person_fixture(tmp_path: Path) -> None:
     # person ids are random by design: a cluster is named by its smallest record id
     clusters = crosswalk.with_columns(pl.col("record_id").min().over("person_id").alias("cluster"))
     _check("clusters-20.json", dict(clusters.select("record_id", "cluster").sort("record_id").iter_rows()))
+
+
+def test_release_dictionary_of_the_20_person_fixture(tmp_path: Path) -> None:
+    from cilink.export import export_release
+    from tests.release_fixtures import build_release_workspace
+
+    fx = build_release_workspace(tmp_path / "ws", n_persons=20, seed=20)
+    export_release(fx.ws, release_id="golden")
+    dictionary = json.loads((fx.ws.root / "releases" / "golden" / "dictionary.json").read_text(encoding="utf-8"))
+    _check("dictionary-20.json", dictionary)
