@@ -22,6 +22,7 @@ import polars as pl
 
 from cilink.encoding.scheme import ENC_PREFIX
 from cilink.errors import InputRejected, WorkspaceError
+from cilink.link import engine
 from cilink.link.clusters import cluster_records
 from cilink.link.comparisons import link_spec
 from cilink.link.decisions import CANNOT_LINK, LINK, MUST_LINK, REVIEW
@@ -124,21 +125,24 @@ def evaluate_workspace(ws: Workspace, truth_path: Path) -> Evaluation:
     if pairs is None or records is None:
         return result
     true_of = truth.select(record_id(pl.col("partner"), pl.col("source_person_id")).alias("record_id"), "true_id")
-    result.perfect_review_f1 = _perfect_review_f1(pairs, records, true_of, truth)
+    model = engine.load_model(ws.link_dir)
+    households = bool(model.meta.get("households_present", True)) if model is not None else True
+    result.perfect_review_f1 = _perfect_review_f1(pairs, records, true_of, truth, households)
     result.by_partner_pair = _by_partner_pair(ws, pairs, records, crosswalk, true_of)
     return result
 
 
 def _perfect_review_f1(pairs: pl.DataFrame, records: pl.DataFrame, true_of: pl.DataFrame,
-                       truth: pl.DataFrame) -> float:
-    """Pairwise F1 after a reviewer who is always right decided every queued pair (the guards still apply)."""
+                       truth: pl.DataFrame, households: bool) -> float:
+    """Pairwise F1 after a reviewer who is always right decided every queued pair (the guards still apply:
+    the SSN guard only where the model found households, as in ``persons._cluster``)."""
     keyed = pairs.join(true_of.rename({"record_id": "record_id_l", "true_id": "_tl"}), on="record_id_l", how="left") \
         .join(true_of.rename({"record_id": "record_id_r", "true_id": "_tr"}), on="record_id_r", how="left")
     queued = keyed.filter(pl.col("decision") == REVIEW)
     same = pl.col("_tl").is_not_null() & (pl.col("_tl") == pl.col("_tr"))
     must = pl.concat([keyed.filter(pl.col("decision") == MUST_LINK), queued.filter(same)])
     cannot = pl.concat([keyed.filter(pl.col("decision") == CANNOT_LINK), queued.filter(~same)])
-    ssn = records.select("record_id", "ssn") if "ssn" in records.columns else None
+    ssn = records.select("record_id", "ssn") if households and "ssn" in records.columns else None
     clustering = cluster_records(records["record_id"], keyed.filter(pl.col("decision") == LINK),
                                  must_link=must.select("record_id_l", "record_id_r"),
                                  cannot_link=cannot.select("record_id_l", "record_id_r"), ssn=ssn)
