@@ -180,10 +180,8 @@ def lookup_failures(candidates: list[Candidates], rv: RestrictedValues, *, shape
         if not len(getattr(rv, _RESTRICTED_SET[rule])) or not present:
             continue
         probe = pl.DataFrame({"v": pl.concat([distinct[k] for k in present])}).with_columns(keys[rule].alias("k"))
-        if rule == GateRule.SOURCE_ID_VALUE:  # ids re-typed in upper or lower case are still the ids
-            probe = pl.concat([probe, probe.with_columns(pl.col("k").str.to_lowercase()),
-                               probe.with_columns(pl.col("k").str.to_uppercase())])
-        hit = _hits(probe, *rv.indexed(_RESTRICTED_SET[rule]))
+        # ids re-typed in another case are still the ids
+        hit = _hits(probe, *rv.indexed(_RESTRICTED_SET[rule]), fold_case=rule == GateRule.SOURCE_ID_VALUE)
         if hit.is_empty():
             continue
         for c in (c for k in present for c in by_kind[k]):
@@ -199,23 +197,27 @@ def lookup_failures(candidates: list[Candidates], rv: RestrictedValues, *, shape
     return [GateFailure(t, c, GateRule(r), n) for t, c, r, n in sorted(found)]
 
 
-def _hits(probe: pl.DataFrame, restricted: pl.Series, lengths: pl.Series, hashes: pl.Series) -> pl.Series:
-    """The values ``v`` of ``probe`` whose key ``k`` is in ``restricted`` (with its values' lengths and hashes).
+def _hits(probe: pl.DataFrame, restricted: pl.Series, lengths: pl.Series, *, fold_case: bool = False) -> pl.Series:
+    """The values ``v`` of ``probe`` whose key ``k`` is in ``restricted`` (given its values' byte lengths);
+    with ``fold_case``, also when it is there in lower or upper case.
 
-    The restricted set can hold tens of millions of ids: only those as long (in bytes) as some probe key
-    can equal one, a cheap test that leaves few. Their 64-bit hashes are streamed past a hash table of the
-    probe keys' hashes — cheap for long text — and equality is confirmed on the text of the few that match.
+    The restricted set can hold tens of millions of ids: only those as long (in bytes) as some probe key can
+    equal one, a cheap test that leaves few (person keys are 32 bytes; most partner ids are shorter), and
+    only those few are compared as text, against a hash set of whichever side is smaller.
     """
-    keys = probe.get_column("k")
-    probe_hashes = keys.hash()
-    wanted = lengths.is_in(keys.str.len_bytes().unique().implode())
-    near = hashes.filter(wanted)
-    matched = near.filter(near.is_in(probe_hashes.implode()))
+    forms = [pl.col("k"), pl.col("k").str.to_lowercase(), pl.col("k").str.to_uppercase()] if fold_case else [
+        pl.col("k")]
+    # repeats among the forms cost less than de-duplicating a million keys
+    keys = pl.concat(probe.select(f.alias("k")).to_series() for f in forms).drop_nulls()
+    near = restricted.filter(lengths.is_in(keys.str.len_bytes().unique().implode()))
+    if near.is_empty():
+        return probe.get_column("v").clear()
+    matched = near.filter(near.is_in(keys.implode())) if len(keys) <= len(near) else keys.filter(
+        keys.is_in(near.implode()))
     if matched.is_empty():
         return probe.get_column("v").clear()
-    candidates = restricted.filter(wanted).filter(near.is_in(matched.implode()))
-    return probe.filter(probe_hashes.is_in(matched.implode()) & pl.col("k").is_in(candidates.implode())
-                        ).get_column("v").unique()
+    found = matched.implode()
+    return probe.filter(pl.any_horizontal([f.is_in(found) for f in forms])).get_column("v").unique()
 
 
 def _sorted_distinct(values: pl.Series, max_runs: int = 8) -> pl.Series | None:
