@@ -106,7 +106,8 @@ def staged_frame(records: pl.DataFrame, partner: str, batch_id: str, domain: str
     frame = records.with_columns(
         pl.lit(partner).alias("_cilink_partner"), pl.lit(batch_id).alias("_cilink_batch_id"),
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_cilink_row"),
-        pl.lit([], dtype=pl.List(pl.String)).alias("_cilink_flags"),
+        (pl.col("_cilink_flags") if "_cilink_flags" in records.columns
+         else pl.lit([], dtype=pl.List(pl.String))).alias("_cilink_flags"),
         pl.col("ssn").str.slice(5, 4).alias("ssn_last4"),
     )
     if "entry_date" in schema and "entry_date" not in frame.columns:
@@ -119,7 +120,9 @@ def staged_frame(records: pl.DataFrame, partner: str, batch_id: str, domain: str
 def stage_batch(ws: Workspace, partner: str, records: pl.DataFrame, *, mode: str = "append",
                 domain: str = "workforce") -> str:
     """Write ``records`` as one staged batch of ``partner`` and record it in the ledger; returns its id."""
-    digest = hashlib.sha256(records.write_csv().encode()).hexdigest()
+    digest = hashlib.sha256(records.drop("_cilink_flags", strict=False).write_csv().encode()
+                            + str(records.get_column("_cilink_flags").to_list() if "_cilink_flags" in records.columns
+                                  else "").encode()).hexdigest()
     batch_id = f"{partner}-{digest[:12]}"
     path = staged_batch_path(ws, partner, batch_id)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,11 @@ def _grade_band(g: pl.Expr) -> pl.Expr:
             .when(n <= 8).then(pl.lit("6-8")).otherwise(pl.lit("9-12")))
 
 
+def _year_of(written: pl.Expr, start: int) -> pl.Expr:
+    """The birth year in a partner's own date text, read as its staff would read a mistyped one (O for 0)."""
+    return written.str.replace_many(["O", "o", "l", "I"], ["0", "0", "1", "1"]).str.slice(start, 4).cast(pl.Int32)
+
+
 def district_view(raw: pl.DataFrame, manifest: dict) -> pl.DataFrame:
     """Each student as the release would show them, computed by the district from its own data and the
     levels the manifest publishes; None where the district cannot compute an attribute."""
@@ -87,7 +92,7 @@ def district_view(raw: pl.DataFrame, manifest: dict) -> pl.DataFrame:
                                           .sort().str.join("|").alias("rows"))
     out = students.join(per, on="StudentID")
     width = {"1-year": 1, "5-year": 5, "10-year": 10, "20-year": 20}.get(levels["age"])
-    year = pl.col("Birth Date").str.slice(0, 4).cast(pl.Int32)
+    year = _year_of(pl.col("Birth Date"), 0)
     return out.select(
         "StudentID",
         ((year // width) * width).alias("age") if width else pl.lit(None, dtype=pl.Int32).alias("age"),
@@ -294,7 +299,7 @@ def workforce_clients(ws: Path) -> pl.DataFrame:
     raw = pl.read_excel(ws / ".cilink" / "inbox" / "workforce-board" / "processed" / "workforce-board.xlsx",
                         sheet_name="Participants", infer_schema_length=0)
     return raw.group_by("Participant ID").agg(pl.col("DOB").last(), pl.col("Sex").last()).select(
-        pl.col("Participant ID").alias("client"), pl.col("DOB").str.slice(6, 4).cast(pl.Int32).alias("year"),
+        pl.col("Participant ID").alias("client"), _year_of(pl.col("DOB"), 6).alias("year"),
         pl.col("Sex").replace({"Female": "F", "Male": "M"}).alias("sex"))
 
 
@@ -305,8 +310,8 @@ def hmis_clients(ws: Path) -> pl.DataFrame:
 
     with zipfile.ZipFile(ws / ".cilink" / "inbox" / "coc-hmis" / "processed" / "hmis-export.zip") as z:
         raw = pl.read_csv(io.BytesIO(z.read("Client.csv")), infer_schema=False)
-    return raw.select(pl.col("PersonalID").alias("client"), pl.col("DOB").str.slice(0, 4).cast(pl.Int32,
-                      strict=False).alias("year"), pl.col("Sex").replace_strict({"0": "F", "1": "M"}, default=None)
+    return raw.select(pl.col("PersonalID").alias("client"), _year_of(pl.col("DOB"), 0).alias("year"),
+                      pl.col("Sex").replace_strict({"0": "F", "1": "M"}, default=None)
                       .alias("sex"))
 
 

@@ -187,7 +187,13 @@ def test_workforce_xlsx_zip_is_a_number_and_ssns_are_messy(demo: DemoFiles) -> N
     assert all(re.fullmatch(r"<v>[1-9]\d{3}</v>", v) for v in numeric)
     frame = pl.read_excel(demo.exports["workforce-board"], sheet_name="Participants")
     assert frame.schema["DOB"] == pl.String  # dates are text, MM/DD/YYYY
-    assert frame["DOB"].drop_nulls().str.contains(r"^\d{2}/\d{2}/\d{4}$").all()
+    dob = frame["DOB"].drop_nulls()
+    written = dob.str.contains(r"^\d{2}/\d{2}/\d{4}$")
+    # a few are garbled as typed dates are (noise.written_birth_date): month over 12, O or l for a digit, a digit
+    # too many
+    garbled = dob.filter(~written)
+    assert 0 < garbled.len() <= 0.03 * dob.len()
+    assert garbled.str.contains(r"^(1[3-9]|2\d|3[01])/|[Ol]|\d{5}$").all()
     ssn = _workforce(demo)["SSN"]
     assert ssn.null_count() > 0
     assert ssn.str.starts_with("XXX-XX-").any()

@@ -152,6 +152,24 @@ def test_date_formats(fmt: str | None, pivot: int | None, value: str, expected: 
     assert out.item() == expected
 
 
+@pytest.mark.parametrize(("fmt", "value", "expected"), [
+    ("%m/%d/%Y", "13/05/2010", dt.date(2010, 5, 13)),   # day first in a month-first format: month 13
+    ("%m/%d/%Y", "O5/13/2O10", dt.date(2010, 5, 13)),   # letter O for zero
+    ("%m/%d/%Y", "l1/3/2010", dt.date(2010, 11, 3)),    # letter l for one
+    ("%Y-%m-%d", "2010-13-05", dt.date(2010, 5, 13)),
+    ("%Y%m%d", "20101305", dt.date(2010, 5, 13)),
+    ("%m/%d/%Y", "13/13/2010", None),                   # no reading is a date
+    ("%m/%d/%Y", "05/13/20100", None),                  # a wrong digit count has no single repair
+    ("%m/%d/%Y", "garbage", None),
+    ("%d-%b-%Y", "13-0ct-2010", None),                  # month names: no look-alike repair
+])
+def test_birth_date_repairs_are_unambiguous(fmt: str, value: str, expected: dt.date | None) -> None:
+    parser = date_parser(fmt, None)
+    out = pl.DataFrame({"v": [value]}).select(parser.parse(pl.col("v")).alias("as_written"),
+                                              parser.repair(pl.col("v")).alias("repaired"))
+    assert out.row(0) == (None, expected)
+
+
 def test_unsupported_date_directive_rejected() -> None:
     with pytest.raises(InputRejected) as e:
         compile_format("%Q/%d/%Y")
@@ -271,6 +289,17 @@ def test_flags_null_the_value_and_list_codes() -> None:
     assert rows[1] == (dt.date(2012, 3, 14), None, None, "01040", None, [Flag.CODE_UNMAPPED])
     assert c.flags_by_field == {"dob": {"dob_impossible": 1}, "sex": {"code_unmapped": 1}, "ssn": {"ssn_masked": 1},
                                 "zip5": {"zip_invalid": 1}}
+
+
+def test_repaired_birth_dates_are_kept_and_flagged_unrepairable_ones_nulled() -> None:
+    text = HEADER + "S1,Ana,Lee,14/03/2012,F,,01040,2024-25,6,,\nS2,Bo,Lee,O3/14/2012,F,,01040,2024-25,6,,\n" \
+                    "S3,Cy,Lee,03/14/20122,F,,01040,2024-25,6,,\nS4,Di,Lee,03/14/2012,F,,01040,2024-25,6,,\n"
+    c = _check_csv(text, school())
+    assert c.quarantine.is_empty() and c.rows_in == 4
+    rows = c.accepted.sort("source_person_id").select("dob", "_cilink_flags").rows()
+    assert rows == [(dt.date(2012, 3, 14), [Flag.DOB_REPAIRED]), (dt.date(2012, 3, 14), [Flag.DOB_REPAIRED]),
+                    (None, [Flag.DATE_UNPARSEABLE]), (dt.date(2012, 3, 14), [])]
+    assert c.flags_by_field == {"dob": {"date_unparseable": 1, "dob_repaired": 2}}
 
 
 def test_required_entry_date_missing_unparseable_future() -> None:

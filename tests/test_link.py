@@ -473,6 +473,36 @@ def test_two_full_runs_on_the_same_data_are_identical(tmp_path: Path, batches: d
     assert not cw_1["person_id"].is_in(cw_1["source_person_id"].implode()).any()
 
 
+def test_a_repaired_birth_date_agrees_one_level_below_exact(
+    tmp_path: Path, batches: dict[str, pl.DataFrame], trained_model: Path
+) -> None:
+    """Ingest's repaired birth dates (flag ``dob_repaired``) still block and link, at "one digit off"."""
+    from cilink.link.outputs import read_pairs
+    from cilink.link.workbench import _level_labels, level_of
+
+    a, b = batches["a"], batches["b"]
+    repaired = b.join(a, on=["true_id", "dob"], how="semi").head(15)["source_person_id"]
+    b = b.with_columns(pl.when(pl.col("source_person_id").is_in(repaired.implode())).then(
+        pl.lit(["dob_repaired"])).otherwise(pl.lit([], dtype=pl.List(pl.String))).alias("_cilink_flags"))
+    ws = new_workspace(tmp_path / "ws", ["a", "b"])
+    seed_model(ws, trained_model)
+    stage_batch(ws, "a", a)
+    stage_batch(ws, "b", b)
+    link_workspace(ws)
+    levels = _level_labels(engine.load_model(ws.link_dir))["dob"]
+    pairs = read_pairs(ws.link_dir)
+    assert pairs is not None
+    same_dob = (a.join(b, on=["true_id", "dob"], suffix="_b")
+                .select(pl.format("a:{}", "source_person_id").alias("record_id_l"),
+                        pl.format("b:{}", "source_person_id_b").alias("record_id_r"),
+                        pl.col("source_person_id_b").is_in(repaired.implode()).alias("repaired")))
+    scored = same_dob.join(pairs, on=["record_id_l", "record_id_r"])
+    by_kind = {r: {level_of(levels, w) for w in scored.filter(pl.col("repaired") == r)["w_dob"]}
+               for r in (True, False)}
+    assert scored.filter("repaired").height == 15, "repaired dates still make candidate pairs"
+    assert by_kind == {True: {"one digit off"}, False: {"dob exact"}}
+
+
 def test_a_tiny_workspace_still_links(tmp_path: Path) -> None:
     ws = new_workspace(tmp_path / "ws", ["a", "b"])
     few = population(6, seed=5)

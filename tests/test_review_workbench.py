@@ -17,10 +17,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from cilink.generations import current_generation
 from cilink.ledger import Ledger
 from cilink.link import review_ledger
 from cilink.link.linkage import link_workspace
-from cilink.link.outputs import read_crosswalk, read_records
+from cilink.link.outputs import QUEUE_FILE, read_crosswalk, read_records
 from cilink.link.workbench import Workbench, level_of
 from cilink.workspace import Workspace
 from tests.conftest import TEST_SECRET, run_cli
@@ -28,7 +29,7 @@ from tests.conftest import TEST_SECRET, run_cli
 
 @pytest.fixture(scope="module")
 def demo(demo_2000: Path) -> Path:
-    """The 2,000-person demo, linked: its review queue holds eight pairs."""
+    """The 2,000-person demo, linked: its review queue holds a few pairs."""
     return demo_2000
 
 
@@ -82,7 +83,7 @@ def test_workbench_queue_view_and_the_next_link(demo: Path, tmp_path: Path) -> N
     ws = _copy(demo, tmp_path)
     bench = Workbench(ws, "alice")
     queue = bench.queue()
-    assert len(queue) == 8
+    assert 0 < len(queue) == pl.read_parquet(current_generation(ws) / QUEUE_FILE).height
     assert [i.priority for i in queue] == sorted((i.priority for i in queue), reverse=True)
     view = bench.view(queue[0].token)
     assert view is not None and view.match_weight is not None

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from cilink.demo.bad_rows import PARTNER_HMIS, locate
-from cilink.demo.noise import NoiseProfile, apply_noise, with_household_ssn
+from cilink.demo.noise import NoiseProfile, apply_noise, with_household_ssn, written_birth_date
 from cilink.demo.partners import (
     FIXED_TIMESTAMP,
     PartnerExport,
@@ -39,7 +39,7 @@ EXPORT_ID = "1001"
 
 HMIS_NOISE = NoiseProfile(
     typo_first=0.02, typo_last=0.02, nickname=0.05, maiden_name=0.3, name_swap=0.008, dob_swap=0.01,
-    dob_typo=0.01, old_address=0.5, ssn_typo=0.01, ssn_household=0.015, strip_accents=0.3,
+    dob_typo=0.01, old_address=0.5, ssn_typo=0.01, ssn_household=0.015, strip_accents=0.3, dob_garbled=0.015,
     missing={"middle_name": 0.5},
 )
 DUPLICATE_CLIENT_RATE = 0.03
@@ -128,7 +128,8 @@ def _missing_code(rng: random.Random) -> str:
     return rng.choices(("8", "9", "99"), weights=(3, 2, 5))[0]
 
 
-def _client_row(rec: dict[str, object], pid: str, version: str, created: dt.date, rng: random.Random) -> dict:
+def _client_row(rec: dict[str, object], pid: str, version: str, created: dt.date, rng: random.Random,
+                dob_text: random.Random) -> dict:
     """One Client.csv row from a noisy identity, with HUD data-quality coding."""
     minor = age_on(rec["true_dob"], REFERENCE_DATE) < 18  # type: ignore[arg-type]
     row: dict[str, object] = {c: None for c in client_columns(version)}
@@ -152,7 +153,8 @@ def _client_row(rec: dict[str, object], pid: str, version: str, created: dt.date
     elif r < 0.03:
         row["DOB"], row["DOBDataQuality"] = f"{dob.year}-01-01", "2"  # type: ignore[union-attr]
     else:
-        row["DOB"], row["DOBDataQuality"] = _iso(dob), "1"  # type: ignore[arg-type]
+        row["DOB"] = written_birth_date(dob, "%Y-%m-%d", HMIS_NOISE.dob_garbled, dob_text)  # type: ignore[arg-type]
+        row["DOBDataQuality"] = "1"
     race = set(rec["race_ethnicity"] or [])  # type: ignore[arg-type]
     hispanic = "HispanicLatinaeo" if version == "FY2024" else "HispanicLatinao"
     no_race = not race or rng.random() < 0.02
@@ -218,6 +220,7 @@ def hmis_tables(population: pl.DataFrame, assigned: pl.DataFrame, seed: int,
     if version not in HMIS_VERSIONS:
         raise ValueError(f"unknown HMIS CSV version {version!r}; use one of {', '.join(HMIS_VERSIONS)}")
     rng = partner_rng(seed, "hmis")
+    dob_text = partner_rng(seed, "dob-text:hmis")
     people = population.join(assigned.filter("housing").select("true_id"), on="true_id", how="semi")
     people = people.with_columns(pl.col("dob").alias("true_dob"))
     noisy = apply_noise(with_household_ssn(people), HMIS_NOISE, rng)
@@ -291,8 +294,8 @@ def hmis_tables(population: pl.DataFrame, assigned: pl.DataFrame, seed: int,
               _hex_id(rng), 1, _destination(ptype, rng))
 
     clients = [
-        _client_row(ident[t], pid[t], version, first_seen[pid[t]], rng) for t in pid if pid[t] in first_seen
-    ] + [_client_row(p, second, version, first_seen[second], rng)
+        _client_row(ident[t], pid[t], version, first_seen[pid[t]], rng, dob_text) for t in pid if pid[t] in first_seen
+    ] + [_client_row(p, second, version, first_seen[second], rng, dob_text)
          for p, second in zip(dup_noisy.iter_rows(named=True), dup_pid, strict=True)]
     truth_pairs = [(pid[t], t) for t in pid if pid[t] in first_seen] + [(s, t) for s, t in dup_pid.items()]
     tables = {

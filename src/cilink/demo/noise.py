@@ -3,7 +3,8 @@
 Each partner record of a person is drawn from the true identity through a ``NoiseProfile``: typos (one
 edit), nicknames (Robert → Bob, from the ``nicknames`` package), a married woman recorded under her maiden
 name, day and month of birth swapped or one part off, first and last name swapped, the household's old
-address, a household member's SSN, dropped accents and missing fields. Rates are modest — most records are
+address, a household member's SSN, dropped accents and missing fields — and, as the file is written, a
+birth date garbled in its text (``written_birth_date``). Rates are modest — most records are
 clean — so a good linker can reach a pairwise F1 of about 0.97 or better.
 """
 
@@ -68,6 +69,8 @@ class NoiseProfile:
     ssn_typo: float = 0.006
     ssn_household: float = 0.01
     strip_accents: float = 0.0
+    #: the birth date garbled in the file's text (``written_birth_date``): applied when the record is written
+    dob_garbled: float = 0.0
     missing: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -128,6 +131,26 @@ def _dob_typo(dob: dt.date, rng: random.Random) -> dt.date:
         return dob.replace(year=dob.year + delta)
     except ValueError:  # 29 February
         return dob.replace(year=dob.year + delta, day=28)
+
+
+def written_birth_date(dob: dt.date | None, fmt: str, rate: float, rng: random.Random) -> str | None:
+    """``dob`` as a partner writes it in ``fmt``; with chance ``rate`` garbled the way typed and scanned dates
+    are: day and month exchanged where that makes the month impossible (over 12), a letter O or l for the
+    digit, or a digit too many (which no repair can undo). ``rng`` should be the writer's own, so the rest
+    of the demo draws the same with or without garbling."""
+    if dob is None:
+        return None
+    text = dob.strftime(fmt)
+    if not rate or rng.random() >= rate:
+        return text
+    kind = rng.random()
+    if kind < 0.45 and dob.day > 12 and "%m" in fmt and "%d" in fmt:
+        return dob.strftime(fmt.replace("%m", "\0").replace("%d", "%m").replace("\0", "%d"))
+    spots = [i for i, ch in enumerate(text) if ch in "01"]
+    if kind < 0.85 and spots:
+        i = spots[int(rng.random() * len(spots))]
+        return text[:i] + {"0": "O", "1": "l"}[text[i]] + text[i + 1:]
+    return text + text[-1]
 
 
 def _ssn_typo(ssn: str, rng: random.Random) -> str:

@@ -26,7 +26,7 @@ import polars as pl
 import xlsxwriter
 
 from cilink.demo.bad_rows import MARK, PARTNER_SCHOOL, PARTNER_WORKFORCE, bad_rows_for, locate, plant
-from cilink.demo.noise import NoiseProfile, apply_noise, with_household_ssn
+from cilink.demo.noise import NoiseProfile, apply_noise, with_household_ssn, written_birth_date
 from cilink.demo.population import REFERENCE_DATE, WINDOW_START, age_on
 from cilink.schemas.identity import RaceEthnicity
 
@@ -118,12 +118,12 @@ _PLACEHOLDER_SSNS = ("999-99-9999", "123-45-6789", "000-00-0000")
 
 SCHOOL_NOISE = NoiseProfile(
     typo_first=0.01, typo_last=0.01, nickname=0.015, middle_initial=0.1, maiden_name=0.0, name_swap=0.002,
-    dob_swap=0.006, dob_typo=0.004, old_address=0.0, strip_accents=0.25,
+    dob_swap=0.006, dob_typo=0.004, old_address=0.0, strip_accents=0.25, dob_garbled=0.004,
     missing={"middle_name": 0.15, "home_phone": 0.04, "sex": 0.004, "unit": 0.1},
 )
 WORKFORCE_NOISE = NoiseProfile(
     typo_first=0.02, typo_last=0.02, nickname=0.06, maiden_name=0.35, name_swap=0.005, dob_swap=0.01,
-    dob_typo=0.006, old_address=0.5, ssn_typo=0.008, ssn_household=0.01, strip_accents=0.6,
+    dob_typo=0.006, old_address=0.5, ssn_typo=0.008, ssn_household=0.01, strip_accents=0.6, dob_garbled=0.012,
     missing={"email": 0.3, "phone": 0.06, "dob": 0.004, "sex": 0.01},
 )
 
@@ -234,6 +234,7 @@ def _absence_rate(rng: random.Random) -> float:
 def school_rows(population: pl.DataFrame, assigned: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The district's student-year rows (all-string frame in ``SCHOOL_HEADERS`` order) and truth pairs."""
     rng = partner_rng(seed, "school")
+    dob_text = partner_rng(seed, "dob-text:school")
     students = population.join(assigned.filter("school").select("true_id"), on="true_id", how="semi")
     ident = apply_noise(with_household_ssn(students), SCHOOL_NOISE, rng)
     ids = _unique_ids(rng, ident.height, 6)
@@ -290,7 +291,8 @@ def school_rows(population: pl.DataFrame, assigned: pl.DataFrame, seed: int) -> 
             rows["First Name"].append(rec["first_name"])
             rows["Middle Name"].append(rec["middle_name"])
             rows["Suffix"].append(rec["suffix"])
-            rows["Birth Date"].append(rec["dob"].strftime(SCHOOL_DATE_FORMAT) if rec["dob"] else None)
+            rows["Birth Date"].append(written_birth_date(rec["dob"], SCHOOL_DATE_FORMAT, SCHOOL_NOISE.dob_garbled,
+                                                         dob_text))
             rows["Gender"].append({"F": "Female", "M": "Male"}.get(rec["sex"] or ""))
             rows["Street Address"].append(rec["prev_street"] if old else rec["street"])
             rows["Apt"].append(rec["prev_unit"] if old else rec["unit"])
@@ -412,6 +414,7 @@ def _us(d: dt.date | None) -> str | None:
 def workforce_rows(population: pl.DataFrame, assigned: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The workforce board's participation rows (``WORKFORCE_HEADERS``; Q2 Earnings numeric) and truth."""
     rng = partner_rng(seed, "workforce")
+    dob_text = partner_rng(seed, "dob-text:workforce")
     people = population.join(assigned.filter("workforce").select("true_id"), on="true_id", how="semi")
     ident = apply_noise(with_household_ssn(people), WORKFORCE_NOISE, rng)
     ids = _unique_ids(rng, ident.height, 7)
@@ -460,7 +463,8 @@ def workforce_rows(population: pl.DataFrame, assigned: pl.DataFrame, seed: int) 
             rows["Participant ID"].append(pid)
             rows["First"].append(first)
             rows["Last"].append(last)
-            rows["DOB"].append(_us(rec["dob"]))
+            rows["DOB"].append(written_birth_date(rec["dob"], WORKFORCE_DATE_FORMAT, WORKFORCE_NOISE.dob_garbled,
+                                                  dob_text))
             rows["SSN"].append(ssn)
             rows["Sex"].append({"F": "Female", "M": "Male"}.get(rec["sex"] or ""))
             rows["Address"].append(_address_line(rec["street"], rec["unit"], abbreviate))

@@ -61,6 +61,25 @@ class DateParser:
             parsed = parsed.fill_null(_parse_with(raw, iso_pattern, iso_groups, None))
         return parsed
 
+    def repair(self, raw: pl.Expr) -> pl.Expr:
+        """Date for a value the format does not read but one unambiguous repair does; null otherwise.
+
+        Two repairs, the mistakes partners' birth dates show most: look-alike characters typed or scanned
+        for digits (``O``→0, ``l``/``I``/``|``→1), and day and month exchanged where that is the only
+        reading (the month would be over 12, the day is not). A wrong number of digits is not repaired:
+        there is no single date it could have been.
+        """
+        pattern, groups = compile_format(self.fmt)
+        text = raw.str.replace_many(list(_LOOKALIKES), list(_LOOKALIKES.values())) if "m" in groups else raw
+        as_written = _parse_with(text, pattern, groups, self.pivot)
+        return as_written.fill_null(_parse_with(text, pattern, groups, self.pivot, exchange=True)) \
+            if {"m", "d"} <= groups else as_written
+
+
+#: characters that stand in for digits in typed and scanned dates (only where months are numbers, so
+#: "Oct" stays a month)
+_LOOKALIKES = {"O": "0", "o": "0", "l": "1", "I": "1", "|": "1"}
+
 
 def compile_format(fmt: str) -> tuple[str, set[str]]:
     """An strftime-style date format as an anchored regex with named groups Y/y/m/d/b."""
@@ -101,7 +120,10 @@ def compile_format(fmt: str) -> tuple[str, set[str]]:
     return "^" + "".join(out) + ("" if time_given else _TIME_SUFFIX) + "$", groups
 
 
-def _parse_with(raw: pl.Expr, pattern: str, groups: set[str], pivot: int | None) -> pl.Expr:
+def _parse_with(raw: pl.Expr, pattern: str, groups: set[str], pivot: int | None, *,
+                exchange: bool = False) -> pl.Expr:
+    """Dates of the values that match ``pattern``; ``exchange`` reads its month as the day and its day as
+    the month, for values whose month is over 12 and whose day is not (null for every other value)."""
     parts = raw.str.extract_groups(pattern)
     if "Y" in groups:
         year = parts.struct.field("Y")
@@ -118,6 +140,9 @@ def _parse_with(raw: pl.Expr, pattern: str, groups: set[str], pivot: int | None)
                                       **{m: str(i + 1) for i, m in enumerate(_FULL_MONTHS)}},
                                      default=None, return_dtype=pl.String))
     day = parts.struct.field("d").str.strip_chars()
+    if exchange:
+        readable = (month.cast(pl.Int32, strict=False) > 12) & (day.cast(pl.Int32, strict=False) <= 12)
+        month, day = pl.when(readable).then(day), pl.when(readable).then(month)
     iso = pl.concat_str([year, month.str.zfill(2), day.str.zfill(2)], separator="-")
     return iso.str.to_date("%Y-%m-%d", strict=False)
 

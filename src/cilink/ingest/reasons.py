@@ -38,6 +38,9 @@ class Flag(StrEnum):
     CODE_UNMAPPED = "code_unmapped"
     #: an optional date that is missing its format or is ambiguous (required dates quarantine instead)
     DATE_UNPARSEABLE = "date_unparseable"
+    #: a birth date the partner's format did not read but one unambiguous repair did (look-alike characters,
+    #: day and month exchanged); the repaired date is kept, and linkage trusts it less than one as written
+    DOB_REPAIRED = "dob_repaired"
 
 
 class FileProblem(StrEnum):

@@ -108,8 +108,13 @@ def _date_checks(plan: _Plan, spec: FieldSpec, raw: pl.Expr, rules: Rules) -> No
     unparseable = raw.is_not_null() & parsed.is_null()
     plan.values[spec.name] = parsed
     if spec.name == "dob":
-        plan.issue("dob", Flag.DATE_UNPARSEABLE, unparseable)
-        plan.issue("dob", Flag.DOB_IMPOSSIBLE, (parsed > rules.today) | (parsed < _EARLIEST))
+        # a birth date is an identifier: one that can be repaired still links the person (design §4)
+        repaired = plan.mat("dob")(pl.when(unparseable).then(rules.dates.repair(raw)))
+        dob = pl.coalesce(parsed, repaired)
+        plan.values["dob"] = dob
+        plan.issue("dob", Flag.DOB_REPAIRED, repaired.is_not_null())
+        plan.issue("dob", Flag.DATE_UNPARSEABLE, unparseable & repaired.is_null())
+        plan.issue("dob", Flag.DOB_IMPOSSIBLE, (dob > rules.today) | (dob < _EARLIEST))
         return
     if spec.required:
         plan.issue(spec.name, Reason.MISSING_REQUIRED, raw.is_null())
@@ -276,7 +281,7 @@ def standardize_frame(mapped: Mapped, rules: Rules) -> pl.LazyFrame:
     for col in names:
         if col.startswith(ISSUE_PREFIX):
             f, c = _parse_issue(col)
-            if c in Flag.__members__.values() and f in specs and c != Flag.SSN_MASKED:
+            if c in Flag.__members__.values() and f in specs and c not in (Flag.SSN_MASKED, Flag.DOB_REPAIRED):
                 flagged.setdefault(f, []).append(col)
     lf = lf.with_columns(
         pl.when(pl.any_horizontal(cols)).then(None).otherwise(pl.col(f)).alias(f) for f, cols in flagged.items()

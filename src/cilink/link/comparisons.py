@@ -44,6 +44,8 @@ DERIVED_COLUMNS: dict[str, str] = {
     "birth_month": "_cilink_birth_month",
     "birth_day": "_cilink_birth_day",
     "birth_month_day": "_cilink_birth_month_day",
+    #: the birth-date digits, null where ingest repaired the date (``cilink.ingest.dates.DateParser.repair``)
+    "dob_as_written": "_cilink_dob_as_written",
     "street_key": "_cilink_street_key",
 }
 #: Identity fields of a linkable record that rules may use directly.
@@ -259,12 +261,16 @@ def name_comparison(col: str) -> Comparison:
 
 def dob_comparison() -> Comparison:
     """Date of birth: exact, day/month transposed, one digit off, within a month, same year where one date
-    is 1 January (partial dates are recorded so), same day and month, same year."""
+    is 1 January (partial dates are recorded so), same day and month, same year.
+
+    A date ingest repaired (``dob_repaired``) is not trusted as an exact agreement: two equal dates, one of
+    them repaired, meet at "one digit off" — the repair was a guess about a typing mistake of that size.
+    """
     return Comparison(
         "dob",
         with_priors((
             null("dob"),
-            exact(column("dob_digits"), label="dob exact"),
+            exact(column("dob_as_written"), label="dob exact"),
             all_of(
                 swapped(column("birth_month"), column("birth_day"), "month and day swapped"),
                 exact(column("birth_year")),

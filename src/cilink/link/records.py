@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from cilink.encoding.scheme import BIRTH_YEAR
+from cilink.ingest.reasons import Flag
+from cilink.ingest.validate import FLAGS_COL
 from cilink.link.addresses import street_key
 from cilink.link.encodings import (
     ENCODED_COLUMNS,
@@ -34,7 +36,8 @@ KEY_COLUMNS = ("record_id", "partner", "source_person_id")
 DERIVED = (
     "_cilink_first_aliases", "_cilink_last_tokens", "_cilink_first_phonetic", "_cilink_last_phonetic",
     "_cilink_first_initial", "_cilink_dob_digits", "_cilink_birth_year", "_cilink_birth_month",
-    "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_street_key", "_cilink_name_placeholder",
+    "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_dob_as_written", "_cilink_street_key",
+    "_cilink_name_placeholder",
 )
 RECORD_COLUMNS = (*KEY_COLUMNS, *IDENTITY_FIELDS, *DERIVED)
 
@@ -89,9 +92,12 @@ def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str,
     flagged = [placeholder(f, extra).alias(f"_ph_{f}") for f in named]
     lf = lf.with_columns(*flagged).with_columns(
         *[pl.when(pl.col(f"_ph_{f}")).then(None).otherwise(pl.col(f)).alias(f) for f in named])
+    repaired = (pl.col(FLAGS_COL).list.contains(Flag.DOB_REPAIRED.value).fill_null(False)
+                if FLAGS_COL in names else pl.lit(False))
     lf = lf.select(
         pl.col("_cilink_partner").alias("partner"),
         pl.col("source_person_id"),
+        repaired.alias("_dob_repaired"),
         (pl.any_horizontal(*[pl.col(f"_ph_{f}") for f in named]) if named else pl.lit(False)).alias("_ph"),
         *[pl.col(f).cast(_IDENTITY_DTYPES[f]) for f in present],
         *[pl.col(c) for c in carried],
@@ -108,6 +114,8 @@ def build_records(staged: pl.LazyFrame | pl.DataFrame, batch_order: Mapping[str,
             pl.col("first_name").drop_nulls().unique(maintain_order=True).alias("_first_variants"),
             pl.col("last_name").drop_nulls().unique(maintain_order=True).alias("_last_variants"),
             pl.col("_ph").any().alias("_cilink_name_placeholder"),
+            # whether the birth date kept (the latest) is one ingest repaired
+            pl.col("_dob_repaired").filter(pl.col("dob").is_not_null()).last().fill_null(False),
         )
         .collect()
     )
@@ -146,6 +154,7 @@ def _derive(frame: pl.DataFrame, encoding: EncodingPlan | None = None) -> pl.Dat
             dob.dt.strftime("%m").alias("_cilink_birth_month"),
             dob.dt.strftime("%d").alias("_cilink_birth_day"),
             dob.dt.strftime("%m%d").alias("_cilink_birth_month_day"),
+            pl.when(~pl.col("_dob_repaired")).then(dob.dt.strftime("%Y%m%d")).alias("_cilink_dob_as_written"),
             street_key(pl.col("street")).alias("_cilink_street_key"),
         )
     )

@@ -215,7 +215,9 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
                  *chart("completeness"),
                  Block("h3", completeness.title), Block("table", frame=comp_wide), Block("p", completeness.note),
                  Block("h3", flags.title), Block("table", frame=flags_wide),
-                 Block("p", "ssn_masked: only the last four digits were sent (kept as ssn_last4).")], appendix=True),
+                 Block("p", "ssn_masked: only the last four digits were sent (kept as ssn_last4). dob_repaired: a "
+                       "birth date with look-alike characters or day and month exchanged, repaired and kept.")],
+                appendix=True),
         Section("persons", "Records per person", "How many records each linked person has.",
                 chart("cluster_sizes") + _table(sizes, shown["cluster_sizes"]), appendix=True),
         Section("model", "Linkage model", "The trained Fellegi–Sunter model: how much each kind of agreement "
