@@ -118,7 +118,7 @@ def test_the_ssn_guard_applies_only_where_the_data_come_in_households():
     def clusters(households: bool) -> int:
         ctx = Context(thresholds=Thresholds(4.0, 4.0), reviewed=decided.clear(), household=[],
                       households_present=households, ssn=ssn, nameless=pl.Series([], dtype=pl.String),
-                      issue_order=lambda ids: {}, taken=lambda ids: set(), rng=random.Random(1))
+                      dob_conflict=None, issue_order=lambda ids: {}, taken=lambda ids: set(), rng=random.Random(1))
         found, _ = _cluster(pl.Series(["a:1", "b:1", "c:1"]), decided, ctx)
         return found["cluster"].n_unique()
 

@@ -43,6 +43,10 @@ HMIS_NOISE = NoiseProfile(
     missing={"middle_name": 0.5},
 )
 DUPLICATE_CLIENT_RATE = 0.03
+#: a client under two recorded with a placeholder first name, an older child likewise
+PLACEHOLDER_BABY_RATE, PLACEHOLDER_CHILD_RATE = 0.3, 0.02
+#: a client recorded with a household member's birth date
+RELATIVE_DOB_RATE = 0.01
 
 _RACE_COLUMNS = ("AmIndAKNative", "Asian", "BlackAfAmerican", "{hispanic}", "MidEastNAfrican", "NativeHIPacific",
                  "White")
@@ -128,14 +132,31 @@ def _missing_code(rng: random.Random) -> str:
     return rng.choices(("8", "9", "99"), weights=(3, 2, 5))[0]
 
 
+def _placeholder_first_name(rec: dict[str, object], created: dt.date, written: random.Random) -> str | None:
+    """What intake writes for a child whose name it does not have yet ("Baby Girl", "Infant", "Child")."""
+    age = age_on(rec["true_dob"], created)  # type: ignore[arg-type]
+    rate = PLACEHOLDER_BABY_RATE if age < 2 else PLACEHOLDER_CHILD_RATE if age < 18 else 0.0
+    if not rate or written.random() >= rate:
+        return None
+    if age < 2:
+        return written.choice(({"F": "Baby Girl", "M": "Baby Boy"}.get(str(rec["sex"]), "Baby"), "Infant"))
+    return written.choice(("Child", "Unknown", "Minor"))
+
+
 def _client_row(rec: dict[str, object], pid: str, version: str, created: dt.date, rng: random.Random,
-                dob_text: random.Random) -> dict:
-    """One Client.csv row from a noisy identity, with HUD data-quality coding."""
+                written: random.Random) -> dict:
+    """One Client.csv row from a noisy identity, with HUD data-quality coding.
+
+    ``written`` draws what intake staff get wrong as they type (a placeholder for a baby's first name, a
+    relative's birth date, a garbled date): its own stream, so the rest of the export draws the same."""
     minor = age_on(rec["true_dob"], REFERENCE_DATE) < 18  # type: ignore[arg-type]
     row: dict[str, object] = {c: None for c in client_columns(version)}
     row.update(PersonalID=pid, FirstName=rec["first_name"], MiddleName=rec["middle_name"],
                LastName=rec["last_name"], NameSuffix="Jr." if rec["suffix"] == "JR" else rec["suffix"])
     row["NameDataQuality"] = "2" if rng.random() < 0.02 else "1"
+    placeholder = _placeholder_first_name(rec, created, written)
+    if placeholder is not None:
+        row["FirstName"], row["NameDataQuality"] = placeholder, "2"
     ssn = rec["ssn"]
     r = rng.random()
     if ssn is None or (minor and r < 0.3):
@@ -147,13 +168,15 @@ def _client_row(rec: dict[str, object], pid: str, version: str, created: dt.date
     else:
         row["SSNDataQuality"] = _missing_code(rng)
     dob = rec["dob"]
+    if rec.get("relative_dob") is not None and written.random() < RELATIVE_DOB_RATE:
+        dob = rec["relative_dob"]  # the parent's date typed on the child's form, or the other way round
     r = rng.random()
     if dob is None or r < 0.01:
         row["DOBDataQuality"] = _missing_code(rng)
     elif r < 0.03:
         row["DOB"], row["DOBDataQuality"] = f"{dob.year}-01-01", "2"  # type: ignore[union-attr]
     else:
-        row["DOB"] = written_birth_date(dob, "%Y-%m-%d", HMIS_NOISE.dob_garbled, dob_text)  # type: ignore[arg-type]
+        row["DOB"] = written_birth_date(dob, "%Y-%m-%d", HMIS_NOISE.dob_garbled, written)  # type: ignore[arg-type]
         row["DOBDataQuality"] = "1"
     race = set(rec["race_ethnicity"] or [])  # type: ignore[arg-type]
     hispanic = "HispanicLatinaeo" if version == "FY2024" else "HispanicLatinao"
@@ -220,11 +243,14 @@ def hmis_tables(population: pl.DataFrame, assigned: pl.DataFrame, seed: int,
     if version not in HMIS_VERSIONS:
         raise ValueError(f"unknown HMIS CSV version {version!r}; use one of {', '.join(HMIS_VERSIONS)}")
     rng = partner_rng(seed, "hmis")
-    dob_text = partner_rng(seed, "dob-text:hmis")
+    written = partner_rng(seed, "dob-text:hmis")
     people = population.join(assigned.filter("housing").select("true_id"), on="true_id", how="semi")
     people = people.with_columns(pl.col("dob").alias("true_dob"))
     noisy = apply_noise(with_household_ssn(people), HMIS_NOISE, rng)
-    ident = {r["true_id"]: r for r in noisy.iter_rows(named=True)}
+    relative = people.select("true_id", pl.coalesce(pl.col("dob").shift(-1).over("household_id"),
+                                                    pl.col("dob").shift(1).over("household_id")))
+    relative_dob = dict(relative.iter_rows())
+    ident = {r["true_id"]: {**r, "relative_dob": relative_dob.get(r["true_id"])} for r in noisy.iter_rows(named=True)}
     dup_people = [t for t in noisy.get_column("true_id").to_list() if rng.random() < DUPLICATE_CLIENT_RATE]
     dup_noisy = apply_noise(with_household_ssn(people).filter(pl.col("true_id").is_in(dup_people)), HMIS_NOISE,
                             partner_rng(seed, "hmis-duplicates"))
@@ -294,8 +320,8 @@ def hmis_tables(population: pl.DataFrame, assigned: pl.DataFrame, seed: int,
               _hex_id(rng), 1, _destination(ptype, rng))
 
     clients = [
-        _client_row(ident[t], pid[t], version, first_seen[pid[t]], rng, dob_text) for t in pid if pid[t] in first_seen
-    ] + [_client_row(p, second, version, first_seen[second], rng, dob_text)
+        _client_row(ident[t], pid[t], version, first_seen[pid[t]], rng, written) for t in pid if pid[t] in first_seen
+    ] + [_client_row(p, second, version, first_seen[second], rng, written)
          for p, second in zip(dup_noisy.iter_rows(named=True), dup_pid, strict=True)]
     truth_pairs = [(pid[t], t) for t in pid if pid[t] in first_seen] + [(s, t) for s, t in dup_pid.items()]
     tables = {

@@ -82,6 +82,8 @@ class Level:
     prior_mu: tuple[float, float] | None = None
     #: keep the prior m instead of estimating it by EM (household evidence, see ``household``)
     fix_m: bool = False
+    #: the values disagree outright (the ``birth_date_conflict`` guard, ``cilink.link.decisions``)
+    conflict: bool = False
 
     def __str__(self) -> str:
         extra = " [tf]" if self.tf else ""
@@ -285,8 +287,8 @@ def dob_comparison() -> Comparison:
                 label="same year, one a 1 January (partial) date",
             ),
             exact(column("birth_month_day"), label="same day and month, other year"),
-            exact(column("birth_year"), label="same year"),
-            else_level(),
+            replace(exact(column("birth_year"), label="same year"), conflict=True),
+            replace(else_level(), conflict=True),
         ), (0.92, 0.0002), (0.007, 2e-5), (0.02, 0.0016), (0.003, 0.003), (0.005, 0.01), (0.02, 0.0004),
             (0.002, 0.002), (0.001, 0.016), (0.03, 0.97)),
     )

@@ -14,6 +14,10 @@ Pair guards (household members are the main source of false links, design §5):
 - ``first_name_conflict`` — first names disagree outright (no exact, alias, swapped or close-spelling
   level) while no SSN or e-mail agrees: twins and siblings share last name, birth date and address. Only
   where the data come in households: elsewhere that pattern is one person with a mistyped first name;
+- ``birth_date_conflict`` — the birth dates disagree outright (another year, or the same year and
+  nothing closer: ``Level.conflict``) while no SSN or e-mail agrees: a father and his namesake son, or
+  two people who share a common name in one town. Only where the data come in households. A relative's
+  birth date typed on a person's form looks the same, so such a pair needs a reviewer either way;
 - ``nameless_ambiguous`` — a record without a first name (none given, or a placeholder such as "Baby Boy")
   that reaches the link threshold with two or more records of one partner (then all its candidates wait),
   or a pair of two such records: twins and siblings agree on everything else, so which of them it is needs
@@ -31,6 +35,9 @@ LINK, REVIEW, MUST_LINK, CANNOT_LINK = "link", "review", "must_link", "cannot_li
 GUARD_ADDRESS = "address_only"
 GUARD_FIRST_NAME = "first_name_conflict"
 GUARD_NAMELESS = "nameless_ambiguous"
+GUARD_BIRTH_DATE = "birth_date_conflict"
+#: a birth-date weight this close to the model's outright-disagreement weight counts as that level
+_SAME_WEIGHT = 1e-6
 #: an SSN or e-mail agreement at least this strong (log2) vouches for a pair whose first names differ
 _STRONG_ID_WEIGHT = 8.0
 #: comparisons that agree for half of all pairs by chance: never the personal evidence a link needs
@@ -107,20 +114,25 @@ def _strong_id(pairs: pl.DataFrame) -> list[pl.Expr]:
 
 def decide(pairs: pl.DataFrame, thresholds: Thresholds, reviewed: pl.DataFrame,
            household: list[str], households_present: bool = True,
-           held: pl.DataFrame | None = None) -> pl.DataFrame:
+           held: pl.DataFrame | None = None, dob_conflict: float | None = None) -> pl.DataFrame:
     """Add ``decision`` and ``guard`` to scored ``pairs`` (and add reviewed pairs that were not scored).
 
     ``reviewed``: latest reviewer decisions (record_id_l, record_id_r, decision: match | non_match);
     ``household``: names of the household comparisons (their ``w_<name>`` columns);
     ``households_present``: whether the data come in households (see the module docstring);
-    ``held``: pairs the ``nameless_ambiguous`` guard holds back (``nameless_ambiguous``).
+    ``held``: pairs the ``nameless_ambiguous`` guard holds back (``nameless_ambiguous``);
+    ``dob_conflict``: the dob weight at or below which birth dates disagree outright
+    (``engine.Model.conflict_weight``; None: no ``birth_date_conflict`` guard).
     """
     # the *_enc comparisons stand in for the plaintext ones where a record is encoded (docs/encodings.md)
     strong = _strong_id(pairs)
     first = [c for c in ("w_first_name", "w_first_name_enc") if c in pairs.columns]
     first_conflict = (pl.min_horizontal(first) < 0) if first and households_present else pl.lit(False)
+    dob_conflicts = (pl.col("w_dob") <= dob_conflict + _SAME_WEIGHT).fill_null(False) \
+        if dob_conflict is not None and households_present and "w_dob" in pairs.columns else pl.lit(False)
     if strong:
         first_conflict = first_conflict & ~pl.any_horizontal(*strong)
+        dob_conflicts = dob_conflicts & ~pl.any_horizontal(*strong)
     if held is not None and held.height:
         pairs = pairs.join(held.select("record_id_l", "record_id_r", pl.lit(True).alias("_held")),
                            on=["record_id_l", "record_id_r"], how="left", maintain_order="left")
@@ -129,6 +141,7 @@ def decide(pairs: pl.DataFrame, thresholds: Thresholds, reviewed: pl.DataFrame,
     guard = (
         pl.when(_address_only(pairs, thresholds.floor, household, households_present)).then(pl.lit(GUARD_ADDRESS))
         .when(first_conflict).then(pl.lit(GUARD_FIRST_NAME))
+        .when(dob_conflicts).then(pl.lit(GUARD_BIRTH_DATE))
         .when(pl.col("_held").fill_null(False)).then(pl.lit(GUARD_NAMELESS))
         .otherwise(pl.lit(None, dtype=pl.String))
     )

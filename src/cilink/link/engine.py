@@ -67,6 +67,20 @@ class Model:
     #: Splink's scoring SQL for incremental runs, compiled once (``compile_scoring``)
     scoring_sql: dict[str, Any] | None = None
 
+    def conflict_weight(self, comparison: Comparison) -> float | None:
+        """The highest weight among ``comparison``'s levels that mark an outright disagreement
+        (``Level.conflict``): a pair whose weight for it is at most this disagrees outright. None when the
+        model has no such comparison or level."""
+        for comp in self.settings["comparisons"]:
+            if comp["output_column_name"] != comparison.name:
+                continue
+            levels = comp["comparison_levels"]
+            weights = [math.log2(lv["m_probability"] / lv["u_probability"])
+                       for spec_level, lv in zip(comparison.levels, levels, strict=False)
+                       if spec_level.conflict and lv.get("m_probability") and lv.get("u_probability")]
+            return max(weights) if weights else None
+        return None
+
     @property
     def prior_weight(self) -> float:
         """log2 prior odds that two random records match."""

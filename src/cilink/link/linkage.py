@@ -388,6 +388,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         thresholds=thresholds, reviewed=reviewed, household=spec.household_comparisons(),
         households_present=bool(model.meta.get("households_present", True)),
         ssn=records.select("record_id", "ssn"), nameless=_nameless(records),
+        dob_conflict=next((model.conflict_weight(c) for c in spec.comparisons if c.name == "dob"), None),
         issue_order=_issue_order(ledger), taken=_taken(ledger, prev_ids),
         rng=id_generator(secret, cfg.link.seed, history_seq),
     )

@@ -68,6 +68,7 @@ class Context:
     households_present: bool
     ssn: pl.DataFrame  # record_id, ssn (null where there is no valid SSN)
     nameless: pl.Series  # record ids without a first name (the nameless_ambiguous guard)
+    dob_conflict: float | None  # the birth_date_conflict guard's weight (engine.Model.conflict_weight)
     issue_order: Callable[[list[str]], dict[str, int]]
     taken: Callable[[list[str]], set[str]]
     rng: random.Random
@@ -111,7 +112,8 @@ def resolve_all(record_ids: pl.Series, pairs: pl.DataFrame, previous_ids: pl.Dat
                 ctx: Context) -> Persons:
     """Decide every pair, cluster every record, assign every cluster an ID (stable against ``previous_ids``)."""
     held = _held(pairs, ctx)
-    decided = decide(pairs, ctx.thresholds, ctx.reviewed, ctx.household, ctx.households_present, held)
+    decided = decide(pairs, ctx.thresholds, ctx.reviewed, ctx.household, ctx.households_present, held,
+                     ctx.dob_conflict)
     clusters, decided = _cluster(record_ids, decided, ctx)
     assignment = assign_person_ids(clusters, previous_ids, issue_order=ctx.issue_order, rng=ctx.rng,
                                    taken=ctx.taken)
@@ -133,7 +135,8 @@ def resolve_changed(
     """Re-decide, re-cluster and re-assign IDs inside the components touched by new or ``changed``
     records, ``gone`` records, records with new reviewer decisions (``reviewed_ids``) and new links among
     ``new_pairs``; carry everything else over from the previous run."""
-    fresh_new = decide(new_pairs, ctx.thresholds, ctx.reviewed.clear(), ctx.household, ctx.households_present)
+    fresh_new = decide(new_pairs, ctx.thresholds, ctx.reviewed.clear(), ctx.household, ctx.households_present,
+                       dob_conflict=ctx.dob_conflict)
     linked = fresh_new.filter(pl.col("decision") == LINK)
     # pairs held back now but not last run, or the other way round (a twin's record came or went)
     held = _held(pairs, ctx)
@@ -152,7 +155,8 @@ def resolve_changed(
 
     touches = _in("record_id_l", affected) | _in("record_id_r", affected)
     reviewed = ctx.reviewed.filter(touches)
-    fresh = decide(pairs.filter(touches), ctx.thresholds, reviewed, ctx.household, ctx.households_present, held)
+    fresh = decide(pairs.filter(touches), ctx.thresholds, reviewed, ctx.household, ctx.households_present, held,
+                   ctx.dob_conflict)
     clusters, fresh = _cluster(affected, fresh, ctx)
     redone = pl.concat([old_members, affected]).unique()
     # a pair of the last run with neither record redone is unchanged (gone records are all redone)

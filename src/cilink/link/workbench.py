@@ -28,7 +28,7 @@ from cilink.errors import WorkspaceError
 from cilink.generations import current_generation
 from cilink.ledger import Ledger
 from cilink.link import engine, review_ledger
-from cilink.link.decisions import GUARD_ADDRESS, GUARD_FIRST_NAME
+from cilink.link.decisions import GUARD_ADDRESS, GUARD_BIRTH_DATE, GUARD_FIRST_NAME, GUARD_NAMELESS
 from cilink.link.outputs import QUEUE_FILE, read_crosswalk, read_pairs, read_records
 from cilink.link.review import SIDE_BY_SIDE
 from cilink.workspace import Workspace
@@ -38,6 +38,9 @@ CLUSTER_FIELDS = ("partner", "first_name", "last_name", "dob", "ssn", "street", 
 GUARD_TEXT = {
     GUARD_ADDRESS: "held back: the agreement is mostly on address (household evidence)",
     GUARD_FIRST_NAME: "held back: first names disagree outright and no SSN or e-mail vouches (twins, siblings)",
+    GUARD_BIRTH_DATE: "held back: birth dates disagree outright and no SSN or e-mail vouches (a namesake parent or "
+                      "child, or a relative's birth date on the form)",
+    GUARD_NAMELESS: "held back: a record without a first name that could be either of two people (twins)",
 }
 
 

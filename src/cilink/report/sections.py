@@ -394,6 +394,7 @@ def review(ctx: Context, cells: Cells, decisions: Table) -> Table:
     rows = [{"item": "queued: review band", "pairs": by.get("review band", 0)},
             {"item": "queued: held by the address-only guard", "pairs": by.get("address_only", 0)},
             {"item": "queued: held by the first-name guard", "pairs": by.get("first_name_conflict", 0)},
+            {"item": "queued: held by the birth-date guard", "pairs": by.get("birth_date_conflict", 0)},
             {"item": "decisions recorded: match", "pairs": sum(1 for d in latest.values() if d == "match")},
             {"item": "decisions recorded: non-match", "pairs": sum(1 for d in latest.values() if d == "non_match")}]
     table = Table("review", "Review queue and reviewers' decisions",
@@ -404,7 +405,8 @@ def review(ctx: Context, cells: Cells, decisions: Table) -> Table:
     if {"record_id_l", "record_id_r"} <= set(queue.columns) and queue.height:
         guard = reason.alias("_r")
         items = {"queued: review band": "review band", "queued: held by the address-only guard": "address_only",
-                 "queued: held by the first-name guard": "first_name_conflict"}
+                 "queued: held by the first-name guard": "first_name_conflict",
+                 "queued: held by the birth-date guard": "birth_date_conflict"}
         units = queue.select(_pair_id(), guard).unique("_id", keep="first")
         if units.height == queue.height:  # each queued pair once: the items count pairs
             cells.units(PAIRS_SPACE, [table.key((item,), "pairs") for item in items], units.get_column("_id"),
