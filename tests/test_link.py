@@ -19,7 +19,14 @@ from cilink.ledger import Ledger
 from cilink.link import engine
 from cilink.link.clusters import cluster_records
 from cilink.link.comparisons import block_on, link_spec, name_comparison
-from cilink.link.decisions import GUARD_ADDRESS, GUARD_FIRST_NAME, Thresholds, decide, latest_decisions
+from cilink.link.decisions import (
+    GUARD_ADDRESS,
+    GUARD_BIRTH_DATE,
+    GUARD_FIRST_NAME,
+    Thresholds,
+    decide,
+    latest_decisions,
+)
 from cilink.link.evaluate import evaluate
 from cilink.link.linkage import link_workspace
 from cilink.link.names import aliases
@@ -79,7 +86,7 @@ def test_records_take_the_latest_values_and_keep_name_variants() -> None:
 
 
 def _pairs(rows: list[tuple[str, str, float, dict[str, float]]]) -> pl.DataFrame:
-    cols = ["w_first_name", "w_ssn", "w_email", "w_street", "w_zip5", "w_phone"]
+    cols = ["w_first_name", "w_last_name", "w_dob", "w_ssn", "w_email", "w_street", "w_zip5", "w_phone"]
     return pl.DataFrame([{"record_id_l": a, "record_id_r": b, "match_weight": w, "match_probability": 0.9,
                           **{c: parts.get(c, 0.0) for c in cols}} for a, b, w, parts in rows])
 
@@ -100,6 +107,24 @@ def test_guards_hold_back_address_only_and_twin_links() -> None:
     assert ("a:3", "review", GUARD_FIRST_NAME) in got
     assert ("a:4", "link", None) in got
     assert ("a:5", "must_link", None) in got
+
+
+def test_birth_date_conflict_holds_namesakes_unless_an_ssn_vouches() -> None:
+    """A father and his namesake son agree on names and ZIP and disagree on birth date outright."""
+    pairs = _pairs([
+        ("a:1", "b:1", 6.0, {"w_first_name": 9.0, "w_last_name": 8.0, "w_dob": -5.2}),  # "all other"
+        ("a:2", "b:2", 6.0, {"w_first_name": 9.0, "w_last_name": 8.0, "w_dob": -3.7}),  # "same year"
+        ("a:3", "b:3", 9.0, {"w_first_name": 9.0, "w_dob": -5.2, "w_ssn": 12.0}),  # an SSN vouches
+        ("a:4", "b:4", 6.0, {"w_first_name": 9.0, "w_last_name": 8.0, "w_dob": -0.7}),  # two digits off
+    ])
+    def decisions(households: bool, conflict: float | None) -> dict[str, tuple[str, str | None]]:
+        d = decide(pairs, Thresholds(4.0, 4.0), latest_decisions([]), [], households, dob_conflict=conflict)
+        return {r["record_id_l"]: (r["decision"], r["guard"]) for r in d.to_dicts()}
+
+    assert decisions(True, -3.7) == {"a:1": ("review", GUARD_BIRTH_DATE), "a:2": ("review", GUARD_BIRTH_DATE),
+                                     "a:3": ("link", None), "a:4": ("link", None)}
+    assert set(decisions(False, -3.7).values()) == {("link", None)}, "without households: a typo, not a namesake"
+    assert set(decisions(True, None).values()) == {("link", None)}, "a model without conflict levels: no guard"
 
 
 def test_without_households_address_needs_one_personal_agreement() -> None:
