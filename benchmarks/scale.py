@@ -28,6 +28,8 @@ from benchmarks.results import CILINK, Row, human
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SOURCE = ROOT / "src" / "cilink" / "demo"
+#: the "export complete" marker suffix (``cilink.operate.inbox.DONE``; not imported: the orchestrator stays small)
+DONE = ".done"
 
 
 def dataset_name(people: int) -> str:
@@ -73,10 +75,11 @@ def demo_workspace(runner: Runner, people: int, seed: int, work: Path) -> Path:
     return target
 
 
-def _inbox_files(ws: Path) -> list[tuple[str, Path]]:
-    """(partner, export file) for every file the demo dropped in the inbox."""
+def inbox_files(ws: Path) -> list[tuple[str, Path]]:
+    """(partner, export file) for every export the demo dropped in the inbox — not the ``.done`` markers it
+    writes beside them for `cilink run` (an empty marker given to `cilink ingest` is rejected, exit 3)."""
     return [(d.name, f) for d in sorted((ws / "inbox").iterdir()) if d.is_dir()
-            for f in sorted(d.iterdir()) if f.is_file()]
+            for f in sorted(d.iterdir()) if f.is_file() and not f.name.endswith(DONE) and not f.name.startswith(".")]
 
 
 def score(runner: Runner, name: str, argv: list[str]) -> dict[str, float]:
@@ -101,7 +104,7 @@ def run_scale(runner: Runner, people: int, *, seed: int, work: Path, peers: tupl
                                                        status="error", note=f"setup failed: {e}")])
     truth = ws / ".cilink" / "truth.csv"
     stages: list[tuple[str, Measurement]] = []
-    for partner, export in _inbox_files(ws):
+    for partner, export in inbox_files(ws):
         stages.append(("ingest", runner.step(f"scale-{label}-ingest-{partner}",
                                              runner.cilink(ws, "ingest", partner, str(export), "--json"),
                                              label=f"cilink ingest {partner}")))
