@@ -71,8 +71,9 @@ def run_record(command: str, started: dt.datetime, minutes: float, load: float, 
             "load": round(load, 1), "rows": rows}
 
 
-def header(meta: dict[str, Any]) -> str:
-    """Machine, versions, date(s) and limits of the results, Markdown."""
+def header(meta: dict[str, Any], compare: str = "compare the ratios") -> str:
+    """Machine, versions, date(s) and limits of the results, Markdown; ``compare`` says what to read instead of
+    the noisy seconds."""
     runs = meta["runs"]
     said = [f"`{r['command']}` on {r['date']} ({r['minutes']:.0f} min, load average {r['load']:.1f} at start)"
             for r in runs]
@@ -81,7 +82,7 @@ def header(meta: dict[str, Any]) -> str:
                                                                                     strict=True)]
     return "\n".join([
         f"Measured by {'; then '.join(said)}. The machine was shared with other jobs, so seconds are noisy: "
-        "compare the ratios.  ",
+        f"{compare}.  ",
         f"Machine: {meta['machine']}.  ",
         f"Versions: {meta['versions']}.  ",
         f"Limits: {meta['timeout_s']:g} s and {meta['memory_gb']:g} GB RSS per step; each tool and each cilink "
@@ -128,7 +129,8 @@ def _status(r: Row) -> str:
 # --- tables --------------------------------------------------------------------------------------------------
 
 
-def _table(head: list[str], body: Iterable[list[str]]) -> str:
+def markdown_table(head: list[str], body: Iterable[list[str]]) -> str:
+    """A Markdown table of ``head`` and the ``body`` rows of cells."""
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines)
@@ -145,7 +147,7 @@ def _against_cilink(rows: list[Row], limits: Limits, head: list[str],
             t = _ratio(ref.wall_s if ref and ref.ok else None, r, "wall_s", _limit_for(r, limits, "wall_s"))
             m = _ratio(ref.peak_mb if ref and ref.ok else None, r, "peak_mb", _limit_for(r, limits, "peak_mb"))
         body.append(cells(r, t, m))
-    return _table(head, body)
+    return markdown_table(head, body)
 
 
 def febrl4_table(rows: list[Row], limits: Limits) -> str:
@@ -189,7 +191,7 @@ def incremental_table(rows: list[Row], limits: Limits) -> str:
         body.append([f"{r.size:,}", _num(r.records, ","),
                      "incremental `cilink link`" if r.task == "incremental" else "`cilink link --full`",
                      _num(r.wall_s, ".1f"), _gb(r.peak_mb), speedup, vs_splink, _status(r)])
-    return _table(["people", "linked records", "run", "wall s", "peak GB", "time: incremental ÷ full",
+    return markdown_table(["people", "linked records", "run", "wall s", "peak GB", "time: incremental ÷ full",
                    "time: incremental ÷ Splink relinking all", "note"], body)
 
 
@@ -219,7 +221,7 @@ def spark_table(rows: list[Row], limits: Limits) -> str:
         body.append([f"{r.size:,}", _num(r.records, ","), r.tool, _num(r.precision, ".4f"),
                      _num(r.recall, ".4f"), _num(r.f1, ".4f"), _num(r.wall_s, ".1f"), _num(r.work_s, ".1f"),
                      _gb(r.peak_mb), t, m, _status(r)])
-    return _table(["people", "records", "backend", "precision", "recall", "F1", "wall s", "link s",
+    return markdown_table(["people", "records", "backend", "precision", "recall", "F1", "wall s", "link s",
                    "peak GB", "time: Spark ÷ DuckDB", "memory: Spark ÷ DuckDB", "note"], body)
 
 
@@ -301,14 +303,16 @@ def tables(rows: list[Row], limits: Limits) -> str:
 # --- README and chart -------------------------------------------------------------------------------------------
 
 
-def write_readme(readme: Path, block: str) -> None:
-    """Replace what is between the bench markers (adding a Benchmarks section with them if missing)."""
+def write_readme(readme: Path, block: str, *, start: str = START, end: str = END,
+                 heading: str = "Benchmarks") -> None:
+    """Replace what is between the ``start`` and ``end`` markers (default: the bench markers), adding a
+    ``heading`` section with them at the end if they are missing."""
     text = readme.read_text()
-    if START not in text or END not in text:
-        text = text.rstrip() + f"\n\n## Benchmarks\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{block.strip()}\n{END}{tail}")
+    if start not in text or end not in text:
+        text = text.rstrip() + f"\n\n## {heading}\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{block.strip()}\n{end}{tail}")
 
 
 def chart(rows: list[Row], path: Path, limits: Limits) -> None:

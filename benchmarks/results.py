@@ -60,17 +60,19 @@ class Row:
                    note=note, **kw)
 
 
-def write_csv(rows: list[Row], path: Path) -> None:
+def write_csv(rows: list[Row], path: Path, row_type: type[Row] = Row) -> None:
+    """Write ``rows`` with one column per field of ``row_type`` (a ``Row`` or a subclass with more fields)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Row)])
+        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(row_type)])
         writer.writeheader()
         for r in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
 
 
-def read_csv(path: Path) -> list[Row]:
-    types = {fl.name: fl.type for fl in fields(Row)}
+def read_csv(path: Path, row_type: type[Row] = Row) -> list[Row]:
+    """The rows ``write_csv`` wrote, as ``row_type``."""
+    types = {fl.name: fl.type for fl in fields(row_type)}
     rows = []
     with path.open(newline="") as f:
         for raw in csv.DictReader(f):
@@ -85,7 +87,7 @@ def read_csv(path: Path) -> list[Row]:
                     values[k] = float(v)
                 else:
                     values[k] = v
-            rows.append(Row(**values))
+            rows.append(row_type(**values))
     return rows
 
 

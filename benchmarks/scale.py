@@ -28,6 +28,10 @@ from benchmarks.results import CILINK, Row, human
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SOURCE = ROOT / "src" / "cilink" / "demo"
+ENCODING_SOURCE = ROOT / "src" / "cilink" / "encoding"
+DEMO_ENCODING_STEP = ROOT / "src" / "cilink" / "operate" / "demo.py"
+#: the "export complete" marker suffix (``cilink.operate.inbox.DONE``; not imported: the orchestrator stays small)
+DONE = ".done"
 
 
 def dataset_name(people: int) -> str:
@@ -45,48 +49,63 @@ class ScaleRun:
     rows: list[Row]
 
 
-def _generator_fingerprint() -> str:
-    """sha256 of the demo generator's source (a cached demo from other code is regenerated)."""
+def _generator_fingerprint(encoded: bool = False) -> str:
+    """sha256 of the demo generator's source (a cached demo from other code is regenerated); with ``encoded``
+    also of the encoder and of the demo's encoding step, which write the encoded partners' files."""
     if not DEMO_SOURCE.is_dir():
         return "unknown"
+    sources = sorted(DEMO_SOURCE.rglob("*.py"))
+    if encoded:
+        sources += [*sorted(ENCODING_SOURCE.rglob("*.py")), DEMO_ENCODING_STEP]
     digest = hashlib.sha256()
-    for f in sorted(DEMO_SOURCE.rglob("*.py")):
+    for f in sources:
         digest.update(f.name.encode() + f.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def demo_workspace(runner: Runner, people: int, seed: int, work: Path) -> Path:
-    """A fresh copy of the generated demo workspace for ``people``/``seed`` (generated once, then cached)."""
-    cached = work / "demo" / f"people-{people}-seed-{seed}"
+def demo_workspace(runner: Runner, people: int, seed: int, work: Path, *, encoded: tuple[str, ...] = (),
+                   run: str | None = None) -> Path:
+    """A fresh copy of the generated demo workspace for ``people``/``seed`` (generated once, then cached).
+
+    ``encoded``: partners whose export the demo replaces by `cilink encode` output (``cilink demo --encoded``;
+    ``runner.env`` must then hold the encoding secret). The copy is ``<work>/runs/<run>/ws`` (default
+    ``scale-<people>``). Example: ``demo_workspace(runner, 5000, 1, Path("bench-out"), encoded=("workforce-board",))``
+    """
+    tag = f"people-{people}-seed-{seed}" + (f"-encoded-{'+'.join(encoded)}" if encoded else "")
+    cached = work / "demo" / tag
     marker = cached / ".bench-generator"
-    fingerprint = _generator_fingerprint()
+    fingerprint = _generator_fingerprint(encoded=bool(encoded))
     if not (marker.is_file() and marker.read_text() == fingerprint and fingerprint != "unknown"):
         shutil.rmtree(cached, ignore_errors=True)
         cached.parent.mkdir(parents=True, exist_ok=True)
-        runner.setup(f"demo-{people}", runner.python("-m", "cilink", "demo", str(cached), "--people", str(people),
-                                                     "--seed", str(seed), "--generate-only"))
+        argv = runner.python("-m", "cilink", "demo", str(cached), "--people", str(people), "--seed", str(seed),
+                             "--generate-only", *(arg for p in encoded for arg in ("--encoded", p)))
+        runner.setup(f"demo-{tag.removeprefix('people-')}" if encoded else f"demo-{people}", argv)
         marker.write_text(fingerprint)
-    target = work / "runs" / f"scale-{people}" / "ws"
+    target = work / "runs" / (run or f"scale-{people}") / "ws"
     shutil.rmtree(target.parent, ignore_errors=True)
     target.parent.mkdir(parents=True)
     shutil.copytree(cached, target, symlinks=True, ignore=shutil.ignore_patterns(".bench-generator"))
     return target
 
 
-def _inbox_files(ws: Path) -> list[tuple[str, Path]]:
-    """(partner, export file) for every file the demo dropped in the inbox."""
+def inbox_files(ws: Path) -> list[tuple[str, Path]]:
+    """(partner, export file) for every export the demo dropped in the inbox — not the ``.done`` markers it
+    writes beside them for `cilink run` (an empty marker given to `cilink ingest` is rejected, exit 3)."""
     return [(d.name, f) for d in sorted((ws / "inbox").iterdir()) if d.is_dir()
-            for f in sorted(d.iterdir()) if f.is_file()]
+            for f in sorted(d.iterdir()) if f.is_file() and not f.name.endswith(DONE) and not f.name.startswith(".")]
 
 
-def score(runner: Runner, name: str, argv: list[str]) -> dict[str, float]:
-    """precision, recall and F1 printed by a scoring child ({} if it failed: the row then has no accuracy)."""
+def score(runner: Runner, name: str, argv: list[str],
+          keys: tuple[str, ...] = ("precision", "recall", "f1")) -> dict[str, float]:
+    """``keys`` (default precision, recall and F1) of what a scoring child printed, e.g. `cilink evaluate
+    --json` ({} if it failed: the row then has no accuracy)."""
     try:
         payload = runner.setup(name, argv)
     except SetupError as e:
         print(f"  scoring failed: {e}", flush=True)
         return {}
-    return {k: payload[k] for k in ("precision", "recall", "f1")}
+    return {k: payload[k] for k in keys}
 
 
 def run_scale(runner: Runner, people: int, *, seed: int, work: Path, peers: tuple[str, ...] = PEERS) -> ScaleRun:
@@ -101,7 +120,7 @@ def run_scale(runner: Runner, people: int, *, seed: int, work: Path, peers: tupl
                                                        status="error", note=f"setup failed: {e}")])
     truth = ws / ".cilink" / "truth.csv"
     stages: list[tuple[str, Measurement]] = []
-    for partner, export in _inbox_files(ws):
+    for partner, export in inbox_files(ws):
         stages.append(("ingest", runner.step(f"scale-{label}-ingest-{partner}",
                                              runner.cilink(ws, "ingest", partner, str(export), "--json"),
                                              label=f"cilink ingest {partner}")))
