@@ -268,6 +268,14 @@ def _attack(counts: list[Count]) -> list[str]:
     for a in np.flatnonzero((sizes > 0) & (sizes < MIN_CELL)):
         if fixed(np.eye(len(patterns))[a]):
             found.append(f"the {sizes[a]} persons in exactly {np.flatnonzero(patterns[a]).size} of the counts")
+    # and sums: the persons of two such groups together, a count no table prints (say, those in exactly one
+    # of two overlapping counts), worked out although neither group is
+    small = np.flatnonzero((sizes > 0) & (sizes < MIN_CELL))
+    for a, b in itertools.combinations(small, 2):
+        if sizes[a] + sizes[b] < MIN_CELL and not fixed(np.eye(len(patterns))[a]):
+            v = np.eye(len(patterns))[a] + np.eye(len(patterns))[b]
+            if fixed(v):
+                found.append(f"the {sizes[a] + sizes[b]} persons of two groups of counts together")
     return found
 
 
