@@ -197,12 +197,25 @@ class Audience(Strict):
     agreement: str | None = Field(default=None, description="research tier: the data-use agreement's reference")
     purpose: str | None = Field(default=None, description="research tier: what the data may be used for")
     expires: dt.date | None = Field(default=None, description="research tier: the agreement's end date")
+    dp_epsilon: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="aggregate tier: release the counts of persons as differentially private noisy counts "
+        "(OpenDP), with this privacy-loss budget ε per release; unset: exact counts with small-cell suppression "
+        "(docs/analysts.md, 'Noisy counts')")
+    dp_max_units: int = Field(
+        default=4, ge=1, le=100, description="aggregate tier with dp_epsilon: the most units (school years, exits "
+        "…) of one person an indicator counts (the most recent ones); bounds what one person can change")
 
     @model_validator(mode="after")
     def _tier_rules(self) -> Audience:
         if self.partner is not None and self.tier not in (None, ReleaseTier.AGGREGATE):
             raise ValueError(f"audience {self.id!r} is partner {self.partner!r}: a partner organisation may only "
                              "receive tier = \"aggregate\"")
+        if self.dp_epsilon is not None and self.tier not in (None, ReleaseTier.AGGREGATE):
+            raise ValueError(f"dp_epsilon: audience {self.id!r} receives tier {str(self.tier)!r}; noisy counts "
+                             "are for tier = \"aggregate\" only (record-level tiers have no counts to add noise to)")
+        if "dp_max_units" in self.model_fields_set and self.dp_epsilon is None:
+            raise ValueError("dp_max_units is only used with dp_epsilon: set dp_epsilon too, or remove it")
         if self.tier == ReleaseTier.RESEARCH:
             missing = [k for k in RESEARCH_KEYS if not getattr(self, k)]
             if missing:
@@ -257,6 +270,16 @@ class ExportSettings(Strict):
             raise ValueError("the research tier needs a named audience with its own keys and data-use agreement: "
                              "add an [[export.audiences]] entry with tier = \"research\"")
         return tier
+
+    @model_validator(mode="after")
+    def _noisy_only_aggregate(self) -> ExportSettings:
+        # an audience without its own tier receives [export].tier: checked here, where that is known
+        for a in self.audiences:
+            if a.dp_epsilon is not None and a.tier is None and self.tier != ReleaseTier.AGGREGATE:
+                raise ValueError(f"audiences[{a.id}].dp_epsilon: the audience receives [export].tier = "
+                                 f"{str(self.tier)!r}; noisy counts are for tier = \"aggregate\" only "
+                                 "(set tier = \"aggregate\" on the audience)")
+        return self
 
     @field_validator("audiences")
     @classmethod

@@ -319,6 +319,10 @@ class Cells:
                               frame.select("_id", *[pl.col(f"k{i}").alias(f"k{n}") for n, i in enumerate(cols)])
                               .filter(pl.any_horizontal([pl.col(f"k{n}") for n in range(len(cols))]))
                               if cols else frame.select("_id").clear())
+        # a carried cell dropped as a duplicate in one space may be the one kept in another space merged before it
+        # (a count in two spaces, e.g. persons and school years): it stays, as the other space lists it — keeping
+        # a cell only ever means more suppression (seen after a noisy release, which prints none of its own cells)
+        keep |= {k for keys, _ in members.values() for k in keys}
         cells = {k: self.values[k] for k in self.values if k in keep}
         relations = [r for i, r in enumerate(self.relations) if i not in self._defining and all(k in keep for k in r)]
         return Published(release_id=release_id, cells=cells, printed=frozenset(printed & keep), relations=relations,

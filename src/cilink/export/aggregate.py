@@ -100,18 +100,26 @@ def stage_aggregate(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     batches = sorted((b for b in rctx.batches if b.status == "active"), key=lambda b: (b.partner, b.batch_id))
     inputs = {"config_sha256": config_hash(ws.config_path), "batches": [b.batch_id for b in batches],
               "audience": ctx.audience, "release_id": rid,
-              "checked_against": earlier.release_id if earlier is not None else None}
+              "checked_against": earlier.release_id if earlier is not None else None,
+              # the audit log says what each noisy release spent (n releases to one audience: n × ε)
+              **({"dp_epsilon": aud.dp_epsilon} if aud is not None and aud.dp_epsilon is not None else {})}
     ctx.log.event("start_aggregate", checked_against=inputs["checked_against"])
     with detailed_release(ws, ctx.log) as detail:
         ctx.clock.lap("detail")
         as_of = str(detail.manifest.get("as_of") or "")
         composed = compose_report(ws, rctx, detail, earlier=earlier, heading=f"Aggregate release {rid}",
-                                  definitions_at=f"{DICTIONARY} (indicators)")
+                                  definitions_at=f"{DICTIONARY} (indicators)",
+                                  dp_epsilon=aud.dp_epsilon if aud is not None else None,
+                                  dp_max_units=aud.dp_max_units if aud is not None else 4)
     ctx.clock.lap("aggregates")
     table = composed.indicators
     assert table is not None  # detailed_release raised if nobody is linked
     definitions = indicator_definitions(cfg)
     dictionary = build_dictionary(rid, min_cell, definitions_document(definitions, rid, min_cell))
+    noisy = composed.noisy
+    if noisy is not None:
+        dictionary["noisy_counts"] = noisy_counts_note(noisy.footnote(), min_cell)
+        dictionary["files"][INDICATORS_CSV]["columns"]["noisy"] = {"type": "Boolean", "meaning": NOISY_COLUMN}
     partners = {p.id: str(p.domain) for p in cfg.partners}
     manifest = {
         "format": FORMAT, "release_id": rid, "audience": ctx.audience, "cilink_version": __version__,
@@ -119,10 +127,12 @@ def stage_aggregate(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
         **({"partner": aud.partner} if aud is not None and aud.partner else {}),
         "contents": {f: CONTENTS[f] for f in (INDICATORS_CSV, INDICATORS_PARQUET, REPORT, DICTIONARY, README)},
         "disclosure_control": {
-            "min_cell": min_cell, "rule": suppression_rule(min_cell),
+            "min_cell": min_cell, "rule": suppression_rule(min_cell) if noisy is None else noisy_rule(min_cell),
             "record_level_data": "none: tables of counts, shares and medians only",
             "checked_against": inputs["checked_against"],
         },
+        **({"differential_privacy": {**noisy.manifest(), "noisy": NOISY_FIGURES, "not_noisy": NOT_NOISY}}
+           if noisy is not None else {}),
         "inputs": {"batches": [{"batch_id": b.batch_id, "partner": b.partner, "domain": partners.get(b.partner),
                                 "sha256": b.sha256} for b in batches]},
         "link": {"generation": rctx.generation.name, "link_threshold": cfg.link.link_threshold,
@@ -165,6 +175,35 @@ def commit_aggregate_state(ws: Workspace, audience: str, release_id: str) -> boo
     return done
 
 
+#: What a noisy release (an audience with dp_epsilon) prints as noisy counts, and what it prints exactly.
+NOISY_FIGURES = [
+    "report.html: partner overlap, persons per partner, people linked / known to two or more partners / to one "
+    "(sums of the noisy overlap), persons by records per person, linked vs. unlinked persons per partner "
+    "(and their shares), the 'now' column of 'what changed'",
+    "indicators.csv/.parquet and report.html: numerator and denominator of every share indicator (and its value)",
+]
+NOT_NOISY = [
+    "counts of rows, files and scored pairs in report.html (ingest reconciliation, field completeness, data-quality "
+    "flags, match weights, review): exact, as in every report — not counts of persons, and not covered by ε",
+    "median indicators: withheld (not released as noisy values)",
+    "which periods and breakdown groups have a row: taken from the data, not protected by ε",
+]
+NOISY_COLUMN = "true: numerator, denominator and value rest on noisy counts (differential privacy; see the manifest)"
+
+
+def noisy_rule(min_cell: int) -> str:
+    """The small-count rule of a noisy release, in words."""
+    return (f"Counts of persons are noisy (differential privacy). A noisy count below {min_cell} is withheld — "
+            "decided on the noisy value, so withholding reveals nothing beyond the noisy count itself; no "
+            "complementary suppression is needed, since subtracting noisy counts gives a noisy difference.")
+
+
+def noisy_counts_note(footnote: str, min_cell: int) -> dict[str, Any]:
+    """dictionary.json's ``noisy_counts`` entry."""
+    return {"marked_as": "≈ (report.html); column noisy (indicators.csv)", "meaning": footnote,
+            "rule": noisy_rule(min_cell), "noisy": NOISY_FIGURES, "not_noisy": NOT_NOISY}
+
+
 def build_dictionary(release_id: str, min_cell: int, definitions: dict[str, Any]) -> dict[str, Any]:
     """dictionary.json of an aggregate release: columns, indicators and units — meanings only, no counts."""
     return {
@@ -179,6 +218,21 @@ def build_dictionary(release_id: str, min_cell: int, definitions: dict[str, Any]
         "indicators": definitions["indicators"],
         "units": definitions["units"],
     }
+
+
+def _noisy_readme(manifest: dict[str, Any]) -> str:
+    dp = manifest.get("differential_privacy")
+    if dp is None:
+        return ""
+    return f"""
+## Noisy counts (differential privacy)
+
+The counts of persons in this release are noisy: OpenDP added random noise to each (ε = {dp["epsilon"]:g} for
+the whole release, split evenly over its tables; `manifest.json` gives each table's noise scale and the
+margin within which 95% of its noisy counts lie). Noisy figures are marked ≈ in `report.html` and by the
+column `noisy` in `indicators.csv`. The guarantee: whether any one person is in the data changes the chance of
+any output by at most a factor e^ε. Every further release to this audience spends another ε (n releases: n × ε).
+"""
 
 
 def render_readme(manifest: dict[str, Any], project: str) -> str:
@@ -204,7 +258,7 @@ Data as of {manifest["as_of"] or "–"} (the latest event month in the linked da
 ## Small counts
 
 {dc["rule"]} {earlier}
-
+{_noisy_readme(manifest)}
 The manifest and the dictionary contain no counts at all; rows received and quarantined per batch are in the
 report, under the same rule.
 """

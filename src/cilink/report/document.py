@@ -19,6 +19,8 @@ from typing import Any
 import polars as pl
 
 from cilink import atomic
+from cilink.config import IndicatorSettings
+from cilink.disclosure.noisy_counts import NoisyRelease
 from cilink.disclosure.suppression import EARLIER, Cells, Protection, Published
 from cilink.errors import WorkspaceError
 from cilink.export.open import Release
@@ -26,8 +28,8 @@ from cilink.indicators.compute import Progress, indicator_table, register_indica
 from cilink.indicators.definitions import indicator_definitions
 from cilink.ledger import Ledger
 from cilink.releases import find_release
-from cilink.report import charts, history, sections
-from cilink.report.html import Block, Section, render_page
+from cilink.report import charts, history, noisy, sections
+from cilink.report.html import NOISY, Block, Section, render_page
 from cilink.workspace import Workspace
 
 #: Every chart the report draws (tests check each one renders).
@@ -65,24 +67,39 @@ class ComposedReport:
     tables: int
     notes: list[str]
     earlier: str | None
+    #: the noisy counts, when the page's counts of persons are differentially private (None: exact)
+    noisy: NoisyRelease | None = None
 
     def snapshot(self, release_id: str) -> Published:
-        """What this page (and the indicators with it) publishes, for ``cilink.report.history``."""
+        """What this page (and the indicators with it) publishes, for ``cilink.report.history``.
+
+        A noisy page printed no exact count of persons: the next release is checked against none of them
+        (its noisy counts cannot be subtracted to a small count; taken as exact, they would only make the next
+        release withhold counts that give nothing away)."""
+        if self.noisy is not None:
+            public = frozenset(self.cells.public)
+            return self.cells.snapshot(Protection(suppressed=public, values=self.cells.values, public=public),
+                                       release_id)
         return self.cells.snapshot(self.protection, release_id)
 
 
-def _table(t: sections.Table, shown: pl.DataFrame, drop: tuple[str, ...] = ()) -> list[Block]:
+def _table(t: sections.Table, shown: pl.DataFrame, drop: tuple[str, ...] = (), *,
+           noisy_release: NoisyRelease | None = None) -> list[Block]:
+    counts = tuple(t.counts) if not t.exact else ()
+    marked = counts if noisy_release is not None and t.name in noisy.NOISY_TABLES else ()
     blocks = [Block("h3", t.title), Block("table", frame=shown.drop([c for c in drop if c in shown.columns]),
-                                          counts=tuple(t.counts) if not t.exact else ())]
+                                          counts=counts, noisy=marked)]
     return blocks + ([Block("p", t.note)] if t.note else [])
 
 
-def _indicator_display(table: pl.DataFrame) -> pl.DataFrame:
-    """The indicator table as printed: a median has no numerator ("n/a"), a withheld count is "*"."""
+def _indicator_display(table: pl.DataFrame, noisy_counts: bool = False) -> pl.DataFrame:
+    """The indicator table as printed: a median has no numerator ("n/a"), a withheld count is "*", a noisy
+    one is marked "≈"."""
+    count = pl.col("numerator").cast(pl.Int64)
     numerator = (pl.when(pl.col("statistic") == "median").then(pl.lit("n/a"))
                  .when(pl.col("numerator").is_null()).then(pl.lit("*"))
-                 .otherwise(pl.col("numerator").cast(pl.String)))
-    return table.with_columns(numerator.alias("numerator")).drop("title", "unit", "suppressed")
+                 .otherwise(pl.format(f"{NOISY}{{}}", count) if noisy_counts else count.cast(pl.String)))
+    return table.with_columns(numerator.alias("numerator")).drop("title", "unit", "suppressed", "noisy", strict=False)
 
 
 def build_report(ws: Workspace, out: Path | None = None, progress: Progress | None = None) -> ReportResult:
@@ -127,12 +144,16 @@ def _detail(ws: Workspace, ctx: sections.Context) -> Any:
 
 def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None, *, earlier: Published | None,
                    heading: str, definitions_at: str = "indicators/<name>/definitions.json",
-                   progress: Progress | None = None) -> ComposedReport:
+                   progress: Progress | None = None, dp_epsilon: float | None = None,
+                   dp_max_units: int = 4) -> ComposedReport:
     """Count every section and the indicators into one registry, suppress once, and render the page.
 
     ``detail``: the full-detail release the indicators are computed from (None: no indicators section);
     ``earlier``: what the latest aggregate release published (its printed counts are known to readers);
-    ``heading``: the first line under the title (e.g. when and by what it was made).
+    ``heading``: the first line under the title (e.g. when and by what it was made);
+    ``dp_epsilon``: print the counts of persons as noisy counts with this ε for the page (an aggregate audience's
+    ``dp_epsilon``; ``cilink.report.noisy``, ``cilink.indicators.noisy``) instead of suppressing exact ones;
+    ``dp_max_units``: the most units of one person an indicator counts then.
     """
     steps = 6
 
@@ -160,12 +181,23 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
     people = sections.people_summary(ctx, cells)
     bias = sections.linkage_bias(ctx, cells)
     step("report: indicators", 2)
-    ind_rows = register_indicators(detail, indicator_definitions(cfg), cells) if detail is not None else None
-    step("report: small-cell suppression", 3)
-    protection = cells.protect()
+    definitions = indicator_definitions(cfg)
+    ind_rows = register_indicators(detail, definitions, cells) if detail is not None else None
+    noisy_release = None
+    if dp_epsilon is not None:
+        step("report: noisy counts (differential privacy)", 3)
+        noisy_release = _noisy_release(ctx, detail, definitions, ind_rows or [], dp_epsilon, dp_max_units, min_cell)
+        # the noisy counts replace the exact ones: no complementary suppression over exact values (the pattern
+        # of what it withholds would itself depend on the exact counts)
+        protection = noisy_release.protection()
+    else:
+        step("report: small-cell suppression", 3)
+        protection = cells.protect()
     shown = {t.name: t.shown(protection) for t in (batches, quarantine, completeness, flags, hist, decisions,
                                                    review, sizes, overlap, partner_persons, bias, people)}
     ind_table = indicator_table(ind_rows, protection, min_cell) if ind_rows is not None else None
+    if ind_table is not None and noisy_release is not None:
+        ind_table = ind_table.with_columns((pl.col("statistic") == "share").alias("noisy"))
     own = {k: v for k, v in protection.published().items() if not (isinstance(k, tuple) and k[:1] == (EARLIER,))}
     if any(0 < v < min_cell for v in own.values()):
         # protect() guarantees this never happens; if a bug ever broke that, print nothing rather than a small cell
@@ -196,17 +228,18 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
     rows_wide = (shown["completeness"].filter(pl.col("field") == fields[0]).select("partner", "rows"))
     page_sections = [
         Section("summary", "Summary", "What came in, how many people it describes, and how the partners overlap.",
-                _summary(ctx, shown, people, overlap, partner_persons, chart("overlap"))),
+                _summary(ctx, shown, people, overlap, partner_persons, chart("overlap"), noisy_release)),
         Section("changes", "What changed", "Since the last report and the last aggregate release.",
-                _changes(ws, ctx, earlier, protection, [people, partner_persons, overlap])),
+                _changes(ws, ctx, earlier, protection, [people, partner_persons, overlap], noisy_release)),
         Section("indicators", "Shared measures", "Indicators computed from the linked data of the active batches "
                 "(`cilink indicators` writes them as CSV and Parquet).",
                 [*chart("indicators"),
-                 Block("table", frame=_indicator_display(ind_table), counts=("denominator",)),
+                 Block("table", frame=_indicator_display(ind_table, noisy_release is not None),
+                       counts=("denominator",), noisy=("denominator",) if noisy_release is not None else ()),
                  Block("p", f"value: % for shares, USD for medians. Definitions: {definitions_at}.")]
                 if ind_table is not None else [Block("p", "No linked persons yet: run `cilink link`.")]),
         Section("bias", "Linked vs. unlinked records", "Do the people who link differ from those who do not?",
-                chart("linkage_bias") + _table(bias, shown["bias"])),
+                chart("linkage_bias") + _table(bias, shown["bias"], noisy_release=noisy_release)),
         Section("ingest", "Ingest reconciliation", "Every row each partner sent, accounted for.",
                 _table(batches, shown["batches"]) + _table(quarantine, shown["quarantine"]), appendix=True),
         Section("quality", "Field completeness and data quality", "How complete and valid each partner's identity "
@@ -219,7 +252,8 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
                        "birth date with look-alike characters or day and month exchanged, repaired and kept.")],
                 appendix=True),
         Section("persons", "Records per person", "How many records each linked person has.",
-                chart("cluster_sizes") + _table(sizes, shown["cluster_sizes"]), appendix=True),
+                chart("cluster_sizes") + _table(sizes, shown["cluster_sizes"], noisy_release=noisy_release),
+                appendix=True),
         Section("model", "Linkage model", "The trained Fellegi–Sunter model: how much each kind of agreement "
                 "counts towards a match.",
                 (chart("model_weights") + _table(model, model.frame)) if model is not None
@@ -235,13 +269,35 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
             "people from which one could be worked out (complementary suppression, also together with the previous "
             f"aggregate release): {_hidden_share(cells, protection)}. Counts of rows, files and pairs are not "
             "counts of people and are shown as they are. – : not available."]
+    if noisy_release is not None:
+        meta[1] = (f"{noisy_release.footnote()}. Every count of people on this page is noisy: it differs from the "
+                   "exact count by a random amount (the manifest gives each table's noise scale), so that no one "
+                   f"person's presence can be told from it. Noisy counts below {min_cell} are shown as *, and "
+                   "shares and charts are computed from the noisy counts; medians are not released. Counts of "
+                   "rows, files and pairs are not counts of people and are shown as they are. – : not available.")
     summary = ("Aggregates only: no names, dates of birth, SSNs or source ids, and no count small enough to point "
                "at a person. Safe to share with partners.")
     step("report: writing", 5)
     page = render_page(f"{cfg.project.name}: linkage report", meta, summary, page_sections)
     return ComposedReport(page=page, cells=cells, protection=protection, indicators=ind_table, charts=sorted(figs),
                           tables=sum(1 for sec in page_sections for b in sec.blocks if b.kind == "table"),
-                          notes=ctx.notes, earlier=earlier.release_id if earlier is not None else None)
+                          notes=ctx.notes, earlier=earlier.release_id if earlier is not None else None,
+                          noisy=noisy_release)
+
+
+def _noisy_release(ctx: sections.Context, detail: Release | None, definitions: list[IndicatorSettings],
+                   rows: list[Any], epsilon: float, max_units: int, min_cell: int) -> NoisyRelease:
+    """The page's counts of persons as noisy counts: ε split evenly over the report's and the indicators' queries."""
+    from cilink.indicators.noisy import noisy_indicator_counts, noisy_queries
+
+    queries = len(noisy.QUERIES) + (len(noisy_queries(definitions)) if detail is not None else 0)
+    values, spent = noisy.noisy_report_counts(ctx, epsilon / queries)
+    if detail is not None:
+        ind_values, ind_spent = noisy_indicator_counts(detail, definitions, rows, epsilon=epsilon / queries,
+                                                       max_units=max_units)
+        values.update(ind_values)
+        spent += ind_spent
+    return NoisyRelease(epsilon=epsilon, queries=queries, min_cell=min_cell, values=values, spent=spent)
 
 
 def _hidden_share(cells: Cells, protection: Protection) -> str:
@@ -257,12 +313,13 @@ def _own_cell(k: object) -> bool:
     return not (isinstance(k, tuple) and k and (k[0] == EARLIER or isinstance(k[0], tuple)))
 
 
-def _shown_text(value: int | None) -> str:
-    return "*" if value is None else f"{value:,}"
+def _shown_text(value: int | None, noisy_count: bool = False) -> str:
+    return "*" if value is None else f"{NOISY if noisy_count else ''}{value:,}"
 
 
 def _summary(ctx: sections.Context, shown: dict[str, pl.DataFrame], people: sections.Table,
-             overlap: sections.Table, partner_persons: sections.Table, overlap_chart: list[Block]) -> list[Block]:
+             overlap: sections.Table, partner_persons: sections.Table, overlap_chart: list[Block],
+             noisy_release: NoisyRelease | None = None) -> list[Block]:
     """The summary: records in, people linked, the partner overlap — what a partner's director reads."""
     active = [b for b in ctx.batches if b.status == "active"]
     partners = sorted(p.id for p in ctx.cfg.partners)
@@ -275,20 +332,24 @@ def _summary(ctx: sections.Context, shown: dict[str, pl.DataFrame], people: sect
                 "set aside": pl.Int64})
     counts = dict(shown["people"].iter_rows())
     linked_records = ctx.crosswalk.height if ctx.crosswalk is not None else 0
+    dp = noisy_release is not None
     lead = (f"<b>{int(records_in['rows received'].sum()):,}</b> rows came in from {len(partners)} partners "
             f"({int(records_in['set aside'].sum()):,} set aside for the partner to correct), giving "
-            f"<b>{linked_records:,}</b> records. They describe <b>{_shown_text(counts.get(sections.SUMMARY_PEOPLE[0]))}"
-            f"</b> people, <b>{_shown_text(counts.get(sections.SUMMARY_PEOPLE[1]))}</b> of them known to more than "
-            "one partner.")
+            f"<b>{linked_records:,}</b> records. They describe "
+            f"<b>{_shown_text(counts.get(sections.SUMMARY_PEOPLE[0]), dp)}</b> people, "
+            f"<b>{_shown_text(counts.get(sections.SUMMARY_PEOPLE[1]), dp)}</b> of them known to more than one partner.")
     return [Block("lead", lead),
             Block("h3", "Records in per partner (active files)"), Block("table", frame=records_in),
             Block("p", "set aside: rows quarantined with a reason, sent back to the partner (see the appendix)."),
-            *_table(people, shown["people"]), *overlap_chart, *_table(overlap, shown["overlap"]),
-            *_table(partner_persons, shown["partner_persons"])]
+            *_table(people, shown["people"], noisy_release=noisy_release), *overlap_chart,
+            *_table(overlap, shown["overlap"], noisy_release=noisy_release),
+            *_table(partner_persons, shown["partner_persons"], noisy_release=noisy_release),
+            *([Block("p", noisy_release.footnote() + ": persons per partner and the people above are sums of the "
+                     "noisy overlap counts.")] if noisy_release is not None else [])]
 
 
 def _changes(ws: Workspace, ctx: sections.Context, earlier: Published | None, protection: Protection,
-             tables: list[sections.Table]) -> list[Block]:
+             tables: list[sections.Table], noisy_release: NoisyRelease | None = None) -> list[Block]:
     """Files received since the last report, and the people counts then and now (against the last aggregate
     release: the one this report's suppression is checked against, so the two together give nothing away)."""
     with Ledger(ws.ledger_path) as ledger:
@@ -319,5 +380,7 @@ def _changes(ws: Workspace, ctx: sections.Context, earlier: Published | None, pr
     frame = pl.DataFrame(rows, schema={"count": pl.String, "then": pl.Int64, "now": pl.Int64})
     when = f", {released.created_at[:10]}" if released else ""
     return [*blocks, Block("h3", f"People then (aggregate release {earlier.release_id}{when}) and now"),
-            Block("table", frame=frame, counts=("then", "now")),
-            Block("p", "Both columns are suppressed together: no difference between them is a small count.")]
+            Block("table", frame=frame, counts=("then", "now"), noisy=("now",) if noisy_release is not None else ()),
+            Block("p", "Both columns are suppressed together: no difference between them is a small count."
+                  if noisy_release is None else f"now: {noisy_release.footnote()}; then: as that release printed "
+                  "it (* where it printed noisy counts or withheld them).")]

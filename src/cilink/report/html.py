@@ -13,6 +13,9 @@ import polars as pl
 
 from cilink.disclosure.suppression import SUPPRESSED
 
+#: Marks a noisy (differentially private) count; the page's footnote says what it means.
+NOISY = "≈"
+
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 STYLE = """
@@ -45,6 +48,8 @@ class Block:
     counts: tuple[str, ...] = ()
     chart: str = ""  # SVG markup, made by cilink.report.charts (trusted: no data text but labels we escape there)
     name: str = ""
+    #: count columns holding noisy counts (differential privacy): printed with NOISY in front
+    noisy: tuple[str, ...] = ()
 
 
 @dataclass
@@ -57,7 +62,9 @@ class Section:
     appendix: bool = False
 
 
-def _cell(value: object, is_count: bool) -> str:
+def _cell(value: object, is_count: bool, is_noisy: bool = False) -> str:
+    if is_noisy and isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="n c dp">{NOISY}{value:,}</td>'
     if value is None:
         text, cls = (SUPPRESSED, "n s") if is_count else ("–", "n s")
         return f'<td class="{cls}">{text}</td>'
@@ -72,9 +79,9 @@ def _cell(value: object, is_count: bool) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def render_table(frame: pl.DataFrame, counts: tuple[str, ...]) -> str:
+def render_table(frame: pl.DataFrame, counts: tuple[str, ...], noisy: tuple[str, ...] = ()) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(_cell(v, c in counts) for c, v in zip(frame.columns, row, strict=True))
+    body = "".join("<tr>" + "".join(_cell(v, c in counts, c in noisy) for c, v in zip(frame.columns, row, strict=True))
                    + "</tr>" for row in frame.iter_rows())
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -88,7 +95,8 @@ def _block(b: Block) -> str:
         return f'<p class="summary-lead">{b.text}</p>'  # built by the report from escaped parts
     if b.kind == "table":
         assert b.frame is not None
-        return f'<div class="scroll">{render_table(b.frame, b.counts)}</div>'  # scrolls on a phone, not the page
+        # scrolls on a phone, not the page
+        return f'<div class="scroll">{render_table(b.frame, b.counts, b.noisy)}</div>'
     return f'<figure data-chart="{html.escape(b.name)}">{b.chart}</figure>'
 
 
