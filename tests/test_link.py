@@ -91,6 +91,24 @@ def _pairs(rows: list[tuple[str, str, float, dict[str, float]]]) -> pl.DataFrame
                           **{c: parts.get(c, 0.0) for c in cols}} for a, b, w, parts in rows])
 
 
+def test_a_first_last_swap_with_another_birth_date_is_still_a_candidate_pair() -> None:
+    """FEBRL-style: names swapped, the birth date a day off, no SSN or address to block on."""
+    rows = pl.DataFrame({"source_person_id": ["1", "2", "3"], "first_name": ["john", "smith", None],
+                         "last_name": ["smith", "john", "smith"],
+                         "dob": [dt.date(1990, 5, 4), dt.date(1990, 5, 5), dt.date(1990, 5, 5)],
+                         "ssn": [None, None, None]}, schema_overrides={"ssn": pl.String})
+    recs = build_records(staged_frame(rows, "p", "b1"), {"b1": 0})
+    assert recs["_cilink_name_pair"].to_list() == ["john|smith", "john|smith", None]
+
+    def blocked(rules: tuple) -> bool:
+        a, b = recs.row(0, named=True), recs.row(1, named=True)
+        return any(all(a[c] is not None and a[c] == b[c] for c in r.columns) for r in rules)
+
+    rules = link_spec(LinkSettings()).blocking_rules
+    assert blocked(rules)
+    assert not blocked(tuple(r for r in rules if "_cilink_name_pair" not in r.columns)), "only the new rule pairs it"
+
+
 def test_guards_hold_back_address_only_and_twin_links() -> None:
     pairs = _pairs([
         ("a:1", "b:1", 9.0, {"w_first_name": 8.0}),

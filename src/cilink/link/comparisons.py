@@ -47,6 +47,8 @@ DERIVED_COLUMNS: dict[str, str] = {
     #: the birth-date digits, null where ingest repaired the date (``cilink.ingest.dates.DateParser.repair``)
     "dob_as_written": "_cilink_dob_as_written",
     "street_key": "_cilink_street_key",
+    #: first and last name, sorted: equal for a record and its first/last-swapped twin
+    "name_pair": "_cilink_name_pair",
 }
 #: Identity fields of a linkable record that rules may use directly.
 RECORD_FIELDS = (
@@ -463,6 +465,7 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
         block_on("first_name", "last_name"),
         block_on("first_phonetic", "last_phonetic", "birth_year"),
         block_on("first_phonetic", "last_phonetic", "birth_month_day"),
+        block_on("name_pair", "birth_year"),
         block_on("last_name", "zip5", "first_initial"),
         block_on("street_key", "zip5"),
         block_on("ssn_last4", "birth_year"),

@@ -37,7 +37,7 @@ DERIVED = (
     "_cilink_first_aliases", "_cilink_last_tokens", "_cilink_first_phonetic", "_cilink_last_phonetic",
     "_cilink_first_initial", "_cilink_dob_digits", "_cilink_birth_year", "_cilink_birth_month",
     "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_dob_as_written", "_cilink_street_key",
-    "_cilink_name_placeholder",
+    "_cilink_name_pair", "_cilink_name_placeholder",
 )
 RECORD_COLUMNS = (*KEY_COLUMNS, *IDENTITY_FIELDS, *DERIVED)
 
@@ -156,6 +156,10 @@ def _derive(frame: pl.DataFrame, encoding: EncodingPlan | None = None) -> pl.Dat
             dob.dt.strftime("%m%d").alias("_cilink_birth_month_day"),
             pl.when(~pl.col("_dob_repaired")).then(dob.dt.strftime("%Y%m%d")).alias("_cilink_dob_as_written"),
             street_key(pl.col("street")).alias("_cilink_street_key"),
+            # first and last name in either order: a first/last swap agrees on it
+            pl.when(pl.col("first_name").is_not_null() & pl.col("last_name").is_not_null()).then(
+                pl.concat_str([pl.min_horizontal("first_name", "last_name"), pl.lit("|"),
+                               pl.max_horizontal("first_name", "last_name")])).alias("_cilink_name_pair"),
         )
     )
     if encoding is not None:
