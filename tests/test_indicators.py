@@ -214,6 +214,14 @@ def _assert_protected(cells: Cells) -> None:
     a = np.array([[rel.get(k, 0) for k in unknown] for rel in cells.relations], dtype=float)
     fixed = determined(a)
     assert not [k for k, f in zip(unknown, fixed, strict=True) if f and cells.sensitive(k)]
+    if cells.targets:  # nested differences: the check above does not see what those complements protect
+        return
+    # and no more than needed: printing any one withheld count that is not small would give a small one away
+    for extra in [k for k in protection.suppressed if not cells.sensitive(k)]:
+        rest = [k for k in unknown if k != extra]
+        b = np.array([[rel.get(k, 0) for k in rest] for rel in cells.relations], dtype=float)
+        assert any(f and cells.sensitive(k) for k, f in zip(rest, determined(b), strict=True)), (
+            f"{extra} ({cells.values[extra]}) is withheld but protects nothing")
 
 
 @pytest.mark.parametrize("table", [
@@ -221,6 +229,9 @@ def _assert_protected(cells: Cells) -> None:
     [[5, 40], [60, 70]],  # 2 × 2: the whole inner table must go
     [[1, 2, 3], [50, 60, 70], [80, 90, 100]],  # a small row whose total is small too
     [[0, 7, 30, 44], [25, 0, 31, 12], [9, 33, 0, 41]],  # zeros are printed, small cells are not
+    # one complement chosen early is made unnecessary by a later one (the greedy choice alone withholds one more)
+    [[51, 6, 0, 6], [25, 71, 34, 42], [0, 0, 16, 42], [80, 0, 2, 48]],
+    [[17, 3, 0, 38], [10, 59, 15, 0], [74, 3, 61, 4], [67, 0, 57, 6]],
 ])
 def test_complementary_suppression_two_way(table):
     _assert_protected(_two_way(table))

@@ -12,7 +12,9 @@ plus the people who do not meet it; the same count printed in two tables is one 
   sensitive cells are withheld;
 - complementary suppression: while the printed cells still determine a sensitive cell — exactly, through
   any combination of the relations (checked with linear algebra, not just row by row) — one more printed
-  cell taking part in that derivation is withheld, the smallest one first, so totals survive where they can.
+  cell taking part in that derivation is withheld, the smallest one first, so totals survive where they can;
+  then every complement that a later one made unnecessary is printed again (``_Solver._irredundant``), so
+  each complement left is needed: printing it alone would give a small count away.
 
 Zero is not a small cell (an empty category discloses nothing about a person), so zeros stay printed unless
 needed as a complement. The check is exact for the relations registered; whoever adds a printed number adds
@@ -621,7 +623,7 @@ class _Solver:
                         if f}
                 if back and not self._check(hidden - back, 1e-6, with_weights=False)[0]:
                     hidden -= back
-                return hidden
+                return self._irredundant(hidden)
             # one complement per leak and round (a leak whose derivation already lost one of its main cells this
             # round waits for the next check), so a large system needs a few rounds, not one per withheld cell
             chosen: set[Key] = set()
@@ -644,6 +646,24 @@ class _Solver:
                 hidden |= {k for k in cells.values if k not in cells.fixed}
                 return hidden
             hidden |= chosen
+
+
+    def _irredundant(self, hidden: set[Key]) -> set[Key]:
+        """``hidden`` less every complement that protects nothing on its own any more: printed after all.
+
+        Complements are chosen one leak at a time, so a later one can cover the leak an earlier one was chosen
+        for. Each complement, the most valuable first, is tried printed; it stays printed when the others then
+        still determine no small count. Every complement left is needed: printing any one of them alone would
+        give a small count away (the fewest, in that sense, that the greedy choice allows).
+        """
+        cells = self.cells
+        complements = sorted((k for k in hidden if k in cells.public and not cells.sensitive(k)
+                              and k not in cells.fixed),
+                             key=lambda k: (-cells.keep.get(k, 0), -cells.values[k], str(k)))
+        for k in complements:
+            if not self._check(hidden - {k}, 1e-6, with_weights=False)[0]:
+                hidden = hidden - {k}
+        return hidden
 
 
 def subtraction_attack(published: Mapping[Key, int], relations: list[dict[Key, int]]) -> dict[Key, int]:
