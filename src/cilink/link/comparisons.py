@@ -466,7 +466,6 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
         block_on("first_phonetic", "last_phonetic", "birth_year"),
         block_on("first_phonetic", "last_phonetic", "birth_month_day"),
         block_on("name_pair", "birth_year"),
-        block_on("last_name", "zip5", "first_initial"),
         block_on("street_key", "zip5"),
         block_on("ssn_last4", "birth_year"),
     )
