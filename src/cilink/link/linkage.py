@@ -346,7 +346,7 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         log.event("trained", reason=reason, records=records.height, progress=True)
     assert model is not None
     model_id = _model_id(link_dir)
-    if engine_settings.backend == "duckdb" and engine.compile_scoring(model, spec, records):
+    if engine.compile_scoring(model, spec, records, engine=engine_settings):
         engine.save_scoring_sql(model, link_dir)  # later incremental runs replay it (engine.score_new)
     clock.lap("model")
 
