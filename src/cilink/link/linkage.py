@@ -100,39 +100,12 @@ def _model_id(link_dir: Path) -> str | None:
 # --- person-ID bookkeeping in the ledger -------------------------------------------------------------------
 
 
-def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
-
-
-def _issue_order(ledger: Ledger) -> Callable[[list[str]], dict[str, int]]:
-    """person_id → ledger sequence of the event that issued it (``new``, or the ``split`` creating it)."""
-    def order(ids: list[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            rows = ledger.conn.execute(
-                f"SELECT person_id, MIN(seq) FROM id_history WHERE event = 'new' AND person_id IN ({marks}) "
-                f"GROUP BY person_id UNION ALL SELECT other_person_id, MIN(seq) FROM id_history "
-                f"WHERE event = 'split' AND other_person_id IN ({marks}) GROUP BY other_person_id",
-                chunk + chunk,
-            )
-            for pid, seq in rows:
-                out[pid] = min(seq, out.get(pid, seq))
-        return out
-    return order
-
-
 def _taken(ledger: Ledger, current: pl.Series) -> Callable[[list[str]], set[str]]:
     """Which of some candidate IDs were ever issued (in the ID history or the ``current`` crosswalk's IDs)."""
     def taken(ids: list[str]) -> set[str]:
         # filter the long list by the short one: is_in builds its hash set from the right-hand side
         out = set(current.filter(current.is_in(pl.Series(ids, dtype=pl.String).implode())).to_list())
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            out |= {r[0] for r in ledger.conn.execute(
-                f"SELECT person_id FROM id_history WHERE person_id IN ({marks}) UNION "
-                f"SELECT other_person_id FROM id_history WHERE other_person_id IN ({marks})", chunk + chunk)}
-        return out
+        return out | ledger.ids_in_history(ids)
     return taken
 
 
@@ -383,13 +356,13 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         reviewed = reviewed.filter(pl.col("record_id_l").is_in(ids.implode())
                                    & pl.col("record_id_r").is_in(ids.implode()))
     prev_ids = prev.crosswalk["person_id"] if prev.crosswalk is not None else pl.Series("person_id", [], pl.String)
-    history_seq = ledger.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM id_history").fetchone()[0]
+    history_seq = ledger.id_history_seq()
     ctx = Context(
         thresholds=thresholds, reviewed=reviewed, household=spec.household_comparisons(),
         households_present=bool(model.meta.get("households_present", True)),
         ssn=records.select("record_id", "ssn"), nameless=_nameless(records),
         dob_conflict=next((model.conflict_weight(c) for c in spec.comparisons if c.name == "dob"), None),
-        issue_order=_issue_order(ledger), taken=_taken(ledger, prev_ids),
+        issue_order=ledger.id_issue_order, taken=_taken(ledger, prev_ids),
         rng=id_generator(secret, cfg.link.seed, history_seq),
     )
     same_rules = (state.get("link_threshold") == thresholds.link and state.get("floor") == thresholds.floor)
