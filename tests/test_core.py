@@ -27,6 +27,23 @@ def test_audit_log_is_append_only(tmp_path: Path) -> None:
         assert [e["outcome"] for e in ledger.audit_entries()] == ["ok"]
 
 
+def test_id_history_methods_read_what_a_run_appended(tmp_path: Path) -> None:
+    """The ledger's ID-history methods (used by link): events appended per run, issue order, ids ever issued
+    — in chunks, so more ids than one statement may bind still work."""
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        assert ledger.id_history_seq() == 0 and not ledger.has_id_events("r1")
+        many = [f"P{i:05d}" for i in range(1200)]
+        ledger.add_id_events("r1", "2026-01-01T00:00:00Z",
+                             [("new", "PA", None), ("new", "PB", None), ("split", "PA", "PC"),
+                              *(("new", p, None) for p in many)])
+        assert ledger.has_id_events("r1") and not ledger.has_id_events("r2")
+        assert ledger.id_history_seq() == 3 + len(many)
+        assert ledger.id_issue_order(["PA", "PB", "PC", "PZ"]) == {"PA": 1, "PB": 2, "PC": 3}
+        assert ledger.ids_in_history(["PA", "PC", "PZ"]) == {"PA", "PC"}
+        assert ledger.ids_in_history([*many, "PZ"]) == set(many)
+        assert len(ledger.id_issue_order(many)) == len(many)
+
+
 def _hold_lock(path: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event) -> None:
     with writer_lock(Path(path), "holder"):
         ready.set()

@@ -27,7 +27,7 @@ from cilink.ingest.reasons import FileProblem
 from cilink.ledger import Ledger
 from cilink.link.comparisons import link_spec
 from cilink.link.encodings import LSH, EncodingPlan, minhash_bands
-from cilink.link.engine import _dice_sql
+from cilink.link.engine.settings import dice_sql
 from cilink.link.evaluate import evaluate_workspace
 from cilink.link.linkage import link_workspace
 from cilink.link.outputs import read_pairs
@@ -65,7 +65,7 @@ def test_dice_sql_agrees_with_the_encoder() -> None:
     names = pl.Series(["katherine", "catherine", "maria", None, "li", "jonathan"])
     a = encode_values(names, None, secret=SECRET.encode(), field="first_name", m=1024, k=15)
     b = encode_values(names.shift(1), None, secret=SECRET.encode(), field="first_name", m=1024, k=15)
-    sql = _dice_sql("enc", DuckDBAPI().sql_dialect)
+    sql = dice_sql("enc", DuckDBAPI().sql_dialect)
     pairs = pa.table({"enc_l": a.to_arrow(), "enc_r": b.to_arrow()})  # noqa: F841 (read by DuckDB)
     got = duckdb.sql(f"select {sql} as d from pairs").fetchall()
     want = [dice(x, y) for x, y in zip(a, b, strict=True)]

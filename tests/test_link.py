@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from cilink import parallel
 from cilink.config import LinkSettings
 from cilink.errors import ConfigError, InputRejected, UsageError
 from cilink.ledger import Ledger
@@ -393,7 +394,7 @@ def test_compiled_scoring_sql_scores_exactly_as_splink(
 ) -> None:
     """Incremental runs replay the scoring SQL Splink compiled for the model; it gives Splink's own pairs,
     and a cache that does not fit the model (another model's key) or fails to run falls back to Splink."""
-    from cilink.link import compiled_scoring
+    from cilink.link.engine import compiled as compiled_scoring
     from cilink.link.outputs import read_records
 
     ws = new_workspace(tmp_path / "ws", ["a", "b"])
@@ -427,7 +428,7 @@ def test_sliced_replay_and_polars_blocking_score_as_splink(
     """Incremental scoring blocks the new records itself (hashed neighbours, then the first matching rule of
     each pair, as Splink's blocking SQL does) and scores the candidate pairs in slices on parallel
     connections: the pairs are Splink's own however many slices there are."""
-    from cilink.link import compiled_scoring
+    from cilink.link.engine import compiled as compiled_scoring
     from cilink.link.outputs import read_records
 
     ws = new_workspace(tmp_path / "ws", ["a", "b", "c"])
@@ -455,7 +456,7 @@ def test_sliced_replay_and_polars_blocking_score_as_splink(
 
     monkeypatch.setattr(compiled_scoring, "_replay_one", counted)
     for parts in (1, 3):
-        monkeypatch.setattr(engine.parallel, "workers", lambda n=parts: n)
+        monkeypatch.setattr(parallel, "workers", lambda n=parts: n)
         runs.clear()
         sliced = engine.score_new(model, records, new_ids, spec, **kw)
         assert len(runs) == parts, "one DuckDB connection per slice"

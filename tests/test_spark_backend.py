@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from cilink.config import EngineSettings, LinkSettings
 from cilink.ledger import Ledger
 from cilink.link import engine
 from cilink.link.comparisons import link_spec
@@ -103,3 +104,25 @@ def test_missing_pyspark_exits_2_with_install_command(tmp_path: Path, cli) -> No
     assert r.returncode == 2, r.stderr
     assert "pip install 'cilink[spark]'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_backend_for_chooses_the_backend_and_only_duckdb_replays_compiled_sql() -> None:
+    """``[engine] backend`` picks one Backend; DuckDB's hands tables to Splink and back as polars, and only
+    it replays compiled scoring SQL (on Spark ``compile_scoring`` compiles nothing). Runs without Spark."""
+    duck = engine.backend_for(EngineSettings(backend="duckdb"))
+    spark = engine.backend_for(EngineSettings(backend="spark"))
+    assert isinstance(duck, engine.DuckDBBackend) and duck.name == "duckdb" and duck.replays_compiled_sql
+    assert isinstance(spark, engine.SparkBackend) and spark.name == "spark" and not spark.replays_compiled_sql
+    db = duck.db_api()
+    frame = pl.DataFrame({"record_id_l": ["a", "b", "c"], "record_id_r": ["b", "c", "c"]})
+    sdf = duck.register(db, frame, "pairs")
+    with duck.recording(db) as statements:
+        back = duck.predictions(db, sdf, ["record_id_l"], pl.col("record_id_l") != pl.col("record_id_r"))
+    assert back.to_dicts() == [{"record_id_l": "a", "record_id_r": "b"}, {"record_id_l": "b", "record_id_r": "c"}]
+    assert any("pairs" in sql for sql in statements)  # DuckDB records the SQL Splink ran to read it back
+    with spark.recording(None) as nothing:
+        assert nothing == []  # Spark records nothing: Splink runs there as usual
+    model = engine.Model(settings={"comparisons": [], "probability_two_random_records_match": 0.01})
+    spec = link_spec(LinkSettings())
+    assert not engine.compile_scoring(model, spec, pl.DataFrame(), engine=EngineSettings(backend="spark"))
+    assert model.scoring_sql is None

@@ -7,7 +7,7 @@ import datetime as dt
 import getpass
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -370,3 +370,51 @@ class Ledger:
     def last_release(self) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM releases ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
         return dict(row) if row else None
+
+    # ID history ----------------------------------------------------------------------------------
+    def id_history_seq(self) -> int:
+        """The sequence number of the latest ID-history event (0 when there is none)."""
+        return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM id_history").fetchone()[0])
+
+    def has_id_events(self, run_id: str) -> bool:
+        """Whether the ID-history events of the link run ``run_id`` are in the ledger."""
+        return self.conn.execute("SELECT 1 FROM id_history WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+
+    def add_id_events(self, run_id: str, at: str, events: Iterable[tuple[str, str, str | None]]) -> None:
+        """Append a link run's ID-history ``events`` — (event, person_id, other_person_id) — in one transaction."""
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO id_history (at, run_id, event, person_id, other_person_id) VALUES (?, ?, ?, ?, ?)",
+                [(at, run_id, e, p, o) for e, p, o in events],
+            )
+
+    def id_issue_order(self, person_ids: list[str]) -> dict[str, int]:
+        """person_id → sequence number of the event that issued it (``new``, or the ``split`` creating it),
+        for those of ``person_ids`` the history has."""
+        out: dict[str, int] = {}
+        for chunk in _chunks(person_ids):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT person_id, MIN(seq) FROM id_history WHERE event = 'new' AND person_id IN ({marks}) "
+                f"GROUP BY person_id UNION ALL SELECT other_person_id, MIN(seq) FROM id_history "
+                f"WHERE event = 'split' AND other_person_id IN ({marks}) GROUP BY other_person_id",
+                chunk + chunk,
+            )
+            for pid, seq in rows:
+                out[pid] = min(seq, out.get(pid, seq))
+        return out
+
+    def ids_in_history(self, person_ids: list[str]) -> set[str]:
+        """Those of ``person_ids`` the ID history names (as the person or the other person of an event)."""
+        out: set[str] = set()
+        for chunk in _chunks(person_ids):
+            marks = ",".join("?" * len(chunk))
+            out |= {r[0] for r in self.conn.execute(
+                f"SELECT person_id FROM id_history WHERE person_id IN ({marks}) UNION "
+                f"SELECT other_person_id FROM id_history WHERE other_person_id IN ({marks})", chunk + chunk)}
+        return out
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    """``ids`` in pieces, so that no statement binds more than about a thousand parameters (two per id)."""
+    return [ids[i:i + size] for i in range(0, len(ids), size)]

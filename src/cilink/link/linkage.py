@@ -100,39 +100,12 @@ def _model_id(link_dir: Path) -> str | None:
 # --- person-ID bookkeeping in the ledger -------------------------------------------------------------------
 
 
-def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
-
-
-def _issue_order(ledger: Ledger) -> Callable[[list[str]], dict[str, int]]:
-    """person_id → ledger sequence of the event that issued it (``new``, or the ``split`` creating it)."""
-    def order(ids: list[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            rows = ledger.conn.execute(
-                f"SELECT person_id, MIN(seq) FROM id_history WHERE event = 'new' AND person_id IN ({marks}) "
-                f"GROUP BY person_id UNION ALL SELECT other_person_id, MIN(seq) FROM id_history "
-                f"WHERE event = 'split' AND other_person_id IN ({marks}) GROUP BY other_person_id",
-                chunk + chunk,
-            )
-            for pid, seq in rows:
-                out[pid] = min(seq, out.get(pid, seq))
-        return out
-    return order
-
-
 def _taken(ledger: Ledger, current: pl.Series) -> Callable[[list[str]], set[str]]:
     """Which of some candidate IDs were ever issued (in the ID history or the ``current`` crosswalk's IDs)."""
     def taken(ids: list[str]) -> set[str]:
         # filter the long list by the short one: is_in builds its hash set from the right-hand side
         out = set(current.filter(current.is_in(pl.Series(ids, dtype=pl.String).implode())).to_list())
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            out |= {r[0] for r in ledger.conn.execute(
-                f"SELECT person_id FROM id_history WHERE person_id IN ({marks}) UNION "
-                f"SELECT other_person_id FROM id_history WHERE other_person_id IN ({marks})", chunk + chunk)}
-        return out
+        return out | ledger.ids_in_history(ids)
     return taken
 
 
@@ -275,15 +248,15 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
         # the changed partners' records are needed whatever kind of run this turns out to be: begin them now
         builds = RecordBuilds(ws, batches, encoding)
         builds.start(changed_partners(batches, read_state(ws.link_dir).get("batches")))
+        request = RunRequest(spec=spec, secret=secret, batches=batches, full=full, retrain=retrain,
+                             engine=engine_settings, encoding=encoding, builds=builds, log=log, clock=clock)
         ledger.start_run(log.run_id, "link")
         log.event("start", batches=len(batches), full=full, retrain=retrain, backend=engine_settings.backend,
                   progress=True)
         clock.lap("prepare")
         try:
             with new_link_generation(ws) as gen:
-                result, events = _run(gen, ledger, spec, secret, batches, full=full, retrain=retrain,
-                                      run_id=log.run_id, log=log, engine_settings=engine_settings,
-                                      encoding=encoding, clock=clock, builds=builds)
+                result, events = _run(gen, ledger, request)
                 result.seconds = round(time.monotonic() - started, 3)
             commit_pending_events(ws, ledger)
             clock.lap("publish")
@@ -306,113 +279,200 @@ def link_workspace(ws: Workspace, full: bool = False, retrain: bool = False,
     return result
 
 
-def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches: list[Batch], *, full: bool,
-         retrain: bool, run_id: str, log: RunLog,
-         engine_settings: EngineSettings | None = None,
-         encoding: EncodingPlan | None = None, clock: PhaseClock | None = None,
-         builds: RecordBuilds | None = None) -> tuple[LinkResult, list[IdEvent]]:
-    clock = clock or PhaseClock()
-    cfg = gen.config
-    clock.lap("generation")
-    engine_settings = engine_settings or cfg.engine
-    link_dir = gen.link_dir
-    thresholds = Thresholds(cfg.link.link_threshold, cfg.link.review_band)
-    builds = builds or RecordBuilds(gen, batches, encoding)
-    prev = load_previous(link_dir)
-    state = prev.state
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``link_workspace`` asks of one run, settled before the run's generation is opened."""
 
-    # records and model
-    model = None if retrain else engine.load_model(link_dir)
-    purged = {b.batch_id for b in ledger.batches(status="purged")}
-    reason = _train_reason(model, spec, retrain, purged)
-    placeholders = sorted(cfg.link.placeholder_names)
+    spec: LinkSpec
+    secret: bytes
+    batches: list[Batch]
+    full: bool
+    retrain: bool
+    engine: EngineSettings
+    encoding: EncodingPlan | None
+    #: the changed partners' records, begun on worker threads before the generation was opened
+    builds: RecordBuilds
+    log: RunLog
+    clock: PhaseClock
+
+
+@dataclass
+class RunState:
+    """One link run as it goes: the request, the generation it writes and what the last run left; then what
+    each step adds, in the order of the steps (the comment names the step that sets a field; only later steps
+    read it)."""
+
+    req: RunRequest
+    gen: Workspace
+    ledger: Ledger
+    thresholds: Thresholds
+    prev: Previous
+    # _read_records
+    saved_model: engine.Model | None = field(init=False)
+    train_reason: str | None = field(init=False)
+    placeholders: list[str] = field(init=False)
+    recs: Records = field(init=False)
+    # _ensure_model
+    model: engine.Model = field(init=False)
+    model_id: str | None = field(init=False)
+    # _score_pairs
+    why_full: str | None = field(init=False)
+    scored: engine.Scored = field(init=False)
+    pairs: pl.DataFrame = field(init=False)
+    new_pairs: pl.DataFrame = field(init=False)
+    changed: pl.Series = field(init=False)
+    gone: pl.Series = field(init=False)
+    # _resolve_persons
+    review_seq: dict[str, int] = field(init=False)
+    persons: Persons = field(init=False)
+    # _write_outputs
+    queue: pl.DataFrame = field(init=False)
+    n_persons: int = field(init=False)
+    by_partners: dict[str, int] = field(init=False)
+
+    @property
+    def records(self) -> pl.DataFrame:
+        """The run's linkable records (only the columns linkage reads)."""
+        return self.recs.all
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """What the last run recorded in ``state.json`` (empty before the first run)."""
+        return self.prev.state
+
+
+def _run(gen: Workspace, ledger: Ledger, req: RunRequest) -> tuple[LinkResult, list[IdEvent]]:
+    """One link run inside the generation ``gen`` (the caller publishes it): records, model, scored pairs,
+    persons, outputs — each a step on the run's ``RunState`` — and the run's summary and ID events."""
+    req.clock.lap("generation")
+    cfg = gen.config
+    st = RunState(req, gen, ledger, Thresholds(cfg.link.link_threshold, cfg.link.review_band),
+                  load_previous(gen.link_dir))
+    for step in (_read_records, _ensure_model, _score_pairs, _resolve_persons, _write_outputs):
+        step(st)
+    return _result(st), st.persons.events
+
+
+def _read_records(st: RunState) -> None:
+    """Load the saved model and decide whether it must be (re)trained, then gather the linkable records:
+    the unchanged partners' read back from the last generation, the others rebuilt — all of them when the
+    run will not be incremental anyway."""
+    req, cfg, link_dir = st.req, st.gen.config, st.gen.link_dir
+    st.saved_model = None if req.retrain else engine.load_model(link_dir)
+    purged = {b.batch_id for b in st.ledger.batches(status="purged")}
+    st.train_reason = _train_reason(st.saved_model, req.spec, req.retrain, purged)
+    st.placeholders = sorted(cfg.link.placeholder_names)
     # records read back were built with the placeholder list of their run: a new list rebuilds them all
-    rebuild_all = (full or reason is not None or not prev.complete
-                   or state.get("placeholder_names") != placeholders)
-    if not rebuild_all and model is not None:
-        engine.prepare_scoring(model, engine_settings)
-    columns = list(dict.fromkeys([*KEY_COLUMNS, *spec.columns, "ssn"]))
-    recs = current_records(gen, batches, columns, None if rebuild_all else state.get("batches"), encoding, builds)
-    records, rebuilt = recs.all, set(recs.rebuilt)
-    log.event("records", records=records.height, rebuilt_partners=len(rebuilt), progress=True)
-    clock.lap("records")
-    if reason is not None:
-        model = engine.train(records, spec, seed=cfg.link.seed, max_pairs_u=cfg.link.max_pairs_u,
-                             max_pairs_em=cfg.link.max_pairs_em,
-                             engine=engine_settings)
-        model.meta["training_batches"] = sorted(b.batch_id for b in batches)
+    rebuild_all = (req.full or st.train_reason is not None or not st.prev.complete
+                   or st.state.get("placeholder_names") != st.placeholders)
+    if not rebuild_all and st.saved_model is not None:
+        engine.prepare_scoring(st.saved_model, req.engine)
+    columns = list(dict.fromkeys([*KEY_COLUMNS, *req.spec.columns, "ssn"]))
+    st.recs = current_records(st.gen, req.batches, columns, None if rebuild_all else st.state.get("batches"),
+                              req.encoding, req.builds)
+    req.log.event("records", records=st.records.height, rebuilt_partners=len(st.recs.rebuilt), progress=True)
+    req.clock.lap("records")
+
+
+def _ensure_model(st: RunState) -> None:
+    """Train and save a model if ``_read_records`` found a reason to; compile its scoring SQL for later
+    incremental runs where the backend replays it."""
+    req, cfg, link_dir = st.req, st.gen.config, st.gen.link_dir
+    model = st.saved_model
+    if st.train_reason is not None:
+        model = engine.train(st.records, req.spec, seed=cfg.link.seed, max_pairs_u=cfg.link.max_pairs_u,
+                             max_pairs_em=cfg.link.max_pairs_em, engine=req.engine)
+        model.meta["training_batches"] = sorted(b.batch_id for b in req.batches)
         model.meta["trained_at"] = now_utc()
         engine.save_model(model, link_dir)
-        log.event("trained", reason=reason, records=records.height, progress=True)
+        req.log.event("trained", reason=st.train_reason, records=st.records.height, progress=True)
     assert model is not None
-    model_id = _model_id(link_dir)
-    if engine_settings.backend == "duckdb" and engine.compile_scoring(model, spec, records):
+    st.model = model
+    st.model_id = _model_id(link_dir)
+    if engine.compile_scoring(model, req.spec, st.records, engine=req.engine):
         engine.save_scoring_sql(model, link_dir)  # later incremental runs replay it (engine.score_new)
-    clock.lap("model")
+    req.clock.lap("model")
 
-    # scored pairs: everything, or only new and changed records
-    why_full = _full_reason(full, reason is not None, state, model_id, spec, thresholds, prev.complete)
-    ids = records["record_id"]
-    if why_full is not None:
-        scored = engine.score_all(model, records, spec, min_weight=thresholds.floor, engine=engine_settings)
-        pairs, new_pairs = scored.pairs, scored.pairs
-        changed, gone = ids, pl.Series("record_id", [], dtype=pl.String)
+
+def _score_pairs(st: RunState) -> None:
+    """Score every candidate pair (a full run), or only the pairs of new and changed records, keeping the
+    last run's other pairs (an incremental run)."""
+    req, link_dir, model = st.req, st.gen.link_dir, st.model
+    st.why_full = _full_reason(req.full, st.train_reason is not None, st.state, st.model_id, req.spec,
+                               st.thresholds, st.prev.complete)
+    records, floor = st.records, st.thresholds.floor
+    if st.why_full is not None:
+        st.scored = engine.score_all(model, records, req.spec, min_weight=floor, engine=req.engine)
+        st.pairs = st.new_pairs = st.scored.pairs
+        st.changed, st.gone = records["record_id"], pl.Series("record_id", [], dtype=pl.String)
     else:
-        assert prev.pairs is not None
+        assert st.prev.pairs is not None
+        rebuilt = st.recs.rebuilt
         before = read_records(link_dir, sorted(rebuilt))
-        changed, gone = changed_record_ids(
+        st.changed, st.gone = changed_record_ids(
             before if before is not None else empty_records(),
-            pl.concat([recs.rebuilt[p] for p in sorted(recs.rebuilt)] or [empty_records()], how="vertical_relaxed"))
-        touched = pl.concat([changed, gone]).implode()
-        kept = prev.pairs.filter(
-            pl.col("match_weight").is_not_null() & (pl.col("match_weight") >= thresholds.floor)
+            pl.concat([rebuilt[p] for p in sorted(rebuilt)] or [empty_records()], how="vertical_relaxed"))
+        touched = pl.concat([st.changed, st.gone]).implode()
+        kept = st.prev.pairs.filter(
+            pl.col("match_weight").is_not_null() & (pl.col("match_weight") >= floor)
             & ~pl.col("record_id_l").is_in(touched) & ~pl.col("record_id_r").is_in(touched)
         ).select(list(engine.pairs_schema(model)))
-        scored = engine.score_new(model, records, changed, spec, min_weight=thresholds.floor, engine=engine_settings)
-        new_pairs = scored.pairs
-        pairs = pl.concat([kept, new_pairs], how="vertical_relaxed")
-    log.event("scored", mode="full" if why_full else "incremental", candidates=scored.candidates,
-              pairs=pairs.height, progress=True)
-    clock.lap("score")
+        st.scored = engine.score_new(model, records, st.changed, req.spec, min_weight=floor, engine=req.engine)
+        st.new_pairs = st.scored.pairs
+        st.pairs = pl.concat([kept, st.new_pairs], how="vertical_relaxed")
+    req.log.event("scored", mode="full" if st.why_full else "incremental", candidates=st.scored.candidates,
+                  pairs=st.pairs.height, progress=True)
+    req.clock.lap("score")
 
-    # decisions, clusters, person IDs
+
+def _resolve_persons(st: RunState) -> None:
+    """Decide the pairs (reviewers' decisions and guards included), cluster them and give the clusters
+    person IDs: everywhere, or only in the components the run touched."""
+    req, ledger, model, records, state = st.req, st.ledger, st.model, st.records, st.state
+    ids = records["record_id"]
     # how far the review tables go is read first: a decision recorded meanwhile is applied now and seen again next run
-    review_seq = review_ledger.review_seq(ledger.conn)
+    st.review_seq = review_ledger.review_seq(ledger.conn)
     reviewed = latest_decisions(review_ledger.standing_rows(ledger.conn))  # disagreements stand for nothing
     if reviewed.height:  # decisions on records that are gone no longer apply
         reviewed = reviewed.filter(pl.col("record_id_l").is_in(ids.implode())
                                    & pl.col("record_id_r").is_in(ids.implode()))
+    prev = st.prev
     prev_ids = prev.crosswalk["person_id"] if prev.crosswalk is not None else pl.Series("person_id", [], pl.String)
-    history_seq = ledger.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM id_history").fetchone()[0]
     ctx = Context(
-        thresholds=thresholds, reviewed=reviewed, household=spec.household_comparisons(),
+        thresholds=st.thresholds, reviewed=reviewed, household=req.spec.household_comparisons(),
         households_present=bool(model.meta.get("households_present", True)),
         ssn=records.select("record_id", "ssn"), nameless=_nameless(records),
-        dob_conflict=next((model.conflict_weight(c) for c in spec.comparisons if c.name == "dob"), None),
-        issue_order=_issue_order(ledger), taken=_taken(ledger, prev_ids),
-        rng=id_generator(secret, cfg.link.seed, history_seq),
+        dob_conflict=next((model.conflict_weight(c) for c in req.spec.comparisons if c.name == "dob"), None),
+        issue_order=ledger.id_issue_order, taken=_taken(ledger, prev_ids),
+        rng=id_generator(req.secret, st.gen.config.link.seed, ledger.id_history_seq()),
     )
-    same_rules = (state.get("link_threshold") == thresholds.link and state.get("floor") == thresholds.floor)
-    if why_full is not None or not same_rules:
-        persons = resolve_all(ids, pairs, prev.crosswalk, ctx)
+    same_rules = (state.get("link_threshold") == st.thresholds.link and state.get("floor") == st.thresholds.floor)
+    if st.why_full is not None or not same_rules:
+        st.persons = resolve_all(ids, st.pairs, prev.crosswalk, ctx)
     else:
         assert prev.pairs is not None
         seen = state.get("review_seq", 0)  # a number before the workbench's marks: decisions only
         seen = seen if isinstance(seen, dict) else {"decisions": seen, "marks": 0}
         reviewed_ids = pl.Series("record_id", review_ledger.touched_since(
             ledger.conn, int(seen.get("decisions", 0)), int(seen.get("marks", 0))), dtype=pl.String)
-        persons = resolve_changed(ids, pairs, new_pairs, changed, gone, reviewed_ids, prev.pairs, prev.people(),
-                                  ctx)
-    log.event("persons", reclustered=persons.reclustered, id_events=len(persons.events), progress=True)
-    clock.lap("persons")
+        st.persons = resolve_changed(ids, st.pairs, st.new_pairs, st.changed, st.gone, reviewed_ids, prev.pairs,
+                                     prev.people(), ctx)
+    req.log.event("persons", reclustered=st.persons.reclustered, id_events=len(st.persons.events), progress=True)
+    req.clock.lap("persons")
+
+
+def _write_outputs(st: RunState) -> None:
+    """Write the run's files into the generation — records, pairs, crosswalk, review queue, ID events, each
+    atomically and side by side — and its ``state.json``."""
+    req, link_dir, persons = st.req, st.gen.link_dir, st.persons
     decided = persons.decided
     people = persons.people.rename({"component": COMPONENT})
-    queue = decided.filter(pl.col("decision") == REVIEW).sort(["match_weight", "record_id_l", "record_id_r"],
-                                                              descending=[True, False, False], nulls_last=True)
-    write_crosswalk_part, count_persons = _crosswalk_outputs(link_dir, records, people, persons, gone, prev, state)
-
-    # outputs (one generation; the caller publishes it)
-    *_, (n_persons, by_partners) = parallel.run_all(  # separate files, each written atomically, side by side
+    st.queue = decided.filter(pl.col("decision") == REVIEW).sort(["match_weight", "record_id_l", "record_id_r"],
+                                                                 descending=[True, False, False], nulls_last=True)
+    write_crosswalk_part, count_persons = _crosswalk_outputs(link_dir, st.records, people, persons, st.gone,
+                                                             st.prev, st.state)
+    recs, queue = st.recs, st.queue
+    *_, (st.n_persons, st.by_partners) = parallel.run_all(  # separate files, each written atomically, side by side
         lambda: write_records(link_dir, recs.rebuilt, recs.partners),
         lambda: write_pairs(link_dir, decided, persons.redone, persons.redecided),
         write_crosswalk_part,
@@ -421,31 +481,39 @@ def _run(gen: Workspace, ledger: Ledger, spec: LinkSpec, secret: bytes, batches:
         count_persons,
     )
     remove_earlier_files(link_dir)  # a full run has just written them anew; an incremental one never finds any
+    spec, thresholds = req.spec, st.thresholds
     write_state(link_dir, {
-        "run_id": run_id, "finished_at": now_utc(), "batches": _batch_ids(batches), "model_id": model_id,
-        "spec": spec.fingerprint, "blocking": spec.blocking_fingerprint, "floor": thresholds.floor,
-        "link_threshold": thresholds.link, "review_seq": review_seq, "id_events": len(persons.events),
-        "persons": n_persons, "clusters_by_partners": by_partners, "placeholder_names": placeholders,
+        "run_id": req.log.run_id, "finished_at": now_utc(), "batches": _batch_ids(req.batches),
+        "model_id": st.model_id, "spec": spec.fingerprint, "blocking": spec.blocking_fingerprint,
+        "floor": thresholds.floor, "link_threshold": thresholds.link, "review_seq": st.review_seq,
+        "id_events": len(persons.events), "persons": st.n_persons, "clusters_by_partners": st.by_partners,
+        "placeholder_names": st.placeholders,
     })
+    req.clock.lap("write")
 
-    clock.lap("write")
+
+def _result(st: RunState) -> LinkResult:
+    """The run's summary: counts only, never identifiers (``seconds`` is the caller's to fill in)."""
+    decided, persons, records = st.persons.decided, st.persons, st.records
     counts = decided.group_by("decision").len()
     n = dict(zip(counts["decision"].to_list(), counts["len"].to_list(), strict=True))
     guards = decided.filter(pl.col("guard").is_not_null()).group_by("guard").len().sort("guard")
+    trained = st.train_reason is not None
     result = LinkResult(
-        run_id=run_id, mode="full" if why_full else "incremental", trained=reason is not None,
-        train_reason=reason, records=records.height,
-        records_scored=records.height if why_full else changed.len(), records_removed=gone.len(),
-        candidate_pairs=scored.candidates, pairs_kept=decided.filter(pl.col("match_weight").is_not_null()).height,
-        links=n.get(LINK, 0), review_queue=queue.height, must_link=n.get(MUST_LINK, 0),
-        cannot_link=n.get(CANNOT_LINK, 0), persons=n_persons, link_threshold=thresholds.link,
-        review_floor=thresholds.floor, seconds=0.0, records_reclustered=persons.reclustered,
-        guards=dict(guards.iter_rows()), clusters_by_partners=by_partners,
+        run_id=st.req.log.run_id, mode="full" if st.why_full else "incremental", trained=trained,
+        train_reason=st.train_reason, records=records.height,
+        records_scored=records.height if st.why_full else st.changed.len(), records_removed=st.gone.len(),
+        candidate_pairs=st.scored.candidates,
+        pairs_kept=decided.filter(pl.col("match_weight").is_not_null()).height,
+        links=n.get(LINK, 0), review_queue=st.queue.height, must_link=n.get(MUST_LINK, 0),
+        cannot_link=n.get(CANNOT_LINK, 0), persons=st.n_persons, link_threshold=st.thresholds.link,
+        review_floor=st.thresholds.floor, seconds=0.0, records_reclustered=persons.reclustered,
+        guards=dict(guards.iter_rows()), clusters_by_partners=st.by_partners,
         id_events=dict(sorted(Counter(e.event for e in persons.events).items())),
-        model=[asdict(w) for w in engine.model_weights(model)] if reason is not None else None,
+        model=[asdict(w) for w in engine.model_weights(st.model)] if trained else None,
     )
-    clock.lap("counts")
-    return result, persons.events
+    st.req.clock.lap("counts")
+    return result
 
 
 def _persons_by_partners(crosswalk: pl.DataFrame) -> tuple[int, dict[str, int]]:

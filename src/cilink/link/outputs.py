@@ -299,13 +299,8 @@ def commit_pending_events(ws: Workspace, ledger: Ledger) -> int:
     path = ws.link_dir / EVENTS_FILE
     if not run_id or not path.is_file() or not state.get("id_events"):
         return 0
-    if ledger.conn.execute("SELECT 1 FROM id_history WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+    if ledger.has_id_events(run_id):
         return 0
     events = pl.read_parquet(path)
-    at = state.get("finished_at") or now_utc()
-    with ledger.transaction() as c:
-        c.executemany(
-            "INSERT INTO id_history (at, run_id, event, person_id, other_person_id) VALUES (?, ?, ?, ?, ?)",
-            [(at, run_id, e, p, o) for e, p, o in events.iter_rows()],
-        )
+    ledger.add_id_events(run_id, state.get("finished_at") or now_utc(), events.iter_rows())
     return events.height

@@ -19,6 +19,7 @@ import polars as pl
 from cilink.errors import InputRejected, WorkspaceError
 from cilink.generations import current_generation
 from cilink.ledger import Ledger, current_user, now_utc
+from cilink.link import review_ledger
 from cilink.link.outputs import read_records
 from cilink.link.restricted_csv import unescape, write_restricted_csv
 from cilink.locking import writer_lock
@@ -165,12 +166,7 @@ def import_decisions(ws: Workspace, path: Path) -> ReviewImport:
         known = set(records["record_id"].to_list()) if records is not None else set()
         decisions, undecided = read_decisions(path, known)
         at, who = now_utc(), current_user()
-        with ledger.transaction() as c:
-            c.executemany(
-                "INSERT INTO review_decisions (record_id_l, record_id_r, decision, reviewer, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(a, b, d, who, at) for a, b, d in decisions.iter_rows()],
-            )
+        review_ledger.record_imported(ledger, decisions.iter_rows(), who, at)
         counts = decisions["decision"].value_counts()
         n = dict(zip(counts["decision"].to_list(), counts["count"].to_list(), strict=True))
         result = ReviewImport(path=str(path), match=n.get("match", 0), non_match=n.get("non_match", 0),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cilink.ledger import Ledger
@@ -155,6 +156,17 @@ def record(ledger: Ledger, pair: tuple[str, str], decision: str, reviewer: str, 
                      details={"reviewer": reviewer, "decision": decision, "seq": seq})
     assert seq is not None
     return int(seq)
+
+
+def record_imported(ledger: Ledger, rows: Iterable[tuple[str, str, str]], reviewer: str, at: str) -> None:
+    """Record the decisions of a reviewed file — (record_id_l, record_id_r, decision), checked by the caller —
+    all in one transaction, as ``reviewer`` at ``at`` (the caller audits the import as a whole)."""
+    with ledger.transaction() as c:
+        c.executemany(
+            "INSERT INTO review_decisions (record_id_l, record_id_r, decision, reviewer, at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(a, b, d, reviewer, at) for a, b, d in rows],
+        )
 
 
 def withdraw(ledger: Ledger, reviewer: str, *, via: str = "review serve") -> Action | None:

@@ -1,0 +1,115 @@
+"""cilink rule specs (``cilink.link.comparisons``) as Splink comparisons and settings, in a backend's SQL.
+
+Rebuilding the settings from the spec (instead of replaying saved SQL) is what makes a model trained on
+DuckDB usable on Spark: only the trained parameters travel (``splink_settings(spec, db, model)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink import SettingsCreator
+from splink import block_on as splink_block_on
+
+from cilink.errors import ConfigError
+from cilink.link.candidates import RECORD_ID
+from cilink.link.comparisons import Comparison, Level, LinkSpec
+from cilink.link.engine.model_io import LinkEngineError, Model, parameters
+
+#: Splink's unique id column: the records' own key
+UNIQUE_ID = RECORD_ID
+
+
+def dice_sql(col: str, dialect: Any) -> str:
+    """The Dice coefficient of two Bloom-filter encodings (Binary columns) as SQL — DuckDB only: Spark SQL
+    has no bit count over binary values."""
+    if dialect.sql_dialect_str != "duckdb":
+        raise ConfigError("comparing encoded identifiers (Dice of Bloom filters) needs the DuckDB backend",
+                          hint='set [engine] backend = "duckdb" (or run `cilink link --backend duckdb`)')
+    a, b = f"CAST({col}_l AS BIT)", f"CAST({col}_r AS BIT)"
+    return f"2 * BIT_COUNT({a} & {b}) / NULLIF(BIT_COUNT({a}) + BIT_COUNT({b}), 0)"
+
+
+def splink_level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None)) -> Any:
+    """One cilink ``Level`` as a Splink comparison level; ``mu``: trained (m, u) of a saved model."""
+    col = level.columns[0] if level.columns else None
+    if level.kind == "null":
+        made = cll.NullLevel(col) if len(level.columns) == 1 else cll.Or(*(cll.NullLevel(c) for c in level.columns))
+    elif level.kind == "exact":
+        made = cll.ExactMatchLevel(col)
+        if level.tf:
+            made = made.configure(tf_adjustment_column=col)
+    elif level.kind == "jaro_winkler":
+        made = cll.JaroWinklerLevel(col, level.threshold)
+    elif level.kind == "edit_distance":
+        made = cll.DamerauLevenshteinLevel(col, int(level.threshold or 1))
+    elif level.kind == "array_intersect":
+        made = cll.ArrayIntersectLevel(col, min_intersection=int(level.threshold or 1))
+    elif level.kind == "swapped":
+        made = cll.ColumnsReversedLevel(level.columns[0], level.columns[1], symmetrical=True)
+    elif level.kind == "swapped_similar":
+        jw, (a, b), t = dialect.jaro_winkler_function_name, level.columns, level.threshold
+        made = cll.CustomLevel(f"{jw}({a}_l, {b}_r) >= {t} AND {jw}({b}_l, {a}_r) >= {t}")
+    elif level.kind == "date_within":
+        made = cll.AbsoluteDateDifferenceLevel(col, input_is_string=False, threshold=int(level.threshold or 0),
+                                               metric="day")
+    elif level.kind == "either_equals":
+        made = cll.Or(cll.LiteralMatchLevel(col, level.value, "string", "left"),
+                      cll.LiteralMatchLevel(col, level.value, "string", "right"))
+    elif level.kind == "all_of":
+        made = cll.And(*(splink_level(p, dialect) for p in level.parts))
+    elif level.kind == "else":
+        made = cll.ElseLevel()
+    elif level.kind == "dice":
+        made = cll.CustomLevel(f"{dice_sql(col or '', dialect)} >= {level.threshold}")
+    elif level.kind == "encoded_null":  # no encoded evidence: both sides have the plaintext, or a side no encoding
+        plain, enc = level.columns
+        made = cll.CustomLevel(f"({plain}_l IS NOT NULL AND {plain}_r IS NOT NULL) OR {enc}_l IS NULL "
+                               f"OR {enc}_r IS NULL").configure(is_null_level=True)
+    else:  # pragma: no cover - the Level type lists every kind
+        raise ValueError(f"unknown level kind {level.kind}")
+    if level.kind == "null" and len(level.columns) > 1:
+        made = made.configure(is_null_level=True)
+    if level.prior_mu is not None:
+        m, u = level.prior_mu
+        made = made.configure(m_probability=m, u_probability=u)
+        if level.fix_m:
+            made = made.configure(fix_m_probability=True)
+    if mu[0] is not None and mu[1] is not None:  # trained parameters of a saved model
+        made = made.configure(m_probability=mu[0], u_probability=mu[1])
+    return made.configure(label_for_charts=str(level.label))
+
+
+def splink_comparison(comp: Comparison, dialect: Any, params: list[tuple[Any, Any]] | None = None) -> Any:
+    """One cilink ``Comparison`` as a Splink comparison; ``params``: its levels' trained (m, u)."""
+    params = params or [(None, None)] * len(comp.levels)
+    return cl.CustomComparison(
+        comparison_levels=[splink_level(lv, dialect, mu) for lv, mu in zip(comp.levels, params, strict=True)],
+        output_column_name=comp.name,
+        comparison_description=comp.description or comp.name,
+    )
+
+
+def splink_settings(spec: LinkSpec, db: Any, model: Model | None = None) -> SettingsCreator:
+    """Splink settings for ``spec`` in this backend's SQL; with ``model``, carrying its trained parameters."""
+    params: list[list[tuple[Any, Any]]] = [[(None, None)] * len(c.levels) for c in spec.comparisons]
+    extra: dict[str, Any] = {}
+    if model is not None:
+        params = parameters(model)
+        if [len(c.levels) for c in spec.comparisons] != [len(p) for p in params]:
+            raise LinkEngineError("the saved model does not fit the comparisons in force",
+                                  hint="run `cilink link --retrain`")
+        extra["probability_two_random_records_match"] = model.settings["probability_two_random_records_match"]
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name=UNIQUE_ID,
+        comparisons=[splink_comparison(c, db.sql_dialect, p) for c, p in zip(spec.comparisons, params, strict=True)],
+        **extra,
+        blocking_rules_to_generate_predictions=[splink_block_on(*r.columns) for r in spec.blocking_rules],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=True,
+        max_iterations=25,
+        em_convergence=0.0001,
+    )
