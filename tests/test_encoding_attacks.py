@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from benchmarks import salt_partition
 
 from cilink.config import load_config
 from cilink.encoding import attacks
+from cilink.encoding import scheme as scheme_module
 from cilink.encoding.audit import AuditRefused
-from cilink.encoding.encode import encode_export, read_metadata
+from cilink.encoding.encode import encode_export, encode_frame, read_metadata
 from cilink.encoding.scheme import SCHEME_ID, SCHEME_V1, Scheme
 from cilink.ingest.batches import read_export, validate_batch
 from cilink.operate.demo import run_demo
@@ -133,6 +135,23 @@ def test_hub_with_linked_pairs_cannot_decode_unlinked_records(demo: Demo) -> Non
     new, old = hub_attack(demo, "v2"), hub_attack(demo, "v1")
     assert max(new.values()) <= LIMIT, new
     assert old["first_name"] > 0.2 and old["last_name"] > 0.2, old
+
+
+def test_a_salt_aware_attacker_learns_only_where_a_salt_is_shared_by_many(demo: Demo,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks.salt_partition: half the records known, bit positions learned per salt group. Names salted
+    by the birth date (1-3 records per date) teach it nothing; the birth date, salted by a first-name code that
+    dozens of records share, leaks a little at 5,000 people — and more as the file grows (docs/encodings.md,
+    "Residual risks"). A surname salted by that code leaks like the birth date (issue 19's candidates)."""
+    v2 = {r.field: r for r in salt_partition.measure(pl.read_parquet(demo.files["v2"]), demo.truth, Scheme())}
+    assert v2["first_name"].reidentified <= 0.005 and v2["last_name"].reidentified <= 0.005, v2
+    assert 0 < v2["dob"].reidentified <= LIMIT, v2["dob"]
+    assert 2 * v2["dob"].groups < v2["last_name"].groups  # a first-name code is shared by more records
+
+    monkeypatch.setitem(scheme_module.CROSS_SALTS, "last_name", "first_name~~")
+    coarse = encode_frame(demo.truth, Scheme(), SECRET, seed=b"coarse")
+    last = {r.field: r for r in salt_partition.measure(coarse, demo.truth, Scheme())}["last_name"]
+    assert last.salted_by == "first_name~~" and last.reidentified > 4 * max(v2["last_name"].reidentified, 0.005)
 
 
 def test_encode_audit_prints_shares_and_refuses_above_the_limit(demo: Demo, tmp_path: Path) -> None:
