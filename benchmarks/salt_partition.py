@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,10 @@ import polars as pl
 from cilink.config import load_config
 from cilink.encoding import attacks
 from cilink.encoding import scheme as scheme_module
-from cilink.encoding.audit import audit_frame
+from cilink.encoding.audit import audit_frame, salt_values
 from cilink.encoding.encode import encode_frame
 from cilink.encoding.scheme import Scheme
 from cilink.ingest.batches import read_export, validate_batch
-from cilink.link.names import phonetic_series
 from cilink.operate.demo import run_demo
 
 SECRET = b"partners-shared-secret-0123456789"  # the attack tests' secret (tests/test_encoding_attacks.py)
@@ -58,59 +58,29 @@ def _text(col: pl.Series) -> pl.Series:
     return col.dt.strftime("%Y%m%d") if col.dtype == pl.Date else col.cast(pl.String)
 
 
-def salt_values(truth: pl.DataFrame, scheme: Scheme, field: str) -> list[str | None]:
-    """Every record's salt for ``field``, computed from its plaintext as the encoder does
-    (``cilink.encoding.encode.field_filters``) — what an attacker who knows the scheme computes."""
-    salt_of = scheme.salt_of(field)
-    if salt_of is None:
-        return [None] * truth.height
-    col = _text(truth[salt_of.rstrip("~")])
-    if salt_of.endswith("~"):
-        col = phonetic_series(col, formal=salt_of.endswith("~~"))
-    return col.to_list()
-
-
-def partitioned_known_pairs(bits: np.ndarray, present: np.ndarray, values: Sequence[str | None],
-                            salts: Sequence[str | None], known: np.ndarray,
-                            years: np.ndarray | None = None) -> tuple[float, list[int]]:
-    """(share of the unknown records with a value decoded to it, salt group sizes): positions learned per salt
-    group from its ``known`` records, then the group's other records decoded against every value of the field
-    (``years``: birth dates, decoded against every date of the record's clear birth year instead)."""
-    vocab = [] if years is not None else list(dict.fromkeys(v for v in values if v))
-    groups: dict[str | None, list[int]] = {}
-    for i, s in enumerate(salts):
-        groups.setdefault(s, []).append(i)
-    hits = total = 0
-    for rows in groups.values():
-        taught = [r for r in rows if known[r] and present[r] and values[r]]
-        target = np.array([r for r in rows if not known[r] and present[r] and values[r]], dtype=np.int64)
-        total += target.size
-        if len(taught) < 2 or not target.size:  # nothing to learn from, or nobody left to decode
-            continue
-        learned = attacks.learn_positions(bits[taught], [str(values[r]) for r in taught])
-        mask = np.zeros(len(present), dtype=bool)
-        mask[target] = True
-        if years is not None:
-            dates = {int(y): attacks.dates_of_year(int(y)) for y in set(years[target].tolist()) if y}
-            guesses = attacks.decode(bits, mask, learned, [], groups=years, group_vocabulary=dates)
-        else:
-            guesses = attacks.decode(bits, mask, learned, vocab)
-        hits += sum(1 for r in target if guesses[r] == values[r])
-    return (hits / total if total else 0.0), sorted((len(g) for g in groups.values()), reverse=True)
-
-
 def measure(encoded: pl.DataFrame, truth: pl.DataFrame, scheme: Scheme, seed: int = 0) -> list[PartitionResult]:
-    """The salt-aware attack on first name, last name and birth date, half the records known (drawn by ``seed``)."""
+    """The salt-aware attack (``cilink.encoding.attacks.salt_aware_known_pairs``, as the audit runs it) on first
+    name, last name and birth date, half the records known (drawn by ``seed``); names are decoded against the
+    file's own values, birth dates against every date of the record's clear birth year."""
     n = truth.height
-    known = np.zeros(n, dtype=bool)
-    known[np.random.default_rng(seed).permutation(n)[: n // 2]] = True
+    known = np.sort(np.random.default_rng(seed).permutation(n)[: n // 2])
+    unknown = np.setdiff1d(np.arange(n), known)
     years = encoded["birth_year"].fill_null(0).to_numpy()
     out = []
     for field in FIELDS:
         bits, present = attacks.unpack(encoded[f"enc_{field}"])
-        rate, sizes = partitioned_known_pairs(bits, present, _text(truth[field]).to_list(),
-                                              salt_values(truth, scheme, field), known,
-                                              years if field == "dob" else None)
+        values = _text(truth[field]).to_list()
+        salts = salt_values(truth, scheme, field)
+        if field == "dob":
+            dates = {int(y): attacks.dates_of_year(int(y)) for y in set(years.tolist()) if y}
+            guesses = attacks.salt_aware_known_pairs(bits, present, values, salts, known, [], groups=years,
+                                                     group_vocabulary=dates)
+        else:
+            vocab = list(dict.fromkeys(v for v in values if v))
+            guesses = attacks.salt_aware_known_pairs(bits, present, values, salts, known, vocab)
+        scored = [i for i in unknown.tolist() if present[i]]
+        rate = attacks.reidentified([guesses[i] for i in scored], [values[i] for i in scored])
+        sizes = sorted(Counter(s for s in salts if s is not None).values(), reverse=True)
         out.append(PartitionResult(field, scheme.salt_of(field), rate, len(sizes), tuple(sizes[:3])))
     return out
 
