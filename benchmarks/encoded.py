@@ -177,7 +177,7 @@ def bar_line(rows: Sequence[EncodedRow]) -> str:
     sizes = sorted({r.size for r in rows})
     at = ", ".join(f"{n:,}" for n in sizes)
     return (f"**The bar** (issue 19): a project with one encoded partner links within {BAR_F1:g} F1 of "
-            f"all-plaintext at {BAR_PEOPLE:,} people (`tests/test_encoding_link.py` checks it at 1,000). "
+            f"all-plaintext at {BAR_PEOPLE:,} people (`tests/test_encoding_link.py` checks it there). "
             f"F1 vs all plaintext at {at} people: {'; '.join(said) or 'n/a'}. All-encoded mode has no bar: "
             "every partner loses nickname, swap, term-frequency and address evidence (docs/encodings.md).")
 

@@ -20,7 +20,7 @@ from cilink.encoding import attacks
 from cilink.encoding import scheme as scheme_module
 from cilink.encoding.audit import AuditRefused
 from cilink.encoding.encode import encode_export, encode_frame, read_metadata
-from cilink.encoding.scheme import SCHEME_ID, SCHEME_V1, Scheme
+from cilink.encoding.scheme import SCHEME_ID, SCHEME_V1, SCHEME_V2, Scheme
 from cilink.ingest.batches import read_export, validate_batch
 from cilink.operate.demo import run_demo
 from tests.conftest import run_cli
@@ -40,7 +40,7 @@ class Demo:
         export = self.ws / "inbox" / "workforce-board" / "workforce-board.xlsx"
         self.truth = validate_batch(read_export(export, partner)[1], partner, "workforce").accepted
         self.files = {}
-        for label, scheme in (("v2", Scheme()), ("v1", Scheme(scheme=SCHEME_V1))):
+        for label, scheme in (("default", Scheme()), ("v1", Scheme(scheme=SCHEME_V1))):
             self.files[label] = root / f"workforce.{label}.parquet"
             encode_export(config, export, self.files[label], partner_id="workforce-board", scheme=scheme,
                           secret=SECRET)
@@ -82,9 +82,9 @@ def rates(demo: Demo, label: str, field: str) -> dict[str, float]:
 
 
 def test_default_scheme_holds_against_outsider_attacks(demo: Demo) -> None:
-    assert read_metadata(demo.files["v2"])["scheme"] == SCHEME_ID  # type: ignore[index]
+    assert read_metadata(demo.files["default"])["scheme"] == SCHEME_ID  # type: ignore[index]
     for field in NAMES:
-        got = rates(demo, "v2", field)
+        got = rates(demo, "default", field)
         assert max(got.values()) <= LIMIT, (field, got)
 
 
@@ -132,7 +132,7 @@ def hub_attack(demo: Demo, label: str) -> dict[str, float]:
 
 
 def test_hub_with_linked_pairs_cannot_decode_unlinked_records(demo: Demo) -> None:
-    new, old = hub_attack(demo, "v2"), hub_attack(demo, "v1")
+    new, old = hub_attack(demo, "default"), hub_attack(demo, "v1")
     assert max(new.values()) <= LIMIT, new
     assert old["first_name"] > 0.2 and old["last_name"] > 0.2, old
 
@@ -143,7 +143,8 @@ def test_a_salt_aware_attacker_learns_only_where_a_salt_is_shared_by_many(demo: 
     by the birth date (1-3 records per date) teach it nothing; the birth date, salted by a first-name code that
     dozens of records share, leaks a little at 5,000 people — and more as the file grows (docs/encodings.md,
     "Residual risks"). A surname salted by that code leaks like the birth date (issue 19's candidates)."""
-    v2 = {r.field: r for r in salt_partition.measure(pl.read_parquet(demo.files["v2"]), demo.truth, Scheme())}
+    v2 = {r.field: r for r in salt_partition.measure(encode_frame(demo.truth, Scheme(scheme=SCHEME_V2), SECRET),
+                                                     demo.truth, Scheme(scheme=SCHEME_V2))}
     assert v2["first_name"].reidentified <= 0.005 and v2["last_name"].reidentified <= 0.005, v2
     assert 0 < v2["dob"].reidentified <= LIMIT, v2["dob"]
     assert 2 * v2["dob"].groups < v2["last_name"].groups  # a first-name code is shared by more records
@@ -178,18 +179,21 @@ def test_encode_audit_prints_shares_and_refuses_above_the_limit(demo: Demo, tmp_
     assert "first_name" in r.stderr and "was not written" in r.stderr
 
 
-def test_the_audit_refuses_v2_birth_dates_of_a_large_file(tmp_path: Path) -> None:
-    """The salt-aware attack in the audit: at 20,000 people the workforce file's ~5,000 records share a
-    first-name code by the dozen, and half of them known give a seventh of the other birth dates away."""
+def test_the_audit_refuses_v2_birth_dates_of_a_large_file_and_passes_v3(tmp_path: Path) -> None:
+    """The salt-aware attack in the audit: at 20,000 people the workforce file's ~5,000 records share v2's
+    birth-date salt (a first-name code) by the dozen, and half of them known give a seventh of the other birth
+    dates away; v3 adds the clear birth year to that salt, and the groups are a few records each."""
     from cilink.encoding.audit import audit_frame
 
     truth = salt_partition.demo_workforce(tmp_path, 20_000, 1)
-    encoded = encode_frame(truth, Scheme(), SECRET, seed=b"audit-at-scale")
-    result = audit_frame(encoded, truth, Scheme())
+    old = Scheme(scheme=SCHEME_V2)
+    result = audit_frame(encode_frame(truth, old, SECRET, seed=b"audit-at-scale"), truth, old)
     shares = result.shares["dob"]
     assert shares["salt-aware known pairs (half the records)"] > 2 * LIMIT, shares
     assert shares["known pairs (half the records)"] <= LIMIT, "the attack without salt groups sees nothing"
     assert not result.passed and max(result.worst()[f] for f in NAMES) <= LIMIT
+    now = audit_frame(encode_frame(truth, Scheme(), SECRET, seed=b"audit-at-scale"), truth, Scheme())
+    assert now.passed and now.shares["dob"]["salt-aware known pairs (half the records)"] <= 0.01, now.shares
 
 
 def test_audit_refuses_the_old_scheme(demo: Demo, tmp_path: Path) -> None:

@@ -21,9 +21,9 @@ import numpy as np
 import polars as pl
 
 from cilink.encoding import attacks
+from cilink.encoding.encode import salt_series
 from cilink.encoding.scheme import BIRTH_YEAR, ENC_PREFIX, Scheme
 from cilink.errors import CilinkError
-from cilink.link.names import phonetic_series
 
 #: default refusal limit: the share of records any attack may re-identify in any audited field
 DEFAULT_LIMIT = 0.05
@@ -65,19 +65,13 @@ class AuditResult:
 
 def salt_values(plain: pl.DataFrame, scheme: Scheme, name: str) -> list[str | None]:
     """Each record's salt for field ``name``, computed from its standardized plaintext as the encoder computes
-    it (``cilink.encoding.encode.field_filters``): what an attacker who knows the scheme and the record can."""
+    it (``cilink.encoding.encode.salt_series``): what an attacker who knows the scheme and the record can."""
     salt_of = scheme.salt_of(name)
-    column = salt_of.rstrip("~") if salt_of else None
     if salt_of == BIRTH_YEAR:
         return (plain["dob"].dt.year().cast(pl.String).to_list() if "dob" in plain.columns
                 else [None] * plain.height)
-    if column is None or column not in plain.columns:
-        return [None] * plain.height
-    values = plain[column]
-    values = values.dt.strftime("%Y%m%d") if values.dtype == pl.Date else values.cast(pl.String)
-    if salt_of.endswith("~"):  # type: ignore[union-attr]
-        values = phonetic_series(values, formal=salt_of.endswith("~~"))  # type: ignore[union-attr]
-    return values.to_list()
+    salts = salt_series(plain, salt_of)
+    return salts.to_list() if salts is not None else [None] * plain.height
 
 
 def audit_frame(encoded: pl.DataFrame, plain: pl.DataFrame, scheme: Scheme, *, limit: float = DEFAULT_LIMIT,

@@ -68,6 +68,31 @@ def _value(frame: pl.DataFrame, name: str) -> pl.Series:
     return col.cast(pl.String)
 
 
+def salt_series(frame: pl.DataFrame, salt_of: str | None) -> pl.Series | None:
+    """Each record's salt as text from a ``Scheme.salt_of`` spec: a field, ``~`` its phonetic code (``~~``: of
+    the formal form), ``birth_year`` the year of ``dob``, parts joined by ``+`` (null when a part is). None
+    when the spec names nothing the frame has. The encoder, the hub and the audit's attacker all call this."""
+    if salt_of is None:
+        return None
+    parts = []
+    for part in salt_of.split("+"):
+        column = part.rstrip("~")
+        if column == BIRTH_YEAR:
+            if "dob" not in frame.columns:
+                return None
+            parts.append(frame["dob"].dt.year().cast(pl.String))
+            continue
+        if column not in frame.columns:
+            return None
+        values = _value(frame, column)
+        if part.endswith("~"):
+            values = phonetic_series(values, formal=part.endswith("~~"))
+        parts.append(values)
+    if len(parts) == 1:
+        return parts[0]
+    return pl.DataFrame(parts).select(pl.concat_str(pl.all(), separator="|")).to_series()
+
+
 def field_filters(frame: pl.DataFrame, scheme: Scheme, secret: bytes, name: str,
                   permutations: SaltPermutations | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(unhardened filters, mask of rows with a value) of one field of standardized records, salted as the
@@ -75,15 +100,10 @@ def field_filters(frame: pl.DataFrame, scheme: Scheme, secret: bytes, name: str,
     both call this, so their encodings of the same record agree. Pass one ``permutations`` for all fields
     of a frame to compute each salt's permutation once."""
     salt_of = scheme.salt_of(name)
-    salt_field = salt_of.rstrip("~") if salt_of else None
-    if salt_of == BIRTH_YEAR:
+    if salt_of == BIRTH_YEAR:  # v1: the clear year, as a number
         salts = frame["dob"].dt.year().cast(pl.Int16) if "dob" in frame.columns else None
-    elif salt_field is not None and salt_field in frame.columns:
-        salts = _value(frame, salt_field)
-        if salt_of.endswith("~"):  # type: ignore[union-attr]
-            salts = phonetic_series(salts, formal=salt_of.endswith("~~"))  # type: ignore[union-attr]
     else:
-        salts = None
+        salts = salt_series(frame, salt_of)
     if scheme.deprecated:
         permutations = None
     elif permutations is None:

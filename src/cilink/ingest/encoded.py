@@ -31,6 +31,7 @@ from cilink.encoding.scheme import (
     READABLE_SCHEMES,
     SCHEME_ID,
     SCHEME_V1,
+    SCHEME_V2,
     key_fingerprint,
     metadata_bytes,
 )
@@ -144,6 +145,10 @@ def read_encoded(data: bytes, file: str, partner: PartnerSettings, meta: dict[st
         notes["warning"] = (f"encoded with the old scheme '{SCHEME_V1}', whose name filters published attacks "
                             f"re-identify (docs/encodings.md); ask the partner to re-encode with '{SCHEME_ID}' "
                             "(all partners of a project must use one scheme)")
+    elif meta["scheme"] == SCHEME_V2:
+        notes["warning"] = (f"encoded with the old scheme '{SCHEME_V2}', whose birth dates an attacker who knows "
+                            "part of a large file's plaintext decodes (docs/encodings.md); ask the partner to "
+                            f"re-encode with '{SCHEME_ID}' (all partners of a project must use one scheme)")
     return Mapped(mapped, {f: f for f in fields}, len(columns), ignored, notes=notes, native_dates=True,
                   passthrough=passthrough, encoding=meta)
 
