@@ -265,10 +265,10 @@ def compose_report(ws: Workspace, ctx: sections.Context, detail: Release | None,
     state_run = ctx.generation.name if ctx.generation else "none"
     meta = [f"{heading} · link generation {state_run}"
             + (f" · checked against aggregate release {earlier.release_id}" if earlier is not None else ""),
-            f"Counts of people from 1 to {min_cell - 1} are shown as {'*'}, and so are the fewest other counts of "
-            "people from which one could be worked out (complementary suppression, also together with the previous "
-            f"aggregate release): {_hidden_share(cells, protection)}. Counts of rows, files and pairs are not "
-            "counts of people and are shown as they are. – : not available."]
+            f"Counts of people from 1 to {min_cell - 1} are shown as {'*'}, and so are other counts of people "
+            "from which one could be worked out, each of them needed (complementary suppression, also together with "
+            f"the previous aggregate release): {_hidden_share(cells, protection)}. Counts of rows, files and pairs "
+            "are not counts of people and are shown as they are. – : not available."]
     if noisy_release is not None:
         meta[1] = (f"{noisy_release.footnote()}. Every count of people on this page is noisy: it differs from the "
                    "exact count by a random amount (the manifest gives each table's noise scale), so that no one "
