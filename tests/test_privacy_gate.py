@@ -236,6 +236,23 @@ def test_lookups_by_kind():
     assert dates == {GateRule.DAY_PRECISION_DATE, GateRule.DOB_VALUE}
 
 
+def test_a_shared_identifier_is_a_restricted_id(tmp_path):
+    """A statewide student id (``shared_id``) is looked up like the partner's own ids: a release that carries
+    one, in any case, is refused."""
+    from cilink.export.restricted_values import collect_restricted_values
+    from tests.link_synth import new_workspace, partner_records, population, stage_batch
+
+    ws = new_workspace(tmp_path / "ws", ["a"])
+    records = partner_records(population(5, seed=2), "a", seed=1).with_columns(
+        pl.Series("shared_id", ["SASID1001", "SASID1002", None, "SASID1004", "SASID1005"]))
+    stage_batch(ws, "a", records)
+    rv = collect_restricted_values(ws, None)
+    assert {"SASID1001", "SASID1005"} <= set(rv.source_ids.to_list())
+    spec = ColumnSpec("program", pl.String(), "free text")
+    got = {f.rule for f in check_values("events", "program", pl.Series(["sasid1002", "P-17"]), spec, rv)}
+    assert got == {GateRule.SOURCE_ID_VALUE}
+
+
 def test_vocabulary_columns_are_checked_by_vocabulary_not_by_name():
     """'white' is a race category and a surname: the vocabulary, not the name list, decides."""
     rv = _rv(names=["white"])

@@ -56,7 +56,7 @@ CROSS_SALTS_V2 = {
 }
 CROSS_SALTS = {**CROSS_SALTS_V2, "dob": "first_name~~+birth_year"}
 #: identifying fields dropped outright (too little signal to be worth an encoding)
-DROPPED_FIELDS = ("name_suffix", "unit")
+DROPPED_FIELDS = ("name_suffix", "unit", "shared_id")
 
 
 @dataclass(frozen=True)

@@ -89,11 +89,14 @@ def collect_restricted_values(ws: Workspace, crosswalk: pl.DataFrame | None = No
             staged.select(first, middle, last).unique(),
             *[staged.select(pl.col(kind).drop_nulls().unique()) for kind in ("ssn", "dob", "street", "phone", "email")],
             staged.select(pl.col("source_person_id").cast(pl.String).drop_nulls().unique()),
+            # a shared identifier (a statewide student id) is an id like the partner's own
+            staged.select((pl.col("shared_id") if "shared_id" in staged.collect_schema() else pl.lit(None))
+                          .cast(pl.String).drop_nulls().unique()),
         ])
         kinds["names"] += [triples.select(e.alias("v")).to_series().drop_nulls() for e in (
             first, last, middle, pl.concat_str([first, last], separator=" "),
             pl.concat_str([last, first], separator=" "), pl.concat_str([first, middle, last], separator=" "))]
-        for kind, values in zip(("ssn", "dob", "street", "phone", "email", "ids"), distinct, strict=True):
+        for kind, values in zip(("ssn", "dob", "street", "phone", "email", "ids", "ids"), distinct, strict=True):
             kinds[kind].append(values.to_series())
         if extra:  # enrollment and household ids are about one per row: nothing to gain from de-duplicating
             ids = staged.select(*[pl.col(f).cast(pl.String) for f in extra]).collect()

@@ -113,6 +113,12 @@ def ssn(s: pl.Expr, mat: Mat = same) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr
     return value, last4, present & ~masked & ~valid, present & masked
 
 
+def shared_id(s: pl.Expr) -> pl.Expr:
+    """A shared identifier: upper-case letters and digits, separators and spaces dropped (``12-345 a`` →
+    ``12345A``); null when nothing is left."""
+    return _null_if_empty(s.str.to_uppercase().str.replace_all(r"[^0-9A-Z]", ""))
+
+
 def ssn_last4(s: pl.Expr, mat: Mat = same) -> tuple[pl.Expr, pl.Expr]:
     """A last-four cell → (4 digits or null, invalid mask); 1–3 bare digits regain Excel's lost zeros."""
     compact = mat(s.str.replace_all(r"[\s\-.Xx*#]", ""))

@@ -157,6 +157,8 @@ def _identity_or_generic(plan: _Plan, spec: FieldSpec, raw: pl.Expr, rules: Rule
         plan.values["__ssn_last4"] = last4
         plan.issue(n, Flag.SSN_INVALID, invalid)
         plan.issue(n, Flag.SSN_MASKED, masked)
+    elif n == "shared_id":
+        plan.values[n] = std.shared_id(raw)
     elif n == "ssn_last4":
         value, bad = std.ssn_last4(raw, mat)
         plan.values[n] = value

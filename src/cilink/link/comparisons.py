@@ -49,11 +49,13 @@ DERIVED_COLUMNS: dict[str, str] = {
     "street_key": "_cilink_street_key",
     #: first and last name, sorted: equal for a record and its first/last-swapped twin
     "name_pair": "_cilink_name_pair",
+    #: the last four characters of the shared identifier (as ``ssn_last4`` is of the SSN)
+    "shared_id_tail": "_cilink_shared_id_tail",
 }
 #: Identity fields of a linkable record that rules may use directly.
 RECORD_FIELDS = (
     "first_name", "middle_name", "last_name", "name_suffix", "dob", "sex", "ssn", "ssn_last4", "street",
-    "unit", "city", "state", "zip5", "phone", "email",
+    "unit", "city", "state", "zip5", "phone", "email", "shared_id",
 )
 
 
@@ -317,6 +319,23 @@ def ssn_comparison() -> Comparison:
     )
 
 
+def shared_id_comparison() -> Comparison:
+    """An identifier the partners share that is not an SSN (a statewide student id): exact, one edit, same
+    last four characters, two edits, else — the SSN's levels, as ids are typed like SSNs. Null for every pair
+    where no partner sends one, so it changes nothing there."""
+    return Comparison(
+        "shared_id",
+        with_priors((
+            null("shared_id"),
+            exact("shared_id", label="shared id exact"),
+            edit_distance("shared_id", 1, label="shared id one edit"),
+            exact(column("shared_id_tail"), label="same last four characters"),
+            edit_distance("shared_id", 2, label="shared id two edits"),
+            else_level(),
+        ), (0.86, 1e-5), (0.013, 1e-6), (0.1, 1e-4), (0.005, 1e-5), (0.02, 0.9999)),
+    )
+
+
 def sex_comparison() -> Comparison:
     """Sex: agree or not."""
     return Comparison("sex", with_priors((null("sex"), exact("sex"), else_level()), (0.98, 0.5), (0.02, 0.5)))
@@ -448,13 +467,15 @@ COMPARISONS: dict[str, Callable[[], Comparison]] = {
     "last_name": lambda: name_comparison("last_name"),
     "dob": dob_comparison,
     "ssn": ssn_comparison,
+    "shared_id": shared_id_comparison,
     "sex": sex_comparison,
     "email": email_comparison,
     "zip5": zip_comparison,
     "street": street_comparison,
     "phone": phone_comparison,
 }
-DEFAULT_COMPARISONS = ("first_name", "last_name", "dob", "ssn", "sex", "email", "zip5", "street", "phone")
+DEFAULT_COMPARISONS = ("first_name", "last_name", "dob", "ssn", "shared_id", "sex", "email", "zip5", "street",
+                       "phone")
 
 
 def default_blocking_rules() -> tuple[BlockingRule, ...]:
@@ -462,12 +483,14 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
     return (
         block_on("dob"),
         block_on("ssn"),
+        block_on("shared_id"),
         block_on("first_name", "last_name"),
         block_on("first_phonetic", "last_phonetic", "birth_year"),
         block_on("first_phonetic", "last_phonetic", "birth_month_day"),
         block_on("name_pair", "birth_year"),
         block_on("street_key", "zip5"),
         block_on("ssn_last4", "birth_year"),
+        block_on("shared_id_tail", "birth_year"),
     )
 
 
@@ -481,6 +504,7 @@ class LinkSpec:
     deterministic_rules: tuple[BlockingRule, ...] = (
         block_on("first_name", "last_name", "dob"),
         block_on("ssn", "dob"),
+        block_on("shared_id", "dob"),
     )
     #: EM training sessions; each estimates m for the comparisons not used by its rule. Pairs at the same
     #: street address are left out: household members (twins on ``dob``, a father and his namesake son on
@@ -488,6 +512,7 @@ class LinkSpec:
     training_rules: tuple[BlockingRule, ...] = (
         block_on("dob", apart=("street_key",)),
         block_on("ssn", apart=("street_key",)),
+        block_on("shared_id", apart=("street_key",)),
         block_on("first_name", "last_name", apart=("street_key",)),
     )
     deterministic_recall: float = 0.8

@@ -108,7 +108,7 @@ def nameless_ambiguous(pairs: pl.DataFrame, thresholds: Thresholds, nameless: pl
 
 def _strong_id(pairs: pl.DataFrame) -> list[pl.Expr]:
     """An SSN or e-mail agreement strong enough to tell twins apart (the plaintext or encoded comparison)."""
-    return [pl.col(c) >= _STRONG_ID_WEIGHT for c in ("w_ssn", "w_email", "w_ssn_enc", "w_email_enc")
+    return [pl.col(c) >= _STRONG_ID_WEIGHT for c in ("w_ssn", "w_shared_id", "w_email", "w_ssn_enc", "w_email_enc")
             if c in pairs.columns]
 
 

@@ -30,14 +30,14 @@ from cilink.link.placeholders import placeholder
 #: Identity fields of a linkable record, in order (design §4).
 IDENTITY_FIELDS = (
     "first_name", "middle_name", "last_name", "name_suffix", "dob", "sex", "ssn", "ssn_last4", "street",
-    "unit", "city", "state", "zip5", "phone", "email",
+    "unit", "city", "state", "zip5", "phone", "email", "shared_id",
 )
 KEY_COLUMNS = ("record_id", "partner", "source_person_id")
 DERIVED = (
     "_cilink_first_aliases", "_cilink_last_tokens", "_cilink_first_phonetic", "_cilink_last_phonetic",
     "_cilink_first_initial", "_cilink_dob_digits", "_cilink_birth_year", "_cilink_birth_month",
     "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_dob_as_written", "_cilink_street_key",
-    "_cilink_name_pair", "_cilink_name_placeholder",
+    "_cilink_name_pair", "_cilink_shared_id_tail", "_cilink_name_placeholder",
 )
 RECORD_COLUMNS = (*KEY_COLUMNS, *IDENTITY_FIELDS, *DERIVED)
 
@@ -156,6 +156,7 @@ def _derive(frame: pl.DataFrame, encoding: EncodingPlan | None = None) -> pl.Dat
             dob.dt.strftime("%m%d").alias("_cilink_birth_month_day"),
             pl.when(~pl.col("_dob_repaired")).then(dob.dt.strftime("%Y%m%d")).alias("_cilink_dob_as_written"),
             street_key(pl.col("street")).alias("_cilink_street_key"),
+            pl.col("shared_id").str.slice(-4).alias("_cilink_shared_id_tail"),
             # first and last name in either order: a first/last swap agrees on it
             pl.when(pl.col("first_name").is_not_null() & pl.col("last_name").is_not_null()).then(
                 pl.concat_str([pl.min_horizontal("first_name", "last_name"), pl.lit("|"),

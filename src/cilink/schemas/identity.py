@@ -43,6 +43,8 @@ class IdentityRecord(BaseModel):
     sex: Literal["F", "M", "X"] | None = Field(default=None, description="F, M or X (null when unknown)")
     ssn: str | None = pii("Social Security number, 9 digits; invalid or placeholder values are nulled and flagged")
     ssn_last4: str | None = pii("Last four SSN digits (kept when only a masked SSN is given)")
+    shared_id: str | None = pii("An identifier the partners share that is not an SSN (a statewide student id, a "
+                                "Medicaid id); standardized: upper-case letters and digits only")
     street: str | None = pii("Street address line (standardized upper-case)")
     unit: str | None = pii("Apartment or unit")
     city: str | None = pii("City")
