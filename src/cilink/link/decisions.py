@@ -20,9 +20,10 @@ Pair guards (household members are the main source of false links, design §5):
   birth date typed on a person's form looks the same, so such a pair needs a reviewer either way;
 - ``nameless_ambiguous`` — a record without a first name (none given, or a placeholder such as "Baby Boy")
   that reaches the link threshold with two or more records of one partner (then all its candidates wait),
-  or a pair of two such records: twins and siblings agree on everything else, so which of them it is needs
-  a reviewer, unless an SSN or e-mail agrees. With one candidate it links: a missing name is missing, not a
-  disagreement.
+  or with a record of its own partner (families enrol together: the one candidate there may be the twin), or a
+  pair of two such records: twins and siblings agree on everything else, so which of them it is needs a
+  reviewer, unless an SSN or e-mail agrees. With one candidate at another partner it links: a missing name is
+  missing, not a disagreement.
 """
 
 from __future__ import annotations
@@ -101,7 +102,10 @@ def nameless_ambiguous(pairs: pl.DataFrame, thresholds: Thresholds, nameless: pl
         pl.col("_y").str.splitn(":", 2).struct.field("field_0").alias("_partner"))
     # ambiguous at one partner: every candidate of that record waits (the twin may be at another partner too)
     ambiguous = (pl.len().over("_x", "_partner") >= 2).any().over("_x")
-    held = sides.filter(ambiguous | pl.col("_y").is_in(nameless.implode()))
+    # a candidate at the nameless record's own partner: families enrol together, so a same-surname, same-birth-
+    # date record there is as likely the twin as the child's other entry
+    own_partner = pl.col("_x").str.splitn(":", 2).struct.field("field_0") == pl.col("_partner")
+    held = sides.filter(ambiguous | own_partner | pl.col("_y").is_in(nameless.implode()))
     return (held.filter(~pl.col("_strong")).select("record_id_l", "record_id_r").unique()
             .sort("record_id_l", "record_id_r"))
 
