@@ -647,7 +647,6 @@ class _Solver:
                 return hidden
             hidden |= chosen
 
-
     def _irredundant(self, hidden: set[Key]) -> set[Key]:
         """``hidden`` less every complement that protects nothing on its own any more: printed after all.
 

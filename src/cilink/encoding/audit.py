@@ -66,11 +66,7 @@ class AuditResult:
 def salt_values(plain: pl.DataFrame, scheme: Scheme, name: str) -> list[str | None]:
     """Each record's salt for field ``name``, computed from its standardized plaintext as the encoder computes
     it (``cilink.encoding.encode.salt_series``): what an attacker who knows the scheme and the record can."""
-    salt_of = scheme.salt_of(name)
-    if salt_of == BIRTH_YEAR:
-        return (plain["dob"].dt.year().cast(pl.String).to_list() if "dob" in plain.columns
-                else [None] * plain.height)
-    salts = salt_series(plain, salt_of)
+    salts = salt_series(plain, scheme.salt_of(name))
     return salts.to_list() if salts is not None else [None] * plain.height
 
 

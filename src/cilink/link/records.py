@@ -154,7 +154,6 @@ def _derive(frame: pl.DataFrame, encoding: EncodingPlan | None = None) -> pl.Dat
             dob.dt.strftime("%m").alias("_cilink_birth_month"),
             dob.dt.strftime("%d").alias("_cilink_birth_day"),
             dob.dt.strftime("%m%d").alias("_cilink_birth_month_day"),
-            pl.when(~pl.col("_dob_repaired")).then(dob.dt.strftime("%Y%m%d")).alias("_cilink_dob_as_written"),
             street_key(pl.col("street")).alias("_cilink_street_key"),
             pl.col("shared_id").str.slice(-4).alias("_cilink_shared_id_tail"),
             # first and last name in either order: a first/last swap agrees on it
@@ -162,6 +161,7 @@ def _derive(frame: pl.DataFrame, encoding: EncodingPlan | None = None) -> pl.Dat
                 pl.concat_str([pl.min_horizontal("first_name", "last_name"), pl.lit("|"),
                                pl.max_horizontal("first_name", "last_name")])).alias("_cilink_name_pair"),
         )
+        .with_columns(pl.when(~pl.col("_dob_repaired")).then(pl.col("_cilink_dob_digits")).alias("_cilink_dob_as_written"))
     )
     if encoding is not None:
         return add_encodings(frame, encoding).select(*RECORD_COLUMNS, *ENCODED_RECORD_COLUMNS).sort("record_id")

@@ -40,19 +40,19 @@ def noisy_report_counts(ctx: sections.Context, epsilon: float) -> tuple[dict[Any
     spent = []
     combos = [c for k in range(1, len(partners) + 1) for c in itertools.combinations(partners, k)]
     labels = [sections._combo_label(c) for c in combos]
+    labelled = list(zip(combos, labels, strict=True))
     overlap, q = noisy_counts(QUERIES[0], per.get_column("ps").list.join(" + ").to_list(), labels,
                               contributions=1, epsilon=epsilon,
                               bound="one row per person: the combination of partners holding their records")
     spent.append(q)
-    for c, label in zip(combos, labels, strict=True):
+    for c, label in labelled:
         values[("overlap", label, len(c), "persons")] = overlap[label]
     # post-processing of the overlap: consistent with it, and free
     for p in partners:
-        values[("partner_persons", p, "persons")] = sum(overlap[lab] for c, lab in zip(combos, labels, strict=True)
-                                                        if p in c)
+        values[("partner_persons", p, "persons")] = sum(overlap[lab] for c, lab in labelled if p in c)
     people = dict(zip(sections.SUMMARY_PEOPLE, (
-        sum(overlap.values()), sum(overlap[lab] for c, lab in zip(combos, labels, strict=True) if len(c) > 1),
-        sum(overlap[lab] for c, lab in zip(combos, labels, strict=True) if len(c) == 1)), strict=True))
+        sum(overlap.values()), sum(overlap[lab] for c, lab in labelled if len(c) > 1),
+        sum(overlap[lab] for c, lab in labelled if len(c) == 1)), strict=True))
     for item, v in people.items():
         values[("people", item, "persons")] = v
     size = pl.when(pl.col("records") >= 5).then(pl.lit("5+")).otherwise(pl.col("records").cast(pl.String))
