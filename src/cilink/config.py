@@ -141,7 +141,7 @@ class LinkSettings(Strict):
         default=5e5, gt=0, description="random pairs sampled to estimate u (more: slower, barely different u)"
     )
     max_pairs_em: float = Field(
-        default=2e6, gt=0, description="pairs sampled (deterministically) per EM training rule that has more"
+        default=5e5, gt=0, description="pairs sampled (deterministically) per EM training rule that has more"
     )
     blocking_rules: list[list[str]] | None = Field(
         default=None, description="override: each rule is a list of fields that must agree"

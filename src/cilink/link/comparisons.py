@@ -39,6 +39,9 @@ DERIVED_COLUMNS: dict[str, str] = {
     "first_phonetic": "_cilink_first_phonetic",
     "last_phonetic": "_cilink_last_phonetic",
     "first_initial": "_cilink_first_initial",
+    "last_initial": "_cilink_last_initial",
+    #: first and last initial, sorted: equal for a record and its first/last-swapped twin
+    "initials": "_cilink_initials",
     "dob_digits": "_cilink_dob_digits",
     "birth_year": "_cilink_birth_year",
     "birth_month": "_cilink_birth_month",
@@ -479,9 +482,16 @@ DEFAULT_COMPARISONS = ("first_name", "last_name", "dob", "ssn", "shared_id", "se
 
 
 def default_blocking_rules() -> tuple[BlockingRule, ...]:
-    """Candidate-pair rules that still work without SSN (most school records have none)."""
+    """Candidate-pair rules that still work without SSN (most school records have none).
+
+    The birth date pairs records only with a shared initial — first, last, or the two swapped: on the
+    1M-person demo the bare birth date made 15.9M of 18.1M candidate pairs, and these three rules find all its
+    true pairs in 2.4M but the 12 (of 202,000 links) whose names share no initial at all (docs/linkage.md).
+    """
     return (
-        block_on("dob"),
+        block_on("dob", "first_initial"),
+        block_on("dob", "last_initial"),
+        block_on("dob", "initials"),
         block_on("ssn"),
         block_on("shared_id"),
         block_on("first_name", "last_name"),

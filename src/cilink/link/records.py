@@ -35,7 +35,8 @@ IDENTITY_FIELDS = (
 KEY_COLUMNS = ("record_id", "partner", "source_person_id")
 DERIVED = (
     "_cilink_first_aliases", "_cilink_last_tokens", "_cilink_first_phonetic", "_cilink_last_phonetic",
-    "_cilink_first_initial", "_cilink_dob_digits", "_cilink_birth_year", "_cilink_birth_month",
+    "_cilink_first_initial", "_cilink_last_initial", "_cilink_initials", "_cilink_dob_digits", "_cilink_birth_year",
+    "_cilink_birth_month",
     "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_dob_as_written", "_cilink_street_key",
     "_cilink_name_pair", "_cilink_shared_id_tail", "_cilink_name_placeholder",
 )
@@ -142,13 +143,19 @@ def _derive(frame: pl.DataFrame, encoding: EncodingPlan | None = None) -> pl.Dat
         .group_by("record_id").agg(pl.col("_t").unique().sort().alias("_cilink_last_tokens"))
     )
     dob = pl.col("dob")
+    first_initial, last_initial = pl.col("first_name").str.slice(0, 1), pl.col("last_name").str.slice(0, 1)
     frame = (
         frame.join(first_aliases, on="record_id", how="left")
         .join(last_tokens, on="record_id", how="left")
         .with_columns(
             phonetic_series(frame["first_name"]).alias("_cilink_first_phonetic"),
             phonetic_series(frame["last_name"]).alias("_cilink_last_phonetic"),
-            pl.col("first_name").str.slice(0, 1).alias("_cilink_first_initial"),
+            first_initial.alias("_cilink_first_initial"),
+            last_initial.alias("_cilink_last_initial"),
+            # the two initials in either order: a first/last swap (with a typo further in) agrees on it
+            pl.when(first_initial.is_not_null() & last_initial.is_not_null()).then(
+                pl.concat_str([pl.min_horizontal(first_initial, last_initial),
+                               pl.max_horizontal(first_initial, last_initial)])).alias("_cilink_initials"),
             dob.dt.strftime("%Y%m%d").alias("_cilink_dob_digits"),
             dob.dt.strftime("%Y").alias("_cilink_birth_year"),
             dob.dt.strftime("%m").alias("_cilink_birth_month"),
