@@ -83,8 +83,9 @@ def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, file: str) -> bytes:
     return bytes(out)
 
 
-_CELL_REF = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"')
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^>]*?\bref="[A-Z]{1,3}[0-9]{1,7}:?([A-Z]{1,3})?([0-9]{1,7})?"')
+#: bytes that may separate XML attributes
+_XML_SPACE = (0x20, 0x09, 0x0A, 0x0D)
 
 
 def _column_number(letters: bytes) -> int:
@@ -92,6 +93,51 @@ def _column_number(letters: bytes) -> int:
     for ch in letters:
         n = n * 26 + ch - 64
     return n
+
+
+def _sheet_extent(xml: bytes) -> tuple[int, int]:
+    """(last row, last column) any cell or row of a worksheet's XML names in its ``r`` attribute.
+
+    Vectorised over the bytes with numpy: a 257,000-row export is 216 MB of XML holding 3.8 million cell
+    references, which a regular expression took 3.6 s to walk and this takes a fraction of that. Every
+    ``r="…"`` attribute counts (cells' ``A1`` and rows' ``1`` alike), which can only make the caps stricter;
+    a reference with more than three letters or seven digits (beyond Excel's grid) counts as over the caps.
+    """
+    import numpy as np
+
+    a = np.frombuffer(xml, dtype=np.uint8)
+    if a.size < 8:
+        return 0, 0
+    # b'r="' after a space: one pass for the 'r' bytes (fewer than '=' or '"'), then look around those only
+    r = np.flatnonzero(a[1:-2] == 0x72) + 1
+    r = r[(a[r + 1] == 0x3D) & (a[r + 2] == 0x22)]
+    r = r[np.isin(a[r - 1], _XML_SPACE)]
+    start = r + 3  # first byte of the value
+    if start.size == 0:
+        return 0, 0
+    padded = np.concatenate([a, np.zeros(12, dtype=np.uint8)])  # values near the end read zeros past it
+    col = np.zeros(start.size, dtype=np.int64)
+    letters = np.zeros(start.size, dtype=np.int64)
+    open_ = np.ones(start.size, dtype=bool)
+    for k in range(4):
+        ch = padded[start + k].astype(np.int64)
+        is_letter = open_ & (ch >= 65) & (ch <= 90)
+        col = np.where(is_letter, col * 26 + ch - 64, col)
+        letters += is_letter
+        open_ &= is_letter
+    row = np.zeros(start.size, dtype=np.int64)
+    digits = np.zeros(start.size, dtype=np.int64)
+    open_ = np.ones(start.size, dtype=bool)
+    for k in range(8):
+        ch = padded[start + letters + k].astype(np.int64)
+        is_digit = open_ & (ch >= 48) & (ch <= 57)
+        row = np.where(is_digit, row * 10 + ch - 48, row)
+        digits += is_digit
+        open_ &= is_digit
+    beyond = (letters > 3) | (digits > 7)
+    if beyond.any():
+        return 1 << 40, 1 << 40
+    return int(row.max()), int(col.max())
 
 
 def check_xlsx(data: bytes, file: str) -> None:
@@ -110,10 +156,7 @@ def check_xlsx(data: bytes, file: str) -> None:
             if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
                 continue
             xml = read_member(z, info, file)
-            rows = cols = 0
-            for m in _CELL_REF.finditer(xml):
-                cols = max(cols, _column_number(m.group(1)))
-                rows = max(rows, int(m.group(2)))
+            rows, cols = _sheet_extent(xml)
             dim = _DIMENSION.search(xml[:4096])
             if dim and dim.group(1) and dim.group(2):
                 cols, rows = max(cols, _column_number(dim.group(1))), max(rows, int(dim.group(2)))
