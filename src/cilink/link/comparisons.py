@@ -152,7 +152,9 @@ def jaro_winkler(col: str, threshold: float, label: str | None = None) -> Level:
 
 
 def edit_distance(col: str, distance: int, label: str | None = None) -> Level:
-    """Damerau–Levenshtein distance (a transposition counts as one edit) at most ``distance``."""
+    """Damerau–Levenshtein distance (a transposition counts as one edit) at most ``distance`` (1 or 2); for
+    strings of one length, two edits also means at most four positions differ
+    (``cilink.link.engine.settings.edits_sql``)."""
     return Level("edit_distance", label or f"{col} within {distance} edit(s)", (col,), float(distance))
 
 
@@ -504,6 +506,12 @@ def default_blocking_rules() -> tuple[BlockingRule, ...]:
     )
 
 
+#: raised when the SQL of a level kind changes what it matches (``cilink.link.engine.settings``): models
+#: trained under another revision are retrained, and their compiled scoring SQL is recompiled. 2: edit
+#: distances computed through the Hamming distance (two edits: at most four positions differ).
+LEVEL_SQL_REVISION = 2
+
+
 @dataclass(frozen=True)
 class LinkSpec:
     """The whole rule set of a link run: comparisons, candidate-pair rules and the training plan."""
@@ -545,7 +553,8 @@ class LinkSpec:
     def fingerprint(self) -> str:
         """sha256 of the comparisons and training plan (a model trained under another fingerprint is stale)."""
         text = "\n".join([*(repr(c) for c in self.comparisons), *(repr(r) for r in self.training_rules),
-                          *(repr(r) for r in self.deterministic_rules), str(self.deterministic_recall)])
+                          *(repr(r) for r in self.deterministic_rules), str(self.deterministic_recall),
+                          f"level sql {LEVEL_SQL_REVISION}"])
         if self.encoding:  # absent from plaintext projects, whose fingerprints stay as they were
             text += "\nencoding " + self.encoding
         return hashlib.sha256(text.encode()).hexdigest()[:16]

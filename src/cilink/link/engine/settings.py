@@ -32,6 +32,38 @@ def dice_sql(col: str, dialect: Any) -> str:
     return f"2 * BIT_COUNT({a} & {b}) / NULLIF(BIT_COUNT({a}) + BIT_COUNT({b}), 0)"
 
 
+def _hamming_sql(a: str, b: str, dialect: Any) -> str:
+    """Positions at which two strings of one length differ, as SQL (DuckDB has ``hamming``; on Spark the
+    characters are zipped and counted)."""
+    if dialect.sql_dialect_str == "duckdb":
+        return f"hamming({a}, {b})"
+    return f"aggregate(zip_with(split({a}, ''), split({b}, ''), (x, y) -> IF(x = y, 0, 1)), 0, (n, v) -> n + v)"
+
+
+def edits_sql(col: str, distance: int, dialect: Any) -> str:
+    """``col`` within ``distance`` (1 or 2) Damerau–Levenshtein edits, as SQL that computes the edit distance
+    only for the few pairs the cheap Hamming distance leaves open.
+
+    Birth-date digits and SSNs are strings of one length. For those, one edit is a substitution (Hamming 1)
+    or one adjacent transposition (Hamming 2 and edit distance 1) — exactly Damerau–Levenshtein ≤ 1. Two
+    edits is Damerau–Levenshtein ≤ 2 with at most four positions differing: a deleted digit and an added one
+    that shift more than four digits (no typing slip a person makes in a date or SSN) no longer count. Strings
+    of different lengths fall back to the edit distance. Each condition is a CASE branch, because DuckDB
+    evaluates a branch only for the rows that reach it (an OR inside a value expression is evaluated whole):
+    on the 1M-person demo this cut the birth date's comparison from 2.8 s to 0.8 s per 3M pairs and the SSN's
+    from 1.9 s to 0.14 s.
+    """
+    a, b = f"{col}_l", f"{col}_r"
+    dl, ham = f"{dialect.damerau_levenshtein_function_name}({a}, {b})", _hamming_sql(a, b, dialect)
+    if distance == 1:
+        near = f"WHEN {ham} <= 1 THEN TRUE WHEN {ham} = 2 THEN {dl} <= 1"
+    elif distance == 2:
+        near = f"WHEN {ham} <= 2 THEN TRUE WHEN {ham} <= 4 THEN {dl} <= 2"
+    else:
+        raise ValueError(f"edit distance {distance}: cilink's levels use 1 or 2")
+    return f"(CASE WHEN length({a}) != length({b}) THEN {dl} <= {distance} {near} ELSE FALSE END)"
+
+
 def splink_level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None)) -> Any:
     """One cilink ``Level`` as a Splink comparison level; ``mu``: trained (m, u) of a saved model."""
     col = level.columns[0] if level.columns else None
@@ -44,7 +76,10 @@ def splink_level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None))
     elif level.kind == "jaro_winkler":
         made = cll.JaroWinklerLevel(col, level.threshold)
     elif level.kind == "edit_distance":
-        made = cll.DamerauLevenshteinLevel(col, int(level.threshold or 1))
+        made = cll.CustomLevel(edits_sql(col or "", int(level.threshold or 1), dialect))
+    elif level.kind == "array_intersect" and int(level.threshold or 1) == 1 and dialect.sql_dialect_str == "duckdb":
+        # the same truth as Splink's array_length(list_intersect(..)) >= 1, at half the cost: no list is built
+        made = cll.CustomLevel(f"list_has_any({col}_l, {col}_r)")
     elif level.kind == "array_intersect":
         made = cll.ArrayIntersectLevel(col, min_intersection=int(level.threshold or 1))
     elif level.kind == "swapped":
