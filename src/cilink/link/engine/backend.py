@@ -67,6 +67,10 @@ class Backend(Protocol):
         """Record the SQL ``db`` runs inside the block (an empty list where it cannot be replayed)."""
         ...
 
+    def release(self, db: Any) -> None:
+        """Free what ``db`` holds now that its results are in polars (the caller no longer uses it)."""
+        ...
+
 
 def backend_for(engine: EngineSettings) -> Backend:
     """The backend ``[engine] backend`` names — the one place the backend is chosen.
@@ -136,6 +140,12 @@ class DuckDBBackend:
     def recording(self, db: Any) -> AbstractContextManager[list[str]]:
         """The statements Splink's DuckDB API runs (``cilink.link.engine.compiled.recording``)."""
         return compiled.recording(db)
+
+    def release(self, db: Any) -> None:
+        """Close the in-process database now rather than whenever the garbage collector gets to the linker
+        holding it: its tables are the largest allocation of a link (the candidate pairs with every
+        record's columns) and the clustering that comes next would otherwise stack on top of them."""
+        db.duckdb_con.close()
 
 
 # --- Spark -------------------------------------------------------------------------------------------------
@@ -250,3 +260,6 @@ class SparkBackend:
     def recording(self, db: Any) -> AbstractContextManager[list[str]]:
         """Nothing is recorded on Spark (see ``replays_compiled_sql``)."""
         return contextlib.nullcontext([])
+
+    def release(self, db: Any) -> None:
+        """Nothing to free here: the session is the process's, and its scratch files go at exit."""

@@ -105,13 +105,16 @@ def score_all(model: Model, records: pl.DataFrame, spec: LinkSpec, *, min_weight
     backend = backend_for(engine)
     with quiet_splink():
         db = backend.db_api()
-        sdf = backend.register(db, records.select([c for c in spec.columns if c in records.columns]), "records")
-        linker = _linker(model, backend, db, sdf, spec, [records])
-        blocked = linker.inference.compute_blocked_pairs_for_predict()  # cached; predict() reuses it
-        n_candidates = int(to_polars(linker.misc.query_sql(
-            f"select count(*) as n from {blocked.physical_name}", output_type="splink_df"))["n"][0])
-        pred = _predictions(backend, db, linker.inference.predict(threshold_match_weight=min_weight,
-                                                                  warning_mode="never"), model)
+        try:
+            sdf = backend.register(db, records.select([c for c in spec.columns if c in records.columns]), "records")
+            linker = _linker(model, backend, db, sdf, spec, [records])
+            blocked = linker.inference.compute_blocked_pairs_for_predict()  # cached; predict() reuses it
+            n_candidates = int(to_polars(linker.misc.query_sql(
+                f"select count(*) as n from {blocked.physical_name}", output_type="splink_df"))["n"][0])
+            pred = _predictions(backend, db, linker.inference.predict(threshold_match_weight=min_weight,
+                                                                      warning_mode="never"), model)
+        finally:
+            backend.release(db)
     pairs = _pairs(pred, model) if pred.height else pl.DataFrame(schema=pairs_schema(model))
     return Scored(pairs, n_candidates)
 

@@ -210,6 +210,7 @@ def train(records: pl.DataFrame, spec: LinkSpec, *, seed: int, max_pairs_u: floa
             tf_tables[col] = tf.select(
                 col, pl.col(f"tf_{col}").map_elements(_round, return_dtype=pl.Float64)
             ).sort(col)
+    backend.release(db)  # before scoring opens its own database
     _regularize(settings)
     return Model(settings=settings, tf_tables=tf_tables,
                  meta={"spec_fingerprint": spec.fingerprint, "splink_version": splink_version, "seed": seed,
