@@ -56,6 +56,13 @@ class Measurement:
     limits: Limits
     payload: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    #: user + system CPU seconds of the child and everything it waited for
+    cpu_s: float = 0.0
+
+    @property
+    def cores_busy(self) -> float:
+        """CPU time over wall time: how many cores the child kept busy on average."""
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -149,7 +156,8 @@ def run(argv: Sequence[str], limits: Limits, *, log_dir: Path, name: str, env: M
         return Measurement(ERROR, round(wall, 2), round(peak_mb), limits,
                            error=f"exit {code}: {_last_error(err_path)}")
     payload = _last_json(out_path) if status == OK else {}
-    return Measurement(status, round(wall, 2), round(peak_mb), limits, payload=payload)
+    cpu = rusage.ru_utime + rusage.ru_stime if rusage else 0.0
+    return Measurement(status, round(wall, 2), round(peak_mb), limits, payload=payload, cpu_s=round(cpu, 2))
 
 
 def _kill_group(pid: int) -> None:
@@ -174,7 +182,8 @@ class Runner:
     def step(self, name: str, argv: Sequence[str], *, label: str | None = None) -> Measurement:
         m = run(argv, self.limits, log_dir=self.log_dir, name=name, env=self.env, cwd=self.cwd)
         if self.verbose:
-            what = f"{m.wall_s:8.1f} s {m.peak_mb / 1024:6.2f} GB" if m.ok else m.describe()
+            what = (f"{m.wall_s:8.1f} s {m.peak_mb / 1024:6.2f} GB  CPU {m.cpu_s:6.1f} s "
+                    f"{m.cores_busy:4.2f} cores busy" if m.ok else m.describe())
             print(f"  {label or name:<48} {what}", flush=True)
         return m
 

@@ -131,6 +131,7 @@ def run_scale(runner: Runner, people: int, *, seed: int, work: Path, peers: tupl
         stages.append(("export", runner.step(f"scale-{label}-export",
                                              runner.cilink(ws, "export", "--release-id", "bench", "--json"),
                                              label="cilink export")))
+    print_phases(stages)
     link_m = next((m for stage, m in stages if stage == "link"), None)
     records = link_m.payload.get("records") if link_m and link_m.ok else None
     accuracy = score(runner, f"scale-{label}-score-cilink", runner.cilink(ws, "evaluate", str(truth), "--json")) \
@@ -141,6 +142,24 @@ def run_scale(runner: Runner, people: int, *, seed: int, work: Path, peers: tupl
                                  work_s=link_m.payload.get("seconds")))
     rows += _peer_rows(runner, ws, truth, base, label, peers)
     return ScaleRun(people, seed, ws if link_m and link_m.ok else None, records, rows)
+
+
+def print_phases(stages: list[tuple[str, Measurement]]) -> None:
+    """Wall time, CPU time and cores busy of each pipeline step, and of each phase the step reports in its
+    ``timings`` (cilink link and export time their own phases: ``<phase>_s`` and ``<phase>_cpu_s``)."""
+    print(f"  {'phase':<34} {'wall s':>8} {'CPU s':>8} {'cores busy':>11}", flush=True)
+    for stage, m in stages:
+        if not m.ok:
+            continue
+        print(f"  {stage:<34} {m.wall_s:8.1f} {m.cpu_s:8.1f} {m.cores_busy:11.2f}")
+        timings = m.payload.get("timings") or {}
+        for key, wall in timings.items():
+            phase = key.removesuffix("_s")
+            cpu = timings.get(f"{phase}_cpu_s")
+            if key.endswith(("_cpu_s", "_sys_s")) or cpu is None or wall < 0.05:
+                continue
+            print(f"    {stage} · {phase:<25} {wall:8.1f} {cpu:8.1f} {cpu / wall:11.2f}")
+    print(flush=True)
 
 
 def _pipeline_row(base: dict, stages: list[tuple[str, Measurement]], records: int | None,
