@@ -90,38 +90,37 @@ def assign_person_ids(
     winners = (ranked.sort(["cluster", "_rank", "person_id"])
                .group_by("cluster", maintain_order=True)
                .agg(pl.col("person_id").first().alias("winner"), pl.col("person_id").slice(1).alias("losers")))
-    final = dict(winners.select("cluster", "winner").iter_rows())
-
-    events: list[IdEvent] = []
-    had_old = set(parts["cluster"].to_list())
-    unclaimed = sorted(set(joined["cluster"].to_list()) - set(final))
-    if unclaimed:
-        fresh: list[str] = []
-        while len(fresh) < len(unclaimed):
-            need = len(unclaimed) - len(fresh)
-            batch = [_new_id(rng) for _ in range(need)]
+    # whole frames, not Python dicts and sets: a first link at 1M people gives 560,000 clusters their IDs
+    claimed = winners.select("cluster", pl.col("winner").alias("person_id"))
+    unclaimed = (joined.select("cluster").unique().join(claimed, on="cluster", how="anti")
+                 .sort("cluster")["cluster"])
+    fresh: list[str] = []
+    if unclaimed.len():
+        seen: set[str] = set()
+        while len(fresh) < unclaimed.len():
+            batch = [_new_id(rng) for _ in range(unclaimed.len() - len(fresh))]
             used = taken(batch) if callable(taken) else (taken or set()) & set(batch)
-            seen = set(fresh)
             for pid in batch:
                 if pid not in used and pid not in seen:
                     fresh.append(pid)
                     seen.add(pid)
-        for cluster, pid in zip(unclaimed, fresh, strict=True):
-            final[cluster] = pid
-            if cluster not in had_old:
-                events.append(IdEvent("new", pid))
-    for winner, losers in winners.select("winner", "losers").iter_rows():
-        events += [IdEvent("merge", winner, loser) for loser in losers]
-    claimed = dict(claims.iter_rows())
-    moved = parts.join(claims.rename({"cluster": "_claimed"}), on="person_id").filter(
-        pl.col("cluster") != pl.col("_claimed")).sort("cluster", "person_id")
-    for pid, cluster in moved.select("person_id", "cluster").iter_rows():
-        events.append(IdEvent("split", pid, final[cluster]))
-    for pid in sorted(set(prev["person_id"].drop_nulls().unique().to_list()) - set(claimed)):
-        events.append(IdEvent("retire", pid))
-    person_ids = clusters.select(
-        "record_id", pl.col("cluster").replace_strict(final, return_dtype=pl.String).alias("person_id")
-    )
+    issued = pl.DataFrame({"cluster": unclaimed, "person_id": pl.Series(fresh, dtype=pl.String)})
+    final = pl.concat([claimed, issued])
+
+    had_old = parts.select("cluster").unique()
+    events = [IdEvent("new", pid) for pid in issued.join(had_old, on="cluster", how="anti",
+                                                         maintain_order="left")["person_id"]]
+    merges = winners.select("winner", "losers").explode("losers").drop_nulls("losers")
+    events += [IdEvent("merge", winner, loser) for winner, loser in merges.iter_rows()]
+    moved = (parts.join(claims.rename({"cluster": "_claimed"}), on="person_id")
+             .filter(pl.col("cluster") != pl.col("_claimed")).sort("cluster", "person_id")
+             .join(final.rename({"person_id": "_to"}), on="cluster", how="left", maintain_order="left"))
+    events += [IdEvent("split", pid, to) for pid, to in moved.select("person_id", "_to").iter_rows()]
+    retired = (prev.select(pl.col("person_id").drop_nulls().unique())
+               .join(claims, on="person_id", how="anti").sort("person_id"))
+    events += [IdEvent("retire", pid) for pid in retired["person_id"]]
+    person_ids = clusters.select("record_id", "cluster").join(final, on="cluster", how="left",
+                                                             maintain_order="left").select("record_id", "person_id")
     return Assignment(person_ids=person_ids, events=_order(events))
 
 
