@@ -103,10 +103,16 @@ def score_all(model: Model, records: pl.DataFrame, spec: LinkSpec, *, min_weight
     if records.height < 2:
         return Scored(pl.DataFrame(schema=pairs_schema(model)), 0)
     backend = backend_for(engine)
+    # the backend sees each record's rank in record-id order instead of its id: blocking writes and the
+    # scoring joins read 4-byte keys instead of 30-byte strings, and as the order is the same, every pair
+    # comes out as with the ids themselves
+    keyed = records.select([c for c in spec.columns if c in records.columns]).sort(UNIQUE_ID)
+    ids = keyed[UNIQUE_ID]
+    keyed = keyed.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(UNIQUE_ID))
     with quiet_splink():
         db = backend.db_api()
         try:
-            sdf = backend.register(db, records.select([c for c in spec.columns if c in records.columns]), "records")
+            sdf = backend.register(db, keyed, "records")
             linker = _linker(model, backend, db, sdf, spec, [records])
             blocked = linker.inference.compute_blocked_pairs_for_predict()  # cached; predict() reuses it
             n_candidates = int(to_polars(linker.misc.query_sql(
@@ -115,6 +121,8 @@ def score_all(model: Model, records: pl.DataFrame, spec: LinkSpec, *, min_weight
                                                                       warning_mode="never"), model)
         finally:
             backend.release(db)
+    pred = pred.with_columns(ids.gather(pred[f"{UNIQUE_ID}_l"]).alias(f"{UNIQUE_ID}_l"),
+                             ids.gather(pred[f"{UNIQUE_ID}_r"]).alias(f"{UNIQUE_ID}_r"))
     pairs = _pairs(pred, model) if pred.height else pl.DataFrame(schema=pairs_schema(model))
     return Scored(pairs, n_candidates)
 
