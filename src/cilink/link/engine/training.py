@@ -94,14 +94,16 @@ def _household_u(backend: Backend, db: Any, records: pl.DataFrame, spec: LinkSpe
     (school and HMIS data), much where they do not.
     """
     household = [c for c in spec.comparisons if c.role == "household"]
-    named = records.filter(pl.col("last_name").is_not_null())
-    sizes = named.group_by("last_name").len()["len"]
-    total = float((sizes * (sizes - 1) / 2).sum()) if sizes.len() else 0.0
+    # the blocking rule below: same last name, first names and birth-date digits both present and different
+    named = records.filter(pl.col("last_name").is_not_null() & pl.col("first_name").is_not_null()
+                           & pl.col("_cilink_dob_digits").is_not_null())
+    total = _same_surname_pairs(named, [])
     if not household or total < MIN_EM_PAIRS:
         return {}
     fraction = min(1.0, math.sqrt(max_pairs / total))
+    sample = named
     if fraction < 1.0:  # deterministic sample of records (hash of the record id and the seed)
-        named = named.filter(pl.col(UNIQUE_ID).hash(seed) % 1_000_000 < int(fraction * 1_000_000))
+        sample = named.filter(pl.col(UNIQUE_ID).hash(seed) % 1_000_000 < int(fraction * 1_000_000))
     creator = SettingsCreator(
         link_type="dedupe_only", unique_id_column_name=UNIQUE_ID,
         comparisons=[splink_comparison(c, db.sql_dialect) for c in household],
@@ -111,20 +113,57 @@ def _household_u(backend: Backend, db: Any, records: pl.DataFrame, spec: LinkSpe
         ],
         retain_matching_columns=True,
     )
-    linker = Linker(backend.register(db, named, "household_sample"), creator, log_level=None)
+    linker = Linker(backend.register(db, sample, "household_sample"), creator, log_level=None)
     vectors = to_polars(linker.inference.predict(warning_mode="never"))
     out: dict[str, list[float | None]] = {}
     for comp in household:
+        levels = [lv for lv in comp.levels if lv.kind != "null"]
         gamma = vectors[f"gamma_{comp.name}"]
         observed = gamma.filter(gamma >= 0)
-        n_levels = sum(1 for lv in comp.levels if lv.kind != "null")
-        if observed.len() < MIN_EM_PAIRS:
-            continue
-        counts = observed.value_counts()
-        by_value = dict(zip(counts[gamma.name].to_list(), counts["count"].to_list(), strict=True))
         # Splink numbers non-null levels from n-1 (first) down to 0 (last)
-        out[comp.name] = [max(by_value.get(n_levels - 1 - i, 0), 1) / observed.len() for i in range(n_levels)]
+        counts = dict(zip(*observed.value_counts().to_dict(as_series=False).values(), strict=True))
+        sampled = [float(counts.get(len(levels) - 1 - i, 0)) for i in range(len(levels))]
+        exact = _exact_level_counts(named, comp, levels)
+        if exact is not None:
+            n_obs, n_exact = exact
+            # a sample of records keeps a pair only if it keeps both records, and a household's few pairs
+            # vanish from it (at 2.2M records the same street's share came out 0): its exact-address pairs are
+            # counted over all records instead, and the sample only splits the rest between the other levels
+            rest = sum(sampled[1:])
+            sampled = [n_exact, *((n_obs - n_exact) * x / rest if rest else 0.0 for x in sampled[1:])]
+            if not rest:
+                sampled[-1] = n_obs - n_exact
+        n = sum(sampled)
+        if n < MIN_EM_PAIRS:
+            continue
+        out[comp.name] = [max(x, 1.0) / n for x in sampled]
     return out
+
+
+def _same_surname_pairs(named: pl.DataFrame, also: list[str]) -> float:
+    """Pairs of ``named`` records (all with last name, first name and birth date) that agree on the last
+    name and on ``also`` but differ in first name and birth date — counted from group sizes (inclusion and
+    exclusion), not by forming the pairs."""
+    def pairs(keys: list[str]) -> float:
+        if named.height == 0:
+            return 0.0
+        sizes = named.drop_nulls(keys).group_by(keys).len()["len"].cast(pl.Float64)
+        return float((sizes * (sizes - 1) / 2).sum())
+
+    base = ["last_name", *also]
+    return (pairs(base) - pairs([*base, "first_name"]) - pairs([*base, "_cilink_dob_digits"])
+            + pairs([*base, "first_name", "_cilink_dob_digits"]))
+
+
+def _exact_level_counts(named: pl.DataFrame, comp: Any, levels: list[Any]) -> tuple[float, float] | None:
+    """(pairs of the household rule where the comparison is observed, pairs at its first level) when that
+    level is plain equality of one column, counted exactly; None otherwise."""
+    first = levels[0]
+    if first.kind != "exact" or len(first.columns) != 1:
+        return None
+    col = first.columns[0]
+    present = named.filter(pl.col(col).is_not_null())
+    return _same_surname_pairs(present, []), _same_surname_pairs(present, [col])
 
 
 def train(records: pl.DataFrame, spec: LinkSpec, *, seed: int, max_pairs_u: float,
