@@ -36,6 +36,7 @@ from cilink.encoding.encode import field_filters
 from cilink.encoding.hub import differences, encoded_batches, hub_secret
 from cilink.encoding.scheme import BIRTH_YEAR, ENC_PREFIX, Scheme, key_fingerprint
 from cilink.errors import ConfigError
+from cilink.link.names import alias_neighbours
 
 if TYPE_CHECKING:
     from cilink.ledger import Batch
@@ -46,6 +47,9 @@ COMPARED_FIELDS = ("first_name", "last_name", "dob", "ssn", "ssn_last4", "email"
 ENCODED_COLUMNS = tuple(ENC_PREFIX + f for f in COMPARED_FIELDS)
 #: "y" on records with a plaintext name or birth date, null on encoded ones (training rules use it)
 PLAINTEXT_MARK = "_cilink_plaintext"
+#: a plaintext record's encodings of the other first names it is an alias of (``names.alias_neighbours``),
+#: salted as its own first name; null on encoded records and where the hub has no secret
+NICKNAMES = "_cilink_enc_first_nicknames"
 #: rows of filter bits set per band are decoded a block at a time (memory: block × m)
 _BLOCK = 50_000
 
@@ -78,6 +82,7 @@ LSH = (
 #: short name (for rules) → record column, of every derived column of an encoded project
 ENCODED_DERIVED: dict[str, str] = {
     "plaintext": PLAINTEXT_MARK,
+    "first_nicknames_enc": NICKNAMES,
     **{fam.short(i): fam.column(i) for fam in LSH for i in range(fam.bands)},
 }
 ENCODED_RECORD_COLUMNS = (*ENCODED_COLUMNS, *ENCODED_DERIVED.values())
@@ -136,6 +141,7 @@ def add_encodings(records: pl.DataFrame, plan: EncodingPlan) -> pl.DataFrame:
     plaintext mark and the LSH band keys."""
     out = records.with_columns(
         *[pl.lit(None, dtype=pl.Binary).alias(c) for c in ENCODED_COLUMNS if c not in records.columns],
+        pl.lit(None, dtype=pl.List(pl.Binary)).alias(NICKNAMES),
     )
     plaintext = out.select(pl.any_horizontal(pl.col("first_name", "last_name", "dob").is_not_null())).to_series()
     if plan.secret is not None and plaintext.any():
@@ -144,7 +150,7 @@ def add_encodings(records: pl.DataFrame, plan: EncodingPlan) -> pl.DataFrame:
         for f in COMPARED_FIELDS:
             filters, mask = field_filters(out, plan.scheme, plan.secret, f, permutations)
             hub.append(pl.coalesce(pl.col(ENC_PREFIX + f), to_series(ENC_PREFIX + f, filters, mask)))
-        out = out.with_columns(hub)
+        out = out.with_columns(*hub, _nickname_filters(out, plan, permutations))
     if BIRTH_YEAR in out.columns:
         clear_year = pl.col(BIRTH_YEAR).cast(pl.String).str.zfill(4)
         out = out.with_columns(pl.coalesce("_cilink_birth_year", clear_year).alias("_cilink_birth_year"))
@@ -159,6 +165,34 @@ def add_encodings(records: pl.DataFrame, plan: EncodingPlan) -> pl.DataFrame:
         for band, key in enumerate(minhash_bands(filters, present, fam, plan.seed, salt)):
             bands.append(pl.Series(fam.column(band), pa.array(key, mask=~present), dtype=pl.Int64))
     return out.with_columns(bands)
+
+
+def _nickname_filters(records: pl.DataFrame, plan: EncodingPlan, permutations: SaltPermutations) -> pl.Series:
+    """``NICKNAMES`` of plaintext records: the hub's encodings of every other name its first names are aliases
+    of, each salted as the record's own first name (by its birth date), so an encoded Kay meets the
+    plaintext Katherine as an encoded Katherine would (``comparisons.dice_any``).
+
+    Not a dictionary attack on the partner's file: the hub encodes names of its own plaintext records under
+    their own salts, and compares them only with the candidate pairs' filters, as it compares the record's
+    first name; what a pair's level shows — "that encoded name is an alias of this plaintext one" — is what the
+    plaintext nickname level shows of two plaintext records."""
+    assert plan.secret is not None
+    rows = records.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "dob", "first_name",
+                          pl.col("_cilink_first_aliases").alias("_alias")).filter(pl.col("first_name").is_not_null())
+    rows = rows.explode("_alias").filter(pl.col("_alias").is_not_null())
+    # neighbours per distinct alias (names repeat a lot), then once per record and name
+    distinct = rows["_alias"].unique().to_list()
+    lookup = pl.DataFrame([(a, n) for a in distinct for n in alias_neighbours([a])], orient="row",
+                          schema={"_alias": pl.String, "_names": pl.String})
+    rows = (rows.join(lookup, on="_alias").filter(pl.col("_names") != pl.col("first_name"))
+            .unique(["_row", "_names"]).sort("_row", "_names"))
+    if rows.height == 0:
+        return pl.Series(NICKNAMES, [None] * records.height, dtype=pl.List(pl.Binary))
+    filters, mask = field_filters(rows.select(pl.col("_names").alias("first_name"), "dob"), plan.scheme,
+                                  plan.secret, "first_name", permutations)
+    lists = (rows.select("_row").with_columns(to_series("_f", filters, mask)).group_by("_row").agg("_f"))
+    return (pl.DataFrame({"_row": pl.int_range(records.height, dtype=pl.UInt32, eager=True)})
+            .join(lists, on="_row", how="left", maintain_order="left")["_f"].alias(NICKNAMES))
 
 
 def _union(records: pl.DataFrame, fields: tuple[str, ...], nbytes: int) -> tuple[np.ndarray, np.ndarray]:
