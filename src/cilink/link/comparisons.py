@@ -25,7 +25,8 @@ from cilink.link.encodings import ENCODED_DERIVED, LSH
 
 LevelKind = Literal[
     "null", "exact", "jaro_winkler", "edit_distance", "array_intersect", "swapped", "swapped_similar",
-    "date_within", "either_equals", "all_of", "else", "dice", "dice_any", "encoded_null", "keyed_apart",
+    "date_within", "either_equals", "all_of", "else", "dice", "dice_any", "dice_cross", "encoded_null",
+    "keyed_apart",
 ]
 #: level kinds that carry no evidence (Splink null levels: weight 0, no m or u to train)
 NULL_KINDS = ("null", "encoded_null", "keyed_apart")
@@ -199,6 +200,12 @@ def dice_any(candidates: str, col: str, threshold: float, label: str) -> Level:
     """One record's encoding ``col`` has a Dice ≥ ``threshold`` with any of the other record's encodings in
     the list column ``candidates`` (the hub's encodings of a plaintext record's nicknames)."""
     return Level("dice_any", label, (candidates, col), threshold)
+
+
+def dice_cross(col_a: str, col_b: str, threshold: float, label: str) -> Level:
+    """``col_a`` of one record and ``col_b`` of the other have a Dice ≥ ``threshold``, either way round (a
+    plaintext record's swapped names, ``cilink.link.encodings.SWAPPED``, against an encoded record's names)."""
+    return Level("dice_cross", label, (col_a, col_b), threshold)
 
 
 def encoded_null(plain: str, enc: str, label: str | None = None) -> Level:
@@ -423,7 +430,8 @@ def encoded_name_comparison(col: str, cross_salted: bool = False) -> Comparison:
     """First or last name by the Dice of their encodings: same name (up to noise), close spelling, some
     shared bigrams. No nickname, swap or term-frequency levels: encodings cannot tell those.
 
-    ``cross_salted`` (v2/v3 files, names salted by the birth date): a first name also meets the hub's
+    ``cross_salted`` (v2/v3 files, names salted by the birth date): first and last name swapped (the hub's
+    encodings of a plaintext record's swapped names, ``dice_cross``); a first name also meets the hub's
     encodings of a plaintext record's nicknames (``dice_any``: Kay ≈ Katherine, as in plaintext; only a
     plaintext record has them, and an encoded name's salt is the one they need). Where the birth dates' encodings differ
     and the other name's do not agree either, the names were keyed by different salts and their Dice is of
@@ -435,9 +443,13 @@ def encoded_name_comparison(col: str, cross_salted: bool = False) -> Comparison:
     apart = (keyed_apart("enc_dob", sibling, f"{col} encodings keyed apart (birth dates differ): not compared"),)
     nickname = (dice_any(column("first_nicknames_enc"), enc, 0.85, "nickname or alias (encodings, Dice >= 0.85)"),)
     nicknames = cross_salted and col == "first_name"
+    swap = (all_of(dice_cross(column("first_swapped_enc"), "enc_first_name", 0.85, "first name as last"),
+                   dice_cross(column("last_swapped_enc"), "enc_last_name", 0.85, "last name as first"),
+                   label="first and last name swapped (encodings)"),)
     levels = (
         encoded_null(col, enc),
         dice(enc, 0.85, f"{col} encodings agree (Dice >= 0.85)"),
+        *(swap if cross_salted else ()),
         dice(enc, 0.7, f"{col} encodings close (Dice >= 0.7)"),
         *(nickname if nicknames else ()),
         dice(enc, 0.5, f"{col} encodings similar (Dice >= 0.5)"),
@@ -448,8 +460,11 @@ def encoded_name_comparison(col: str, cross_salted: bool = False) -> Comparison:
     # when the salts are equal — under cross-salting, what a level's u must be and what random sampling cannot
     # measure: random pairs with equal salts (birth dates) are mostly the same person. The nickname level's
     # is the plaintext nickname level's.
-    mu = (((0.9, 0.0024), (0.01, 0.0006), *(((0.04, 0.002),) if nicknames else ()), (0.05, 0.005), (0.035, 0.99))
-          if col == "first_name" else ((0.86, 0.0032), (0.02, 0.00035), (0.047, 0.0031), (0.07, 0.99)))
+    agree, *rest = (((0.9, 0.0024), (0.01, 0.0006), *(((0.04, 0.002),) if nicknames else ()), (0.05, 0.005),
+                     (0.035, 0.99)) if col == "first_name" else ((0.86, 0.0032), (0.02, 0.00035), (0.047, 0.0031),
+                                                                 (0.07, 0.99)))
+    # swapped: the plaintext "first and last name swapped" level's
+    mu = (agree, *(((0.007, 1e-6),) if cross_salted else ()), *rest)
     levels = with_priors(levels, *mu)
     if cross_salted:
         levels = tuple(replace(lv, fix_u=lv.kind not in NULL_KINDS) for lv in levels)
@@ -538,8 +553,8 @@ ENCODED_COMPARISONS: dict[str, Callable[[bool], Comparison]] = {
 #: is what is left of the birth date when its Dice says nothing; its "same birth year" (first names agree,
 #: dates differ), 0 of 645, is given 0.005, and the first name's "all other", 1 of 603, 0.01 (plaintext: 0.02).
 CROSS_SALTED_M: dict[str, tuple[float, ...]] = {
-    "first_name_enc": (0.914, 0.012, 0.051, 0.022, 0.01),
-    "last_name_enc": (0.877, 0.015, 0.048, 0.061),
+    "first_name_enc": (0.903, 0.012, 0.012, 0.051, 0.021, 0.01),
+    "last_name_enc": (0.867, 0.011, 0.015, 0.047, 0.06),
     "dob_enc": (0.901, 0.006, 0.02, 0.98, 0.005, 0.019),
     "ssn_enc": (0.862, 0.013, 0.104, 0.022),
 }

@@ -63,6 +63,15 @@ class LshFamily:
     bands: int
     rows: int
     with_birth_year: bool = False
+    #: first and last name swapped (``SWAPPED``): a plaintext record's keys are those of its swapped names'
+    #: encodings, an encoded record's those of its own, both under the ``name`` family's permutations — so a
+    #: plaintext John Smith shares a band with an encoded Smith John, with no rule across two columns
+    swapped: bool = False
+
+    @property
+    def permutation_name(self) -> str:
+        """Whose seeded permutations the band keys use (a swapped family's must equal the unswapped one's)."""
+        return "name" if self.swapped else self.name
 
     def column(self, band: int) -> str:
         return f"_cilink_lsh_{self.name}_{band}"
@@ -74,15 +83,25 @@ class LshFamily:
 #: Chosen on `cilink demo --people 5000 --seed 1 --encoded workforce-board`: together these keep 99.7 % of
 #: the true pairs with an encoded record as candidates; name 10×6 and birth date 10×8 give half the
 #: candidates of 10×5 and 10×6 at the same recall (see docs/encodings.md).
+#: Since issue 19 also: ``swap`` (first and last name swapped; a plaintext record's side is the hub's
+#: encodings of its swapped names, ``SWAPPED``) and ``last`` (the last name alone with the birth year, for
+#: a first name that differs or is missing: under cross-salting equal last names mean equal birth dates too).
 LSH = (
     LshFamily("name", ("first_name", "last_name"), bands=10, rows=6),
     LshFamily("dob", ("dob",), bands=10, rows=8, with_birth_year=True),
     LshFamily("ssn", ("ssn",), bands=6, rows=4),
+    LshFamily("swap", ("first_name", "last_name"), bands=10, rows=6, swapped=True),
+    LshFamily("last", ("last_name",), bands=6, rows=6, with_birth_year=True),
 )
+#: a plaintext record's swapped names as the hub encodes them: its last name in the first name's field and
+#: its first name in the last name's, salted as its names are (comparisons: "first and last name swapped")
+SWAPPED = {"first_name": "_cilink_enc_first_swapped", "last_name": "_cilink_enc_last_swapped"}
 #: short name (for rules) → record column, of every derived column of an encoded project
 ENCODED_DERIVED: dict[str, str] = {
     "plaintext": PLAINTEXT_MARK,
     "first_nicknames_enc": NICKNAMES,
+    "first_swapped_enc": SWAPPED["first_name"],
+    "last_swapped_enc": SWAPPED["last_name"],
     **{fam.short(i): fam.column(i) for fam in LSH for i in range(fam.bands)},
 }
 ENCODED_RECORD_COLUMNS = (*ENCODED_COLUMNS, *ENCODED_DERIVED.values())
@@ -142,6 +161,7 @@ def add_encodings(records: pl.DataFrame, plan: EncodingPlan) -> pl.DataFrame:
     out = records.with_columns(
         *[pl.lit(None, dtype=pl.Binary).alias(c) for c in ENCODED_COLUMNS if c not in records.columns],
         pl.lit(None, dtype=pl.List(pl.Binary)).alias(NICKNAMES),
+        *[pl.lit(None, dtype=pl.Binary).alias(c) for c in SWAPPED.values()],
     )
     plaintext = out.select(pl.any_horizontal(pl.col("first_name", "last_name", "dob").is_not_null())).to_series()
     if plan.secret is not None and plaintext.any():
@@ -150,6 +170,10 @@ def add_encodings(records: pl.DataFrame, plan: EncodingPlan) -> pl.DataFrame:
         for f in COMPARED_FIELDS:
             filters, mask = field_filters(out, plan.scheme, plan.secret, f, permutations)
             hub.append(pl.coalesce(pl.col(ENC_PREFIX + f), to_series(ENC_PREFIX + f, filters, mask)))
+        for f, other in (("first_name", "last_name"), ("last_name", "first_name")):
+            swapped = out.select(pl.col(other).alias(f), "dob")
+            filters, mask = field_filters(swapped, plan.scheme, plan.secret, f, permutations)
+            hub.append(to_series(SWAPPED[f], filters, mask))
         out = out.with_columns(*hub, _nickname_filters(out, plan, permutations))
     if BIRTH_YEAR in out.columns:
         clear_year = pl.col(BIRTH_YEAR).cast(pl.String).str.zfill(4)
@@ -159,6 +183,10 @@ def add_encodings(records: pl.DataFrame, plan: EncodingPlan) -> pl.DataFrame:
     bands = []
     for fam in LSH:
         filters, present = _union(out, fam.fields, plan.scheme.m // 8)
+        if fam.swapped:  # plaintext records: the union of their swapped names' encodings
+            theirs, has = _union(out, fam.fields, plan.scheme.m // 8, columns=SWAPPED)
+            mark = plaintext.to_numpy()
+            filters[mark], present[mark] = theirs[mark], has[mark]
         if fam.with_birth_year:
             present = present & (years > 0)
         salt = years if fam.with_birth_year else None
@@ -195,13 +223,15 @@ def _nickname_filters(records: pl.DataFrame, plan: EncodingPlan, permutations: S
             .join(lists, on="_row", how="left", maintain_order="left")["_f"].alias(NICKNAMES))
 
 
-def _union(records: pl.DataFrame, fields: tuple[str, ...], nbytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """The OR of the fields' filters as an ``(n, nbytes)`` uint8 matrix, and which rows have any."""
+def _union(records: pl.DataFrame, fields: tuple[str, ...], nbytes: int,
+           columns: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The OR of the fields' filters (``enc_<field>``, or ``columns[field]``) as an ``(n, nbytes)`` uint8
+    matrix, and which rows have any."""
     n = records.height
     acc = np.zeros((n, nbytes), dtype=np.uint8)
     present = np.zeros(n, dtype=bool)
     for f in fields:
-        col = records[ENC_PREFIX + f]
+        col = records[columns[f] if columns else ENC_PREFIX + f]
         has = col.is_not_null().to_numpy()
         if has.any():
             raw = np.frombuffer(b"".join(col.filter(col.is_not_null()).to_list()), dtype=np.uint8)
@@ -218,7 +248,7 @@ def minhash_bands(filters: np.ndarray, present: np.ndarray, fam: LshFamily, seed
     depend only on ``seed`` and the family's name."""
     n, nbytes = filters.shape
     m = nbytes * 8
-    rng = np.random.default_rng([seed, zlib.crc32(fam.name.encode())])
+    rng = np.random.default_rng([seed, zlib.crc32(fam.permutation_name.encode())])
     ranks = np.stack([rng.permutation(m) for _ in range(fam.bands * fam.rows)]).astype(np.uint64)  # bit → rank
     mins = np.zeros((fam.bands * fam.rows, n), dtype=np.uint64)
     for lo in range(0, n, _BLOCK):

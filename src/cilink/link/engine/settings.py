@@ -74,6 +74,11 @@ def splink_level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None))
         made = cll.CustomLevel(" OR ".join(
             f"COALESCE(list_max(list_transform({many}_{a}, lambda x: {dice_of('x', f'{one}_{b}', dialect)})), 0)"
             f" >= {level.threshold}" for a, b in (("l", "r"), ("r", "l"))))
+    elif level.kind == "dice_cross":  # a's filter on one side against b's on the other, either way round
+        a, b = level.columns
+        made = cll.CustomLevel(" OR ".join(
+            f"COALESCE({dice_of(f'{a}_{x}', f'{b}_{y}', dialect)}, 0) >= {level.threshold}"
+            for x, y in (("l", "r"), ("r", "l"))))
     elif level.kind == "encoded_null":  # no encoded evidence: both sides have the plaintext, or a side no encoding
         plain, enc = level.columns
         made = cll.CustomLevel(f"({plain}_l IS NOT NULL AND {plain}_r IS NOT NULL) OR {enc}_l IS NULL "
