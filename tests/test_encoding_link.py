@@ -261,7 +261,7 @@ def mixed_project(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_one_encoded_partner_links_within_002_f1_of_all_plaintext(mixed_project: dict) -> None:
     """Issue 19's bar. Under cross-salting a wrong or partial birth date keys the names apart (and a changed
     surname the SSN): the comparisons count such encodings as no evidence (``keyed_apart``), not as
-    disagreements (docs/encodings.md, "F1 cost per setting")."""
+    disagreements (docs/encodings.md, "Linking cross-salted encodings")."""
     encoded, baseline = mixed_project["encoded"], mixed_project["baseline"]
     assert encoded["over_merged"] <= baseline.over_merged + 1
     assert encoded["f1"] >= baseline.f1 - 0.02, (encoded, baseline)
