@@ -191,9 +191,12 @@ def all_of(*levels: Level, label: str) -> Level:
     return Level("all_of", label, parts=tuple(levels))
 
 
-def dice(col: str, threshold: float, label: str | None = None) -> Level:
-    """Dice coefficient ``2·|A∧B| / (|A|+|B|)`` of two Bloom-filter encodings at or above ``threshold``."""
-    return Level("dice", label or f"{col} Dice >= {threshold}", (col,), threshold)
+def dice(col: str, threshold: float, label: str | None = None, tf_column: str | None = None) -> Level:
+    """Dice coefficient ``2·|A∧B| / (|A|+|B|)`` of two Bloom-filter encodings at or above ``threshold``.
+    ``tf_column``: adjust the weight by the term frequency of that plaintext column — the value of the pair's
+    plaintext record (an encoded record has none), which an agreeing encoding says the other record shares."""
+    return Level("dice", label or f"{col} Dice >= {threshold}", (col,) if tf_column is None else (col, tf_column),
+                 threshold, tf=tf_column is not None)
 
 
 def dice_any(candidates: str, col: str, threshold: float, label: str) -> Level:
@@ -448,7 +451,7 @@ def encoded_name_comparison(col: str, cross_salted: bool = False) -> Comparison:
                    label="first and last name swapped (encodings)"),)
     levels = (
         encoded_null(col, enc),
-        dice(enc, 0.85, f"{col} encodings agree (Dice >= 0.85)"),
+        dice(enc, 0.85, f"{col} encodings agree (Dice >= 0.85)", tf_column=col if cross_salted else None),
         *(swap if cross_salted else ()),
         dice(enc, 0.7, f"{col} encodings close (Dice >= 0.7)"),
         *(nickname if nicknames else ()),

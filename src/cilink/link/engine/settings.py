@@ -69,6 +69,8 @@ def splink_level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None))
         made = cll.ElseLevel()
     elif level.kind == "dice":
         made = cll.CustomLevel(f"{dice_sql(col or '', dialect)} >= {level.threshold}")
+        if level.tf:  # by the plaintext side's value; the level's own u is the base (no exact-match level)
+            made = made.configure(tf_adjustment_column=level.columns[1], disable_tf_exact_match_detection=True)
     elif level.kind == "dice_any":  # a filter against a list of the other record's filters, both ways
         many, one = level.columns
         made = cll.CustomLevel(" OR ".join(
