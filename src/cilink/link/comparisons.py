@@ -431,16 +431,16 @@ _ENCODED = "Dice of keyed Bloom-filter encodings, where a record has no plaintex
 
 def encoded_name_comparison(col: str, cross_salted: bool = False) -> Comparison:
     """First or last name by the Dice of their encodings: same name (up to noise), close spelling, some
-    shared bigrams. No nickname, swap or term-frequency levels: encodings cannot tell those.
+    shared bigrams. For v1 files no nickname, swap or term-frequency levels: two encodings cannot tell those.
 
-    ``cross_salted`` (v2/v3 files, names salted by the birth date): first and last name swapped (the hub's
-    encodings of a plaintext record's swapped names, ``dice_cross``); a first name also meets the hub's
-    encodings of a plaintext record's nicknames (``dice_any``: Kay ≈ Katherine, as in plaintext; only a
-    plaintext record has them, and an encoded name's salt is the one they need). Where the birth dates' encodings differ
-    and the other name's do not agree either, the names were keyed by different salts and their Dice is of
-    unrelated filters — no evidence (``keyed_apart``), not a disagreement. Scored as a disagreement, a wrong or
-    partial birth date counted three times (birth date, first and last name: −6.6 on top of the birth date's
-    own weight) and a pair agreeing on its SSN could not link."""
+    ``cross_salted`` (v2/v3 files, names salted by the birth date) adds what the pair's plaintext side can:
+    the agreement's term frequency is that of the plaintext record's name; first and last name swapped (the
+    hub's encodings of a plaintext record's swapped names, ``dice_cross``); a first name also meets the hub's
+    encodings of a plaintext record's nicknames (``dice_any``: Kay ≈ Katherine, as in plaintext). Where the
+    birth dates' encodings differ and the other name's do not agree either, the names were keyed by different
+    salts and their Dice is of unrelated filters — no evidence (``keyed_apart``), not a disagreement. Scored as
+    a disagreement, a wrong or partial birth date counted three times (birth date, first and last name: −6.6 on
+    top of the birth date's own weight) and a pair agreeing on its SSN could not link."""
     enc = "enc_" + col
     sibling = "enc_last_name" if col == "first_name" else "enc_first_name"
     apart = (keyed_apart("enc_dob", sibling, f"{col} encodings keyed apart (birth dates differ): not compared"),)

@@ -245,7 +245,7 @@ def minhash_bands(filters: np.ndarray, present: np.ndarray, fam: LshFamily, seed
     """``fam.bands`` int64 band keys per row, each a hash of ``fam.rows`` min-hashes (the smallest rank,
     under a seeded permutation of the bit positions, of the row's set bits) and of ``salt`` (e.g. the birth
     year) when given. Rows without bits get 0 (masked by the caller). Deterministic: the permutations
-    depend only on ``seed`` and the family's name."""
+    depend only on ``seed`` and the family's ``permutation_name``."""
     n, nbytes = filters.shape
     m = nbytes * 8
     rng = np.random.default_rng([seed, zlib.crc32(fam.permutation_name.encode())])
