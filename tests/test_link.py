@@ -30,7 +30,7 @@ from cilink.link.decisions import (
 )
 from cilink.link.evaluate import evaluate
 from cilink.link.linkage import link_workspace
-from cilink.link.names import aliases
+from cilink.link.names import alias_neighbours, aliases
 from cilink.link.outputs import read_crosswalk, read_pairs
 from cilink.link.person_ids import IdEvent, assign_person_ids
 from cilink.link.records import build_records
@@ -49,6 +49,11 @@ def test_nickname_aliases_come_from_the_nicknames_package() -> None:
     assert same("robert", "bob") and same("bob", "rob") and same("elizabeth", "liz") and same("liz", "beth")
     assert not same("robert", "william"), "two formal names must not match through a shared nickname (bill)"
     assert "luis" in aliases("luis angel")
+    # the names the hub encodes for a plaintext first name (encoded nicknames, issue 19) are exactly its aliases
+    names = ["robert", "bob", "rob", "william", "bill", "elizabeth", "liz", "beth", "katherine", "kay", "kathy",
+             "jacob", "jay", "jennifer", "jenn", "michelle", "shelly", "manuel", "manny", "ann", "li"]
+    for a in names:
+        assert {b for b in names if b in alias_neighbours(aliases(a))} == {b for b in names if same(a, b)}, a
 
 
 def test_rules_are_printable_and_overridable() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from cilink.config import LinkSettings
@@ -25,8 +25,11 @@ from cilink.link.encodings import ENCODED_DERIVED, LSH
 
 LevelKind = Literal[
     "null", "exact", "jaro_winkler", "edit_distance", "array_intersect", "swapped", "swapped_similar",
-    "date_within", "either_equals", "all_of", "else", "dice", "encoded_null",
+    "date_within", "either_equals", "all_of", "else", "dice", "dice_any", "dice_cross", "encoded_null",
+    "keyed_apart",
 ]
+#: level kinds that carry no evidence (Splink null levels: weight 0, no m or u to train)
+NULL_KINDS = ("null", "encoded_null", "keyed_apart")
 #: identity evidence (who the person is) vs household evidence (where they live; shared by the household).
 #: Household comparisons get their u from pairs that share a last name (see cilink.link.engine.train), and
 #: their weight is discounted by the ``address_only`` guard (cilink.link.decisions).
@@ -91,11 +94,16 @@ class Level:
     fix_m: bool = False
     #: the values disagree outright (the ``birth_date_conflict`` guard, ``cilink.link.decisions``)
     conflict: bool = False
+    #: keep the prior u instead of measuring it by random sampling (see ``encoded_ssn_comparison``); out of
+    #: the repr so that plaintext rules keep their fingerprint (``LinkSpec.fingerprint`` adds it where set)
+    fix_u: bool = field(default=False, repr=False)
 
     def __str__(self) -> str:
         extra = " [tf]" if self.tf else ""
         if self.fix_m and self.prior_mu:
             extra += f" [m fixed at {self.prior_mu[0]}]"
+        if self.fix_u and self.prior_mu:
+            extra += f" [u fixed at {self.prior_mu[1]}]"
         return self.label + extra
 
 
@@ -112,7 +120,7 @@ def household(levels: tuple[Level, ...]) -> tuple[Level, ...]:
 
 def fixed_m(comparison: Comparison, *m: float) -> Comparison:
     """``comparison`` with its non-null levels' m fixed at ``m`` (in order; EM does not estimate them)."""
-    trainable = [i for i, lv in enumerate(comparison.levels) if lv.kind not in ("null", "encoded_null")]
+    trainable = [i for i, lv in enumerate(comparison.levels) if lv.kind not in NULL_KINDS]
     levels = list(comparison.levels)
     for i, mi in zip(trainable, m, strict=True):
         u = levels[i].prior_mu[1] if levels[i].prior_mu else 0.5
@@ -127,7 +135,7 @@ def with_priors(levels: tuple[Level, ...], *mu: tuple[float, float]) -> tuple[Le
     (say, no masked SSNs yet) keeps its prior instead of a guess. The priors are this model trained on
     the synthetic demo population (`cilink demo --people 5000 --seed 1`), rounded.
     """
-    trainable = [i for i, lv in enumerate(levels) if lv.kind not in ("null", "encoded_null")]
+    trainable = [i for i, lv in enumerate(levels) if lv.kind not in NULL_KINDS]
     if len(trainable) != len(mu):
         raise ValueError(f"{len(mu)} priors for {len(trainable)} levels")
     out = list(levels)
@@ -188,15 +196,45 @@ def all_of(*levels: Level, label: str) -> Level:
     return Level("all_of", label, parts=tuple(levels))
 
 
-def dice(col: str, threshold: float, label: str | None = None) -> Level:
-    """Dice coefficient ``2·|A∧B| / (|A|+|B|)`` of two Bloom-filter encodings at or above ``threshold``."""
-    return Level("dice", label or f"{col} Dice >= {threshold}", (col,), threshold)
+def dice(col: str, threshold: float, label: str | None = None, tf_column: str | None = None) -> Level:
+    """Dice coefficient ``2·|A∧B| / (|A|+|B|)`` of two Bloom-filter encodings at or above ``threshold``.
+    ``tf_column``: adjust the weight by the term frequency of that plaintext column — the value of the pair's
+    plaintext record (an encoded record has none), which an agreeing encoding says the other record shares."""
+    return Level("dice", label or f"{col} Dice >= {threshold}", (col,) if tf_column is None else (col, tf_column),
+                 threshold, tf=tf_column is not None)
+
+
+def dice_any(candidates: str, col: str, threshold: float, label: str) -> Level:
+    """One record's encoding ``col`` has a Dice ≥ ``threshold`` with any of the other record's encodings in
+    the list column ``candidates`` (the hub's encodings of a plaintext record's nicknames)."""
+    return Level("dice_any", label, (candidates, col), threshold)
+
+
+def dice_cross(col_a: str, col_b: str, threshold: float, label: str) -> Level:
+    """``col_a`` of one record and ``col_b`` of the other have a Dice ≥ ``threshold``, either way round (a
+    plaintext record's swapped names, ``cilink.link.encodings.SWAPPED``, against an encoded record's names)."""
+    return Level("dice_cross", label, (col_a, col_b), threshold)
 
 
 def encoded_null(plain: str, enc: str, label: str | None = None) -> Level:
     """No encoded evidence: both records have the plaintext ``plain`` (its own comparison decides), or either
     lacks the encoding ``enc``."""
     return Level("encoded_null", label or f"{enc} not compared (both plaintext, or missing)", (plain, enc))
+
+
+def keyed_apart(salt: str, sibling: str | None, label: str) -> Level:
+    """No evidence: the encodings were keyed by different salts (cross-salted schemes), so their Dice says
+    nothing about the values. Taken to be so when the salting field's encodings ``salt`` do not agree
+    (Dice < ``SALT_AGREES``, or one record lacks it while the other has it) and neither does ``sibling``, a
+    field salted by the same value (Dice < ``SIBLING_AGREES``: an agreeing sibling shows the salts are equal).
+    Inside ``all_of`` it is a plain condition (``encoded_dob_comparison``)."""
+    return Level("keyed_apart", label, (salt,) if sibling is None else (salt, sibling), SALT_AGREES)
+
+
+#: a salting field's encodings this similar are taken to be of one value, so fields it salts are comparable
+SALT_AGREES = 0.85
+#: a sibling field (salted by the same value) this similar shows the two records' salts are equal
+SIBLING_AGREES = 0.5
 
 
 def else_level() -> Level:
@@ -396,42 +434,103 @@ _ENCODED = "Dice of keyed Bloom-filter encodings, where a record has no plaintex
 # the plaintext e-mail's, as only the workforce board has e-mail addresses there).
 
 
-def encoded_name_comparison(col: str) -> Comparison:
+def encoded_name_comparison(col: str, cross_salted: bool = False) -> Comparison:
     """First or last name by the Dice of their encodings: same name (up to noise), close spelling, some
-    shared bigrams. No nickname, swap or term-frequency levels: encodings cannot tell those."""
+    shared bigrams. For v1 files no nickname, swap or term-frequency levels: two encodings cannot tell those.
+
+    ``cross_salted`` (v2/v3 files, names salted by the birth date) adds what the pair's plaintext side can:
+    the agreement's term frequency is that of the plaintext record's name; first and last name swapped (the
+    hub's encodings of a plaintext record's swapped names, ``dice_cross``); a first name also meets the hub's
+    encodings of a plaintext record's nicknames (``dice_any``: Kay ≈ Katherine, as in plaintext). Where the
+    birth dates' encodings differ and the other name's do not agree either, the names were keyed by different
+    salts and their Dice is of unrelated filters — no evidence (``keyed_apart``), not a disagreement. Scored as
+    a disagreement, a wrong or partial birth date counted three times (birth date, first and last name: −6.6 on
+    top of the birth date's own weight) and a pair agreeing on its SSN could not link."""
     enc = "enc_" + col
+    sibling = "enc_last_name" if col == "first_name" else "enc_first_name"
+    apart = (keyed_apart("enc_dob", sibling, f"{col} encodings keyed apart (birth dates differ): not compared"),)
+    nickname = (dice_any(column("first_nicknames_enc"), enc, 0.85, "nickname or alias (encodings, Dice >= 0.85)"),)
+    nicknames = cross_salted and col == "first_name"
+    swap = (all_of(dice_cross(column("first_swapped_enc"), "enc_first_name", 0.85, "first name as last"),
+                   dice_cross(column("last_swapped_enc"), "enc_last_name", 0.85, "last name as first"),
+                   label="first and last name swapped (encodings)"),)
     levels = (
         encoded_null(col, enc),
-        dice(enc, 0.85, f"{col} encodings agree (Dice >= 0.85)"),
+        dice(enc, 0.85, f"{col} encodings agree (Dice >= 0.85)", tf_column=col if cross_salted else None),
+        *(swap if cross_salted else ()),
         dice(enc, 0.7, f"{col} encodings close (Dice >= 0.7)"),
+        *(nickname if nicknames else ()),
         dice(enc, 0.5, f"{col} encodings similar (Dice >= 0.5)"),
+        *(apart if cross_salted else ()),
         else_level(),
     )
-    mu = (((0.9, 0.0024), (0.01, 0.0006), (0.05, 0.005), (0.035, 0.99)) if col == "first_name"
-          else ((0.86, 0.0032), (0.02, 0.00035), (0.047, 0.0031), (0.07, 0.99)))
-    return Comparison(f"{col}_enc", with_priors(levels, *mu), description=_ENCODED)
+    # priors: v1 (every name under one salt), so their u is the chance that two people's names meet a level
+    # when the salts are equal — under cross-salting, what a level's u must be and what random sampling cannot
+    # measure: random pairs with equal salts (birth dates) are mostly the same person. The nickname level's
+    # is the plaintext nickname level's.
+    agree, *rest = (((0.9, 0.0024), (0.01, 0.0006), *(((0.04, 0.002),) if nicknames else ()), (0.05, 0.005),
+                     (0.035, 0.99)) if col == "first_name" else ((0.86, 0.0032), (0.02, 0.00035), (0.047, 0.0031),
+                                                                 (0.07, 0.99)))
+    # swapped: the plaintext "first and last name swapped" level's
+    mu = (agree, *(((0.007, 1e-6),) if cross_salted else ()), *rest)
+    levels = with_priors(levels, *mu)
+    if cross_salted:
+        levels = tuple(replace(lv, fix_u=lv.kind not in NULL_KINDS) for lv in levels)
+    return Comparison(f"{col}_enc", levels, description=_ENCODED)
 
 
-def encoded_dob_comparison() -> Comparison:
-    """Date of birth by the Dice of its encodings (same date; one digit off), then the clear birth year."""
-    return Comparison("dob_enc", with_priors((
+def encoded_dob_comparison(cross_salted: bool = False) -> Comparison:
+    """Date of birth by the Dice of its encodings (same date; one digit off), then the clear birth year.
+
+    ``cross_salted``: also "same birth year, the plaintext record's date a 1 January" — how partial dates
+    are recorded (HMIS DOBDataQuality 2), the plaintext comparison's level of the same name. The hub sees
+    only its own record's date, never the encoded one's; under cross-salting a partial date keys the names
+    apart, so the year is all that is left of such a pair's birth date."""
+    partial = (all_of(exact(column("birth_year")), either_equals(column("birth_month_day"), "0101"),
+                      label="same birth year, the plaintext date a 1 January (partial)"),)
+    # the birth date is salted by the first name's code: where the first names' encodings do not agree, the
+    # dates' Dice may be of unrelated filters, and only the clear year is compared
+    apart = (all_of(keyed_apart("enc_first_name", None, "first names differ"), exact(column("birth_year")),
+                    label="same birth year, dob encodings keyed apart (first names differ)"),)
+    levels = (
         encoded_null("dob", "enc_dob"),
         dice("enc_dob", 0.85, "dob encodings agree (Dice >= 0.85)"),
         dice("enc_dob", 0.7, "dob encodings close (Dice >= 0.7: one digit off)"),
+        *(partial + apart if cross_salted else ()),
         exact(column("birth_year"), label="same birth year"),
         else_level(),
-    ), (0.97, 0.0002), (0.014, 0.0022), (0.015, 0.012), (0.002, 0.986)), description=_ENCODED)
+    )
+    mu = ((0.97, 0.0002), (0.014, 0.0022), *(((0.02, 0.0007), (0.05, 0.012)) if cross_salted else ()),
+          (0.015, 0.012), (0.002, 0.986))
+    return Comparison("dob_enc", with_priors(levels, *mu), description=_ENCODED)
 
 
-def encoded_ssn_comparison() -> Comparison:
-    """SSN by the Dice of its encodings (same; one edit), then of the last four digits' encodings."""
-    return Comparison("ssn_enc", with_priors((
+#: u of an SSN whose encodings agree, in cross-salted schemes: the plaintext "ssn exact" prior. Random
+#: sampling cannot measure it there — an encoded SSN agrees only under the same surname code too, so among
+#: random pairs it agrees almost only for records of one person, and the sample's rate (1.5e-4 on the
+#: 5,000-person demo) was the share of true matches in the sample, capping the weight at 12.2 (plaintext 16.2)
+ENCODED_SSN_U = 1e-5
+
+
+def encoded_ssn_comparison(cross_salted: bool = False) -> Comparison:
+    """SSN by the Dice of its encodings (same; one edit), then of the last four digits' encodings.
+    ``cross_salted`` (SSNs salted by the last name's code): where the last names' encodings do not agree (a
+    married or maiden name, or names keyed apart themselves) nor do the last four digits', the SSNs are
+    ``keyed_apart``: no evidence. Every level's u is then fixed (the agreement's at ``ENCODED_SSN_U``, the
+    others at the plaintext SSN's priors): the random pairs left to compare share a surname code and a birth
+    date, mostly one person — sampled, "last four digits agree" got u 0.14 at 100,000 people."""
+    levels = with_priors((
         encoded_null("ssn_last4", "enc_ssn_last4", label="ssn not compared (both plaintext, or missing)"),
         dice("enc_ssn", 0.85, "ssn encodings agree (Dice >= 0.85)"),
         dice("enc_ssn", 0.7, "ssn encodings close (Dice >= 0.7: one edit)"),
         dice("enc_ssn_last4", 0.8, "last four digits' encodings agree (Dice >= 0.8)"),
+        *((keyed_apart("enc_last_name", "enc_ssn_last4",
+                       "ssn encodings keyed apart (last names differ): not compared"),) if cross_salted else ()),
         else_level(),
-    ), (0.88, 0.00016), (0.016, 1e-5), (0.092, 0.00015), (0.01, 0.9997)), description=_ENCODED)
+    ), (0.88, ENCODED_SSN_U if cross_salted else 0.00016), (0.016, 1e-5), (0.092, 0.00015), (0.01, 0.9997))
+    if cross_salted:
+        levels = tuple(replace(lv, fix_u=lv.kind not in NULL_KINDS) for lv in levels)
+    return Comparison("ssn_enc", levels, description=_ENCODED)
 
 
 def encoded_email_comparison() -> Comparison:
@@ -444,25 +543,30 @@ def encoded_email_comparison() -> Comparison:
 
 
 #: The comparison of encodings standing in for each plaintext comparison (added only with encoded partners).
-ENCODED_COMPARISONS: dict[str, Callable[[], Comparison]] = {
-    "first_name": lambda: encoded_name_comparison("first_name"),
-    "last_name": lambda: encoded_name_comparison("last_name"),
+#: Each takes ``cross_salted`` (files of a cross-salted scheme, v2/v3).
+ENCODED_COMPARISONS: dict[str, Callable[[bool], Comparison]] = {
+    "first_name": lambda salted: encoded_name_comparison("first_name", salted),
+    "last_name": lambda salted: encoded_name_comparison("last_name", salted),
     "dob": encoded_dob_comparison,
     "ssn": encoded_ssn_comparison,
-    "email": encoded_email_comparison,
+    "email": lambda _salted: encoded_email_comparison(),
 }
 
 
 #: m of the cross-salted scheme's comparisons (``cilink.encoding.scheme.CROSS_SALTS``), fixed rather than
 #: estimated by EM: every band EM could train on ties the salting fields together (the birth-date band needs
 #: equal first names and birth dates), so EM would see almost no equal names keyed apart by a wrong or partial
-#: birth date — and would punish a salted disagreement as hard as a real one. Measured on the true pairs of
-#: `cilink demo --people 5000 --seed 1 --encoded workforce-board` (docs/encodings.md), rounded.
+#: birth date — and would punish a salted disagreement as hard as a real one. Measured on the 1,094 true pairs
+#: of `cilink demo --people 5000 --seed 1 --encoded workforce-board` (all of them, blocked or not; the levels'
+#: shares among the pairs where the comparison is not null — keyed-apart pairs are null), rounded; the birth
+#: date's "same birth year, keyed apart" is the share of true pairs born in the same year (0.98), as that level
+#: is what is left of the birth date when its Dice says nothing; its "same birth year" (first names agree,
+#: dates differ), 0 of 645, is given 0.005, and the first name's "all other", 1 of 603, 0.01 (plaintext: 0.02).
 CROSS_SALTED_M: dict[str, tuple[float, ...]] = {
-    "first_name_enc": (0.86, 0.011, 0.046, 0.083),
-    "last_name_enc": (0.82, 0.014, 0.041, 0.125),
-    "dob_enc": (0.917, 0.015, 0.066, 0.002),
-    "ssn_enc": (0.727, 0.011, 0.088, 0.174),
+    "first_name_enc": (0.903, 0.012, 0.012, 0.051, 0.021, 0.01),
+    "last_name_enc": (0.867, 0.011, 0.015, 0.047, 0.06),
+    "dob_enc": (0.901, 0.006, 0.02, 0.98, 0.005, 0.019),
+    "ssn_enc": (0.862, 0.013, 0.104, 0.022),
 }
 
 
@@ -557,6 +661,9 @@ class LinkSpec:
                           f"level sql {LEVEL_SQL_REVISION}"])
         if self.encoding:  # absent from plaintext projects, whose fingerprints stay as they were
             text += "\nencoding " + self.encoding
+        fixed_u = [f"{c.name}.{i}" for c in self.comparisons for i, lv in enumerate(c.levels) if lv.fix_u]
+        if fixed_u:  # likewise (only comparisons of encodings fix u)
+            text += "\nu fixed " + ",".join(fixed_u)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
@@ -596,8 +703,9 @@ def with_encodings(spec: LinkSpec, encoding: str) -> LinkSpec:
     plaintext levels. The prior gains pairs agreeing on a name band and a birth-date band.
     """
     names = [c.name for c in spec.comparisons]
-    encoded = tuple(ENCODED_COMPARISONS[n]() for n in names if n in ENCODED_COMPARISONS)
-    if not encoding.startswith(SCHEME_V1):  # salted by each other: m fixed (see CROSS_SALTED_M)
+    cross_salted = not encoding.startswith(SCHEME_V1)
+    encoded = tuple(ENCODED_COMPARISONS[n](cross_salted) for n in names if n in ENCODED_COMPARISONS)
+    if cross_salted:  # salted by each other: m fixed (see CROSS_SALTED_M)
         encoded = tuple(fixed_m(c, *CROSS_SALTED_M[c.name]) if c.name in CROSS_SALTED_M else c for c in encoded)
     name, dob = LSH[0], LSH[1]
     return replace(

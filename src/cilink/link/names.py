@@ -49,6 +49,32 @@ def aliases(name: str | None) -> list[str]:
     return sorted(out)
 
 
+@cache
+def _nicknames() -> dict[str, frozenset[str]]:
+    """formal name → the nicknames that stand for it (the inverse of ``_formal_forms``)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for nickname, formal in _formal_forms().items():
+        for f in formal:
+            out[f].add(nickname)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def alias_neighbours(alias_set: list[str] | None) -> list[str]:
+    """Every name whose alias set meets ``alias_set`` (an ``aliases`` result) — the names a first name with
+    that alias set is an alias of: the set itself and the nicknames of its names (sorted). The hub encodes
+    these for a plaintext record to meet an encoded nickname (``cilink.link.encodings``).
+
+    Example: ``alias_neighbours(aliases("katherine"))`` holds ``'kay'`` and ``'kathy'``.
+    """
+    if not alias_set:
+        return []
+    nicknames = _nicknames()
+    out = set(alias_set)
+    for name in alias_set:
+        out |= nicknames.get(name, frozenset())
+    return sorted(out)
+
+
 def phonetic(name: str | None) -> str | None:
     """Metaphone code of a standardized name (spaces ignored), for blocking; None for empty names."""
     if not name:

@@ -20,7 +20,9 @@ from cilink.link.addresses import street_key
 from cilink.link.encodings import (
     ENCODED_COLUMNS,
     ENCODED_RECORD_COLUMNS,
+    NICKNAMES,
     PLAINTEXT_MARK,
+    SWAPPED,
     EncodingPlan,
     add_encodings,
 )
@@ -68,6 +70,8 @@ def empty_records() -> pl.DataFrame:
     schema["_cilink_last_tokens"] = pl.List(pl.String())
     schema["_cilink_name_placeholder"] = pl.Boolean()
     schema.update({c: pl.Binary() for c in ENCODED_COLUMNS})
+    schema[NICKNAMES] = pl.List(pl.Binary())
+    schema.update({c: pl.Binary() for c in SWAPPED.values()})
     schema.update({c: pl.Int64() for c in ENCODED_RECORD_COLUMNS if c not in schema})
     schema[PLAINTEXT_MARK] = pl.String()
     return pl.DataFrame(schema=schema)

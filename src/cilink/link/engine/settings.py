@@ -15,7 +15,7 @@ from splink import block_on as splink_block_on
 
 from cilink.errors import ConfigError
 from cilink.link.candidates import RECORD_ID
-from cilink.link.comparisons import Comparison, Level, LinkSpec
+from cilink.link.comparisons import SIBLING_AGREES, Comparison, Level, LinkSpec
 from cilink.link.engine.model_io import LinkEngineError, Model, parameters
 
 #: Splink's unique id column: the records' own key
@@ -25,10 +25,15 @@ UNIQUE_ID = RECORD_ID
 def dice_sql(col: str, dialect: Any) -> str:
     """The Dice coefficient of two Bloom-filter encodings (Binary columns) as SQL — DuckDB only: Spark SQL
     has no bit count over binary values."""
+    return dice_of(f"{col}_l", f"{col}_r", dialect)
+
+
+def dice_of(a: str, b: str, dialect: Any) -> str:
+    """``dice_sql`` of two Binary SQL expressions (``x`` and ``enc_first_name_r``, say)."""
     if dialect.sql_dialect_str != "duckdb":
         raise ConfigError("comparing encoded identifiers (Dice of Bloom filters) needs the DuckDB backend",
                           hint='set [engine] backend = "duckdb" (or run `cilink link --backend duckdb`)')
-    a, b = f"CAST({col}_l AS BIT)", f"CAST({col}_r AS BIT)"
+    a, b = f"CAST({a} AS BIT)", f"CAST({b} AS BIT)"
     return f"2 * BIT_COUNT({a} & {b}) / NULLIF(BIT_COUNT({a}) + BIT_COUNT({b}), 0)"
 
 
@@ -99,10 +104,29 @@ def splink_level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None))
         made = cll.ElseLevel()
     elif level.kind == "dice":
         made = cll.CustomLevel(f"{dice_sql(col or '', dialect)} >= {level.threshold}")
+        if level.tf:  # by the plaintext side's value; the level's own u is the base (no exact-match level)
+            made = made.configure(tf_adjustment_column=level.columns[1], disable_tf_exact_match_detection=True)
+    elif level.kind == "dice_any":  # a filter against a list of the other record's filters, both ways
+        many, one = level.columns
+        made = cll.CustomLevel(" OR ".join(
+            f"COALESCE(list_max(list_transform({many}_{a}, lambda x: {dice_of('x', f'{one}_{b}', dialect)})), 0)"
+            f" >= {level.threshold}" for a, b in (("l", "r"), ("r", "l"))))
+    elif level.kind == "dice_cross":  # a's filter on one side against b's on the other, either way round
+        a, b = level.columns
+        made = cll.CustomLevel(" OR ".join(
+            f"COALESCE({dice_of(f'{a}_{x}', f'{b}_{y}', dialect)}, 0) >= {level.threshold}"
+            for x, y in (("l", "r"), ("r", "l"))))
     elif level.kind == "encoded_null":  # no encoded evidence: both sides have the plaintext, or a side no encoding
         plain, enc = level.columns
         made = cll.CustomLevel(f"({plain}_l IS NOT NULL AND {plain}_r IS NOT NULL) OR {enc}_l IS NULL "
                                f"OR {enc}_r IS NULL").configure(is_null_level=True)
+    elif level.kind == "keyed_apart":  # salted apart: the Dice is of unrelated filters (comparisons.keyed_apart)
+        salt, *sibling = level.columns
+        made = cll.CustomLevel(
+            f"NOT ({salt}_l IS NULL AND {salt}_r IS NULL) "
+            f"AND COALESCE({dice_sql(salt, dialect)} < {level.threshold}, TRUE)"
+            + "".join(f" AND COALESCE({dice_sql(c, dialect)} < {SIBLING_AGREES}, TRUE)" for c in sibling)
+        ).configure(is_null_level=True)
     else:  # pragma: no cover - the Level type lists every kind
         raise ValueError(f"unknown level kind {level.kind}")
     if level.kind == "null" and len(level.columns) > 1:
@@ -112,6 +136,8 @@ def splink_level(level: Level, dialect: Any, mu: tuple[Any, Any] = (None, None))
         made = made.configure(m_probability=m, u_probability=u)
         if level.fix_m:
             made = made.configure(fix_m_probability=True)
+        if level.fix_u:
+            made = made.configure(fix_u_probability=True)
     if mu[0] is not None and mu[1] is not None:  # trained parameters of a saved model
         made = made.configure(m_probability=mu[0], u_probability=mu[1])
     return made.configure(label_for_charts=str(level.label))
