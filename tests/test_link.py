@@ -265,8 +265,7 @@ def test_the_model_measures_whether_records_come_in_households(
 
 def test_household_u_counts_shared_addresses_over_all_records_not_a_sample(trained_model: Path) -> None:
     """A sample of records keeps a pair only if it keeps both of its records, so a household's few pairs all
-    but vanish from it (at 2.2M records the same street's share among same-surname pairs came out 0 and the
-    model said "households absent"); the exact-address share is counted over all records instead."""
+    but vanish from it; the exact-address share is counted over all records instead."""
     from cilink.link.engine.backend import DuckDBBackend
     from cilink.link.engine.training import _household_u
     from cilink.link.outputs import read_records

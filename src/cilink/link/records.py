@@ -37,9 +37,9 @@ IDENTITY_FIELDS = (
 KEY_COLUMNS = ("record_id", "partner", "source_person_id")
 DERIVED = (
     "_cilink_first_aliases", "_cilink_last_tokens", "_cilink_first_phonetic", "_cilink_last_phonetic",
-    "_cilink_first_initial", "_cilink_last_initial", "_cilink_initials", "_cilink_dob_digits", "_cilink_birth_year",
-    "_cilink_birth_month",
-    "_cilink_birth_day", "_cilink_birth_month_day", "_cilink_dob_as_written", "_cilink_street_key",
+    "_cilink_first_initial", "_cilink_last_initial", "_cilink_initials", "_cilink_dob_digits",
+    "_cilink_birth_year", "_cilink_birth_month", "_cilink_birth_day", "_cilink_birth_month_day",
+    "_cilink_dob_as_written", "_cilink_street_key",
     "_cilink_name_pair", "_cilink_shared_id_tail", "_cilink_name_placeholder",
 )
 RECORD_COLUMNS = (*KEY_COLUMNS, *IDENTITY_FIELDS, *DERIVED)
