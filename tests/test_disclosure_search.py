@@ -8,10 +8,11 @@ release views.
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from cilink.export.deidentified import release_tables, targets_from
-from cilink.export.disclosure import Codes, Targets, _Search, protect, view_codes
+from cilink.export.disclosure import Codes, Targets, _Search, dense_codes, protect, view_codes
 from cilink.export.generalize import top_code_cutoff
 from cilink.export.measures import ATTRIBUTES, Measures, build_measures
 from cilink.export.person_keys import person_keys
@@ -42,6 +43,24 @@ def test_row_table_codes_are_the_codes_of_their_views(register: tuple[Measures, 
             assert (codes(attr, level) == expected).all(), (attr.name, level)
             assert (expected != 0).sum() > 100, (attr.name, level)  # the fixture has rows of every table
         assert not codes(attr, attr.top).any()
+
+
+def test_person_codes_are_the_codes_of_their_views(register: tuple[Measures, Targets, object]) -> None:
+    """Codes computed once per distinct raw value and gathered are the codes of the full views."""
+    measures, _, _ = register
+    codes = Codes(measures)
+    for attr in (a for a in ATTRIBUTES if not a.rows):
+        for level in range(attr.top):
+            expected = view_codes(attr, measures.view(attr, level), measures.n)
+            assert (codes(attr, level) == expected).all(), (attr.name, level)
+
+
+def test_dense_codes_keep_nulls_apart() -> None:
+    for values in (pl.Series("v", [1990, None, 1985, 1990, None], dtype=pl.Int32),
+                   pl.Series("v", ["b", None, "a", "b", None])):
+        distinct, inverse = dense_codes(values)
+        assert distinct.gather(inverse).equals(values, check_names=False)
+        assert distinct.null_count() == 1 and distinct.len() == 3
 
 
 def test_search_meets_the_targets_on_the_written_tables(register: tuple[Measures, Targets, object]) -> None:

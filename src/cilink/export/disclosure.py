@@ -75,38 +75,121 @@ class Protected:
 
 
 class Codes:
-    """One 64-bit code per person for each attribute at each level (cached): equal values, equal codes."""
+    """One 64-bit code per person for each attribute at each level (cached): equal values, equal codes.
+
+    A code is the polars hash of the person's release values (row tables: of the multiset of their rows), so
+    codes computed from different frames — the release's and a partner's own view — agree on equal values.
+    """
 
     def __init__(self, measures: Measures) -> None:
         self.m = measures
         self._cache: dict[tuple[str, int], np.ndarray] = {}
+        self._dense: dict[str, tuple[pl.Series, np.ndarray]] = {}
 
     def __call__(self, attr: Attribute, level: int) -> np.ndarray:
         key = (attr.name, level)
         if key not in self._cache:
             if level == attr.top:
                 self._cache[key] = np.zeros(self.m.n, np.uint64)
-            elif attr.rows:  # every level in one pass over the rows: the grouping is most of the cost
+            elif attr.rows:  # every level in one pass over the rows: hashing the rows is most of the cost
                 self._cache.update(self._row_codes(attr))
+            elif attr.name in _DISTINCT_RAW:
+                raw = _DISTINCT_RAW[attr.name]
+                if raw not in self._dense:
+                    self._dense[raw] = dense_codes(self.m.person.get_column(raw))
+                distinct, inverse = self._dense[raw]
+                codes = self._distinct_codes(attr, level, distinct)[inverse]
+                self._cache[key] = _scatter(self.m.person.get_column("person_idx"), codes, self.m.n)
             else:
                 self._cache[key] = view_codes(attr, self.m.view(attr, level), self.m.n)
         return self._cache[key]
 
+    def _distinct_codes(self, attr: Attribute, level: int, distinct: pl.Series) -> np.ndarray:
+        """The codes of ``attr``'s view of each distinct raw value (the view of a person depends on it alone)."""
+        frame = pl.DataFrame({"person_idx": pl.int_range(len(distinct), dtype=pl.Int32, eager=True),
+                              distinct.name: distinct})
+        return view_codes(attr, self.m.view(attr, level, person=frame), len(distinct))
+
+    def of(self, attr: Attribute, level: int, persons: pl.Series, *, person: pl.DataFrame | None = None,
+           rows: pl.DataFrame | None = None) -> np.ndarray:
+        """Codes of ``attr`` at ``level`` computed from other raw data (``person`` or ``rows``, as in
+        ``Measures.view``: a partner's own view of its clients), one per entry of ``persons``."""
+        n = max(self.m.n, int(persons.max()) + 1 if len(persons) else 0)  # type: ignore[operator]
+        if attr.rows:
+            assert rows is not None
+            if rows is self.m.rows[attr.name]:  # all of the table's rows: the release's codes
+                return self(attr, level)[persons.to_numpy()]
+            idx, codes = row_codes(attr, level, rows)
+            return _scatter(idx, codes, n)[persons.to_numpy()]
+        assert person is not None
+        if attr.name in _DISTINCT_RAW:
+            distinct, inverse = dense_codes(person.get_column(_DISTINCT_RAW[attr.name]))
+            codes = self._distinct_codes(attr, level, distinct)[inverse]
+            return _scatter(person.get_column("person_idx"), codes, n)[persons.to_numpy()]
+        return view_codes(attr, self.m.view(attr, level, person=person), n, persons=persons)
+
     def _row_codes(self, attr: Attribute) -> dict[tuple[str, int], np.ndarray]:
         """Codes of row table ``attr`` at every level below "not released", equal to ``view_codes`` of each
         level's view."""
-        levels = range(attr.top)
-        per = (self.m.rows[attr.name].lazy()
-               .select("person_idx", *[pl.struct(row_level_exprs(attr, lv)).hash().alias(f"h{lv}") for lv in levels])
-               .group_by("person_idx").agg(*[pl.col(f"h{lv}").sum() for lv in levels])
-               .select("person_idx", *[pl.col(f"h{lv}").hash() for lv in levels]).collect())
-        idx = per.get_column("person_idx").to_numpy().astype(np.int64)
         out = {}
-        for lv in levels:
-            codes = np.zeros(self.m.n, np.uint64)
-            codes[idx] = per.get_column(f"h{lv}").to_numpy().astype(np.uint64)
-            out[(attr.name, lv)] = codes
+        for level, (idx, codes) in enumerate(row_codes_all(attr, self.m.rows[attr.name])):
+            out[(attr.name, level)] = _scatter(idx, codes, self.m.n)
         return out
+
+
+#: Person attributes whose view of a person is a function of one raw column with few distinct values: their
+#: codes are computed on the distinct values and gathered (recoding a million ZIPs or race texts per level
+#: cost more than the whole search).
+_DISTINCT_RAW = {"age": "_birth_year", "race_ethnicity": "_race", "geography": "_zip5", "domains": "_dm"}
+
+
+def dense_codes(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values of ``values`` (null, if any, last) and each row's position among them."""
+    distinct = values.drop_nulls().unique().sort()
+    if values.dtype == pl.String:
+        inverse = values.cast(pl.Enum(distinct)).to_physical()
+    else:  # the position among the sorted distinct values, by binary search
+        inverse = distinct.search_sorted(values)
+    inverse = inverse.cast(pl.Int64).fill_null(len(distinct)).to_numpy(writable=True)
+    if values.null_count():
+        inverse[values.is_null().to_numpy()] = len(distinct)  # the binary search places nulls anywhere
+        distinct = distinct.extend(pl.Series(values.name, [None], dtype=values.dtype))
+    return distinct.alias(values.name), inverse
+
+
+def _scatter(idx: pl.Series | np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """Codes placed at positions ``idx`` of an array of ``n`` zeros (persons without a value get 0)."""
+    out = np.zeros(n, np.uint64)
+    out[idx.to_numpy() if isinstance(idx, pl.Series) else idx] = codes
+    return out
+
+
+def _person_sums(idx: np.ndarray, hashes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each person's wrapping sum of their rows' hashes (a hash of the multiset), for rows in person order
+    (as every row table is built) by one pass over runs; the persons, in order."""
+    starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1]))) if len(idx) else np.zeros(0, np.intp)
+    return idx[starts], [np.add.reduceat(h, starts) if len(h) else h for h in hashes]
+
+
+def row_codes_all(attr: Attribute, rows: pl.DataFrame, levels: range | None = None
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per level (default: every level below "not released"), the persons with rows and their codes: the
+    hash of the wrapping sum of their rows' struct hashes, as ``view_codes`` of the level's view."""
+    levels = range(attr.top) if levels is None else levels
+    hashed = rows.select("person_idx", *[pl.struct(row_level_exprs(attr, lv)).hash().alias(f"h{lv}")
+                                         for lv in levels])
+    idx = hashed.get_column("person_idx").to_numpy()
+    if len(idx) > 1 and not (idx[1:] >= idx[:-1]).all():  # not in person order: group by hashing instead
+        per = hashed.group_by("person_idx").agg(pl.exclude("person_idx").sum())
+        idx, sums = per.get_column("person_idx").to_numpy(), [per.get_column(f"h{lv}").to_numpy() for lv in levels]
+    else:
+        idx, sums = _person_sums(idx, [hashed.get_column(f"h{lv}").to_numpy() for lv in levels])
+    return [(idx, pl.Series(s, dtype=pl.UInt64).hash().to_numpy()) for s in sums]
+
+
+def row_codes(attr: Attribute, level: int, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``row_codes_all`` at one level."""
+    return row_codes_all(attr, rows, range(level, level + 1))[0]
 
 
 def view_codes(attr: Attribute, view: pl.DataFrame, n: int, persons: pl.Series | None = None) -> np.ndarray:
@@ -118,15 +201,12 @@ def view_codes(attr: Attribute, view: pl.DataFrame, n: int, persons: pl.Series |
             "person_idx", pl.col("_h").hash().alias("_c"))
     else:
         per = view.select("person_idx", pl.struct(cols).hash().alias("_c"))
-    idx = per.get_column("person_idx").to_numpy().astype(np.int64)
-    codes = per.get_column("_c").to_numpy().astype(np.uint64)
+    idx = per.get_column("person_idx").to_numpy()
+    codes = per.get_column("_c").to_numpy()
     if persons is None:
-        out = np.zeros(n, np.uint64)
-        out[idx] = codes
-        return out
-    out = np.zeros(max(n, int(idx.max()) + 1 if len(idx) else 0), np.uint64)
-    out[idx] = codes
-    return out[persons.to_numpy().astype(np.int64)]
+        return _scatter(idx, codes, n)
+    out = _scatter(idx, codes, max(n, int(idx.max()) + 1 if len(idx) else 0))
+    return out[persons.to_numpy()]
 
 
 def combine(columns: list[np.ndarray], n: int) -> np.ndarray:
@@ -330,7 +410,7 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
     unreleased value agrees with anything. A client with exactly one candidate is singled out. Attributes
     declared non-identifying are included: the partner knows them all the same.
     """
-    clients, know = partner_view(measures, events, partner, domain, as_of, partners)
+    clients, source = partner_view(measures, events, partner, domain, as_of, partners)
     kept = ~protected.withheld
     codes = protected.codes or Codes(measures)
     rel_cols: list[np.ndarray] = []
@@ -340,13 +420,13 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
         level = protected.levels[a.name]
         if level == a.top:
             continue
-        view = know(a, level)
-        if view is None:
+        known = source(a)
+        if known is None:
             continue
         rel_cols.append(codes(a, level))
         sup = protected.suppressed.get(a.name)
         wild_cols.append(sup if sup is not None else np.zeros(measures.n, bool))
-        know_cols.append(view_codes(a, view, measures.n, persons=clients))
+        know_cols.append(codes.of(a, level, clients, **known))
     dm = measures.person.get_column("_dm").to_numpy()
     in_domain = ((dm >> DOMAINS.index(domain)) & 1) == 1
     domains_sup = protected.suppressed.get("domains")
