@@ -105,22 +105,23 @@ class RecordRisk:
         self._parts[table] = [part]
 
     def _grouped(self) -> pl.DataFrame:
-        """Per person hash: the sums of the whole record (``_S``), of the population table alone (``_T``) and
-        the number of population rows (``_n``), in one group-by over every table's runs."""
+        """Per person of the population: key hash, the sums of the whole record (``_S``) and of the population
+        table alone (``_T``)."""
         if self.population not in self._parts:
             raise ValueError(f"RecordRisk needs the population table {self.population!r} first")
-        zero = pl.lit(0, dtype=pl.UInt64)
-        parts = [part.with_columns(
-            *[(pl.col(c) if table == self.population else zero).alias(t) for c, t in zip(_S, _T, strict=True)],
-            (pl.col(_N) if table == self.population else zero).alias(_N))
-            for table, ps in self._parts.items() for part in ps]
-        grouped = pl.concat(parts).group_by(_P).agg(pl.col(*_S, *_T, _N).sum())  # UInt64 sums wrap
-        # a person in another table but missing from the population would be a staging bug: measure the
-        # population only, so the denominator is the persons released
-        persons = grouped.filter(pl.col(_N) > 0)
-        if persons.height != self._population_rows:  # two keys with one 64-bit hash: never guess
+        persons = pl.concat(self._parts[self.population])
+        if persons.get_column(_P).n_unique() != self._population_rows:  # two keys, one 64-bit hash: never guess
             raise RuntimeError("two person keys share a 64-bit hash; measure this release with another _KEY_SEED")
-        return persons
+        persons = persons.select(_P, *[pl.col(c).alias(t) for c, t in zip(_S, _T, strict=True)])
+        others = [part for table, ps in self._parts.items() if table != self.population for part in ps]
+        if not others:
+            return persons.with_columns(*[pl.col(t).alias(c) for c, t in zip(_S, _T, strict=True)])
+        # the other tables' sums per person, added to the population's (UInt64 sums and additions wrap); a
+        # person in another table but missing from the population would be a staging bug: measure the
+        # population only, so the denominator is the persons released
+        rest = pl.concat([o.select(_P, *_S) for o in others]).group_by(_P).agg(pl.col(*_S).sum())
+        return persons.join(rest, on=_P, how="left").with_columns(
+            *[(pl.col(t) + pl.col(c).fill_null(0)).alias(c) for c, t in zip(_S, _T, strict=True)])
 
     def signatures(self) -> pl.DataFrame:
         """One row per person of the population: the person's key hash and their whole record's two sums."""
