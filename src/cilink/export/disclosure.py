@@ -68,7 +68,7 @@ class Protected:
     suppressed: dict[str, np.ndarray]  # attribute → persons whose value is suppressed
     withheld: np.ndarray  # persons left out of every record-level table
     steps: list[str]
-    codes: Codes | None = None  # the search's codes, reused by the partner attack
+    search: _Search | None = None  # the search's codes, reused by the partner attack
 
     def level_name(self, attr: Attribute) -> str:
         return attr.levels[self.levels[attr.name]]
@@ -107,6 +107,12 @@ class Codes:
                 self._cache[key] = view_codes(attr, self.m.view(attr, level), self.m.n)
         return self._cache[key]
 
+    def take(self, attr: Attribute, level: int) -> np.ndarray:
+        """``self(attr, level)``, no longer cached: the caller may overwrite it (the search mixes it in place)."""
+        codes = self(attr, level)
+        del self._cache[(attr.name, level)]
+        return codes
+
     def _distinct_codes(self, attr: Attribute, level: int, distinct: pl.Series) -> np.ndarray:
         """The codes of ``attr``'s view of each distinct raw value (the view of a person depends on it alone)."""
         frame = pl.DataFrame({"person_idx": pl.int_range(len(distinct), dtype=pl.Int32, eager=True),
@@ -120,8 +126,6 @@ class Codes:
         n = max(self.m.n, int(persons.max()) + 1 if len(persons) else 0)  # type: ignore[operator]
         if attr.rows:
             assert rows is not None
-            if rows is self.m.rows[attr.name]:  # all of the table's rows: the release's codes
-                return self(attr, level)[persons.to_numpy()]
             idx, codes = row_codes(attr, level, rows)
             return _scatter(idx, codes, n)[persons.to_numpy()]
         assert person is not None
@@ -239,13 +243,15 @@ def class_counts(signature: np.ndarray) -> np.ndarray:
     return counts.get_column("len").to_numpy().astype(np.int64)
 
 
-def _mixed(codes: np.ndarray, salt: np.uint64) -> np.ndarray:
-    """A 64-bit finalizer (splitmix64) of code ^ salt: parts of different attributes look independent.
+def _mixed(codes: np.ndarray, salt: np.uint64, *, in_place: bool = False) -> np.ndarray:
+    """A 64-bit finalizer (splitmix64) of code ^ salt: parts of different attributes look independent. It is a
+    bijection, so mixed codes are equal exactly when the codes are.
 
-    In place on one result and one scratch array: each temporary of a million codes is 8 MB of fresh pages,
-    and faulting them in cost more than the arithmetic.
+    In place (on ``codes`` itself, or on one copy) with one scratch array: each temporary of a million codes is
+    8 MB of fresh pages, and faulting them in cost more than the arithmetic.
     """
-    z = codes ^ salt
+    z = codes if in_place else codes.copy()
+    z ^= salt
     tmp = np.empty_like(z)
     with np.errstate(over="ignore"):
         for shift, factor in ((30, np.uint64(0xBF58476D1CE4E5B9)), (27, np.uint64(0x94D049BB133111EB))):
@@ -288,9 +294,13 @@ class _Search:
         """``a``'s codes at ``level``, mixed with the attribute's position: signatures are sums of parts, so a
         step changes one term (two passes over the persons) instead of mixing every column again."""
         key = (a.name, level)
-        if key not in self._parts:
-            self._parts[key] = _mixed(self.codes(a, level), self._salt[a.name])
+        if key not in self._parts:  # the codes are mixed in place: one array per attribute and level, not two
+            self._parts[key] = _mixed(self.codes.take(a, level), self._salt[a.name], in_place=True)
         return self._parts[key]
+
+    def mix(self, a: Attribute, codes: np.ndarray) -> np.ndarray:
+        """Other codes of ``a`` (a partner's own view) mixed as ``part`` mixes the release's."""
+        return _mixed(codes, self._salt[a.name])
 
     def signature(self, levels: dict[str, int], suppressed: dict[str, np.ndarray] | None = None) -> np.ndarray:
         sig = np.zeros(self.n, np.uint64)
@@ -395,7 +405,7 @@ def protect(measures: Measures, targets: Targets) -> Protected:
         suppressed, withheld = search.suppress(levels)
         if search.acceptable(levels, suppressed, withheld):
             return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps,
-                             codes=search.codes)
+                             search=search)
         if not taken:  # the before-suppression estimate was too hopeful even at the coarsest levels
             raise _unreachable(targets)
         a, before, sig = taken.pop()
@@ -424,7 +434,9 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
     """
     clients, source = partner_view(measures, events, partner, domain, as_of, partners)
     kept = ~protected.withheld
-    codes = protected.codes or Codes(measures)
+    # compared mixed, as the search holds them (mixing is a bijection: equal exactly when the codes are)
+    search = protected.search or _Search(measures, Targets())
+    own = clients.to_numpy()
     rel_cols: list[np.ndarray] = []
     wild_cols: list[np.ndarray] = []
     know_cols: list[np.ndarray] = []
@@ -435,10 +447,13 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
         known = source(a)
         if known is None:
             continue
-        rel_cols.append(codes(a, level))
+        rel_cols.append(search.part(a, level))
         sup = protected.suppressed.get(a.name)
         wild_cols.append(sup if sup is not None else np.zeros(measures.n, bool))
-        know_cols.append(codes.of(a, level, clients, **known))
+        if known.get("rows") is measures.rows.get(a.name):  # all of the table's rows: the release's codes
+            know_cols.append(rel_cols[-1][own])
+        else:
+            know_cols.append(search.mix(a, search.codes.of(a, level, clients, **known)))
     dm = measures.person.get_column("_dm").to_numpy()
     in_domain = ((dm >> DOMAINS.index(domain)) & 1) == 1
     domains_sup = protected.suppressed.get("domains")
