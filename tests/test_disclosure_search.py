@@ -97,3 +97,29 @@ def test_pinned_levels_are_kept_and_priorities_steer_the_search(register: tuple[
     ranked = protect(measures, Targets(k=targets.k, priorities=("geography",)))
     default = protect(measures, Targets(k=targets.k))
     assert ranked.levels["geography"] <= default.levels["geography"]
+
+
+def test_a_partners_latest_values_are_those_of_a_stable_sort() -> None:
+    """``_latest`` (no text sorted) gives what sorting by person and time, then taking each column's last
+    non-null value, gives — for rows in or out of order, with null times and null values."""
+    import numpy as np
+
+    from cilink.export.measures import _latest, _order_key
+
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n = int(rng.integers(0, 40))
+        person = rng.integers(0, 6, n).astype(np.int32)
+        if trial % 2:
+            person.sort()
+
+        def nulls(values: pl.Series, share: float) -> pl.Series:
+            kept = pl.Series(rng.random(len(values)) >= share)
+            return pl.select(pl.when(kept).then(values)).to_series().alias(values.name)
+
+        frame = pl.DataFrame([pl.Series("person_idx", person), nulls(pl.Series("_t", rng.integers(0, 4, n)), 0.2),
+                              nulls(pl.Series("a", [f"s{i}" for i in rng.integers(0, 4, n)]), 0.4 * (trial % 3 > 0)),
+                              nulls(pl.Series("b", rng.integers(0, 3, n).astype(np.int32)), 0.5)])
+        expected = (frame.sort("person_idx", "_t", nulls_last=False, maintain_order=True)
+                    .group_by("person_idx", maintain_order=True).agg(pl.col("a", "b").drop_nulls().last()))
+        assert _latest(frame.select("person_idx", "a", "b"), _order_key(frame)).equals(expected), trial

@@ -351,6 +351,13 @@ def build_measures(events: dict[str, pl.DataFrame], n_persons: int, as_of: dt.da
     return Measures(person=person, rows=rows, cutoff=cutoff)
 
 
+def _order_key(frame: pl.DataFrame) -> pl.Series:
+    """One Int64 that orders rows by ``person_idx``, then ``_t`` (an Int64 time, null first)."""
+    lo = frame.get_column("_t").min()
+    return frame.select((pl.col("person_idx").cast(pl.Int64) * (1 << 32)
+                         + (pl.col("_t") - (lo or 0) + 1).fill_null(0)).alias("_k")).to_series()
+
+
 def _latest(frame: pl.DataFrame, key: pl.Series) -> pl.DataFrame:
     """Per person_idx (ascending), each other column's last non-null value in ``key`` order (ties: row order),
     for ``key`` ordering rows by person first.
@@ -367,9 +374,15 @@ def _latest(frame: pl.DataFrame, key: pl.Series) -> pl.DataFrame:
     person = person if perm is None else person[perm]
     starts = np.flatnonzero(np.concatenate(([True], person[1:] != person[:-1])))
     out = [pl.Series("person_idx", person[starts])]
-    position = np.arange(n)
+    ends = np.append(starts[1:], n) - 1
+    position: np.ndarray | None = None
     for c in (c for c in frame.columns if c != "person_idx"):
         col = frame.get_column(c)
+        if not col.null_count():  # every row has a value: the last is the run's last row
+            out.append(col.gather(ends if perm is None else perm[ends]))
+            continue
+        if position is None:
+            position = np.arange(n)
         valid = col.is_not_null().to_numpy()
         last = np.maximum.reduceat(np.where(valid if perm is None else valid[perm], position, -1), starts)
         found = last >= 0
@@ -404,10 +417,8 @@ def partner_view(measures: Measures, events: dict[str, pl.DataFrame], partner: s
     t = pl.coalesce(pl.col("_end"), pl.col("_start")).cast(pl.Int64)
     df = df.with_columns(birth_year(df), race_of(df), pl.col("zip5").alias("_zip5"), t.alias("_t"))
     # the latest value per person: ordered by person, then time (no time first), stably
-    lo = df.get_column("_t").min()
-    key = df.select((pl.col("person_idx").cast(pl.Int64) * (1 << 32)
-                     + (pl.col("_t") - (lo or 0) + 1).fill_null(0)).alias("_k")).to_series()
-    raw = _latest(df.select("person_idx", *demographics), key).with_columns(pl.col("person_idx").cast(pl.Int32))
+    raw = (_latest(df.select("person_idx", *demographics), _order_key(df))
+           .with_columns(pl.col("person_idx").cast(pl.Int32)))
     own_rows: dict[str, pl.DataFrame] = {}
     for name, rows in measures.rows.items():
         ours = rows.get_column("partner") == partner
