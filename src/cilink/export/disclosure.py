@@ -24,6 +24,8 @@ the release; the share of its clients it singles out (exactly one candidate) mus
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,10 +36,11 @@ from cilink.export.measures import (
     BY_NAME,
     DEFAULT_PRIORITIES,
     DOMAINS,
+    DTYPES,
     Attribute,
     Measures,
     partner_view,
-    row_level_exprs,
+    row_level_columns,
 )
 
 #: Code of a locally suppressed value (distinct from every hash of a real value with overwhelming probability).
@@ -77,8 +80,8 @@ class Protected:
 class Codes:
     """One 64-bit code per person for each attribute at each level (cached): equal values, equal codes.
 
-    A code is the polars hash of the person's release values (row tables: of the multiset of their rows), so
-    codes computed from different frames — the release's and a partner's own view — agree on equal values.
+    Codes are those of ``view_codes``, a function of the release values alone, so codes computed from
+    different frames — the release's and a partner's own view — agree on equal values.
     """
 
     def __init__(self, measures: Measures) -> None:
@@ -172,26 +175,57 @@ def _scatter(idx: pl.Series | np.ndarray, codes: np.ndarray, n: int) -> np.ndarr
 
 
 def _person_sums(idx: np.ndarray, hashes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Each person's wrapping sum of their rows' hashes (a hash of the multiset), for rows in person order
-    (as every row table is built) by one pass over runs; the persons, in order."""
-    starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1]))) if len(idx) else np.zeros(0, np.intp)
-    return idx[starts], [np.add.reduceat(h, starts) if len(h) else h for h in hashes]
+    """Each person's wrapping sum of their rows' hashes (a hash of the multiset); the persons, in order.
+
+    Rows in person order (as every row table is built) are summed by one pass over runs, others grouped.
+    """
+    if not len(idx):
+        return idx, hashes
+    if len(idx) > 1 and not (idx[1:] >= idx[:-1]).all():
+        frame = pl.DataFrame({"person_idx": idx, **{f"h{i}": h for i, h in enumerate(hashes)}})
+        per = frame.group_by("person_idx").agg(pl.exclude("person_idx").sum())  # UInt64 sums wrap
+        return per.get_column("person_idx").to_numpy(), [per.get_column(f"h{i}").to_numpy() for i in
+                                                         range(len(hashes))]
+    starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
+    return idx[starts], [np.add.reduceat(h, starts) for h in hashes]
+
+
+#: Odd multipliers, one per column of a row table (``_row_hash``).
+_COLUMN_FACTORS = tuple((2 * j + 1) * 0x9E3779B97F4A7C15 % 2**64 | 1 for j in range(8))
+
+
+@functools.cache
+def _null_hash() -> int:
+    """What polars' ``hash()`` gives a null (the same for every dtype)."""
+    return int(pl.Series([None], dtype=pl.String).hash()[0])
+
+
+def _row_hash(attr: Attribute, kept: tuple[str, ...]) -> pl.Expr:
+    """One 64-bit hash per row of row table ``attr`` with only the ``kept`` columns (the others null): the hash
+    of the wrapping sum of its columns' hashes, each times its column's odd factor. Each column is hashed once
+    for every level, which costs a fraction of a struct hash per level of millions of rows."""
+    terms = [(pl.col(c).cast(DTYPES[c]).hash() if c in kept else pl.lit(_null_hash(), dtype=pl.UInt64))
+             * pl.lit(factor, dtype=pl.UInt64) for c, factor in zip(attr.columns, _COLUMN_FACTORS, strict=False)]
+    return functools.reduce(operator.add, terms).hash()  # UInt64 products and sums wrap
+
+
+def _multiset_codes(idx: np.ndarray, row_hashes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The persons with rows and, per list entry, their code: the hash of the sum of their rows' hashes."""
+    persons, sums = _person_sums(idx, row_hashes)
+    return persons, [pl.Series(s, dtype=pl.UInt64).hash().to_numpy() for s in sums]
 
 
 def row_codes_all(attr: Attribute, rows: pl.DataFrame, levels: range | None = None
                   ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per level (default: every level below "not released"), the persons with rows and their codes: the
-    hash of the wrapping sum of their rows' struct hashes, as ``view_codes`` of the level's view."""
+    """Per level (default: every level below "not released"), the persons with rows and their codes, as
+    ``view_codes`` of the level's view: each column hashed once, a level's row hash mixed from the columns it
+    keeps (the others are null), a person's code the hash of the wrapping sum of their rows' hashes."""
     levels = range(attr.top) if levels is None else levels
-    hashed = rows.select("person_idx", *[pl.struct(row_level_exprs(attr, lv)).hash().alias(f"h{lv}")
+    hashed = rows.select("person_idx", *[_row_hash(attr, row_level_columns(attr, lv)).alias(f"h{lv}")
                                          for lv in levels])
-    idx = hashed.get_column("person_idx").to_numpy()
-    if len(idx) > 1 and not (idx[1:] >= idx[:-1]).all():  # not in person order: group by hashing instead
-        per = hashed.group_by("person_idx").agg(pl.exclude("person_idx").sum())
-        idx, sums = per.get_column("person_idx").to_numpy(), [per.get_column(f"h{lv}").to_numpy() for lv in levels]
-    else:
-        idx, sums = _person_sums(idx, [hashed.get_column(f"h{lv}").to_numpy() for lv in levels])
-    return [(idx, pl.Series(s, dtype=pl.UInt64).hash().to_numpy()) for s in sums]
+    persons, codes = _multiset_codes(hashed.get_column("person_idx").to_numpy(),
+                                     [hashed.get_column(f"h{lv}").to_numpy() for lv in levels])
+    return [(persons, c) for c in codes]
 
 
 def row_codes(attr: Attribute, level: int, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -200,16 +234,18 @@ def row_codes(attr: Attribute, level: int, rows: pl.DataFrame) -> tuple[np.ndarr
 
 
 def view_codes(attr: Attribute, view: pl.DataFrame, n: int, persons: pl.Series | None = None) -> np.ndarray:
-    """Codes of a view: one per person_idx 0 … n − 1 (or per ``persons``, in that order); 0 without rows."""
-    cols = list(attr.columns)
+    """Codes of a view: one per person_idx 0 … n − 1 (or per ``persons``, in that order); 0 without rows.
+
+    A person attribute's code is the struct hash of the person's values; a row table's, a hash of the multiset
+    of the person's rows (``row_codes_all``), so codes from different frames agree on equal values.
+    """
     if attr.rows:
-        # a multiset hash: the wrapping sum of the rows' hashes (no per-person sort), then mixed
-        per = view.group_by("person_idx").agg(pl.struct(cols).hash().sum().alias("_h")).select(
-            "person_idx", pl.col("_h").hash().alias("_c"))
+        hashed = view.select("person_idx", _row_hash(attr, attr.columns).alias("_h"))
+        idx, (codes,) = _multiset_codes(hashed.get_column("person_idx").to_numpy(),
+                                        [hashed.get_column("_h").to_numpy()])
     else:
-        per = view.select("person_idx", pl.struct(cols).hash().alias("_c"))
-    idx = per.get_column("person_idx").to_numpy()
-    codes = per.get_column("_c").to_numpy()
+        per = view.select("person_idx", pl.struct(list(attr.columns)).hash().alias("_c"))
+        idx, codes = per.get_column("person_idx").to_numpy(), per.get_column("_c").to_numpy()
     if persons is None:
         return _scatter(idx, codes, n)
     out = _scatter(idx, codes, max(n, int(idx.max()) + 1 if len(idx) else 0))

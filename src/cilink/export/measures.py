@@ -322,6 +322,11 @@ def _row_view(attr: Attribute, level: int, rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select("person_idx", *row_level_exprs(attr, level))
 
 
+def row_level_columns(attr: Attribute, level: int) -> tuple[str, ...]:
+    """The columns row table ``attr`` keeps at ``level`` (below "not released"); the others are null."""
+    return _ROW_LEVEL_COLUMNS[attr.name][level]
+
+
 def row_level_exprs(attr: Attribute, level: int) -> list[pl.Expr]:
     """The release columns of row table ``attr`` at ``level`` (below "not released"): columns the level does
     not keep are null."""
