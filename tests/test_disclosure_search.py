@@ -123,3 +123,15 @@ def test_a_partners_latest_values_are_those_of_a_stable_sort() -> None:
         expected = (frame.sort("person_idx", "_t", nulls_last=False, maintain_order=True)
                     .group_by("person_idx", maintain_order=True).agg(pl.col("a", "b").drop_nulls().last()))
         assert _latest(frame.select("person_idx", "a", "b"), _order_key(frame)).equals(expected), trial
+
+
+def test_small_classes_are_those_of_the_class_sizes() -> None:
+    import numpy as np
+
+    from cilink.export.disclosure import class_sizes, in_small_classes
+
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 50, 5000):
+        signature = rng.integers(0, max(n // 4, 1), n).astype(np.uint64)
+        for k in (1, 2, 5):
+            assert (in_small_classes(signature, k) == (class_sizes(signature) < k)).all()

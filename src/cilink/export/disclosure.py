@@ -271,6 +271,15 @@ def class_sizes(signature: np.ndarray) -> np.ndarray:
     return frame.select(pl.len().over("s")).to_series().to_numpy().astype(np.int64)
 
 
+def in_small_classes(signature: np.ndarray, k: int) -> np.ndarray:
+    """Whether each person's class is smaller than ``k`` (``class_sizes(signature) < k``): the classes are
+    counted, and the few small ones looked up — cheaper than spreading every size back over the persons."""
+    if not len(signature):
+        return np.zeros(0, bool)
+    small = pl.DataFrame({"s": signature}).lazy().group_by("s").len().filter(pl.col("len") < k).collect()
+    return pl.Series(signature).is_in(small.get_column("s").implode()).to_numpy()
+
+
 def class_counts(signature: np.ndarray) -> np.ndarray:
     """Size of every equivalence class (one entry per class)."""
     if not len(signature):
@@ -365,7 +374,7 @@ class _Search:
         count = np.zeros(self.n, np.int64)
         small = np.zeros(self.n, bool)
         for _ in range(len(order) + 1):
-            small = class_sizes(self.signature(levels, suppressed)) < self.t.k
+            small = in_small_classes(self.signature(levels, suppressed), self.t.k)
             if not small.any():
                 break
             for j, a in enumerate(order):

@@ -425,12 +425,18 @@ def partner_view(measures: Measures, events: dict[str, pl.DataFrame], partner: s
     raw = (_latest(df.select("person_idx", *demographics), _order_key(df))
            .with_columns(pl.col("person_idx").cast(pl.Int32)))
     own_rows: dict[str, pl.DataFrame] = {}
+    idx = measures.person.get_column("person_idx")
+    in_order = bool((idx.to_numpy() == np.arange(len(idx))).all())  # row i is person i, as build_measures makes it
     for name, rows in measures.rows.items():
         ours = rows.get_column("partner") == partner
         whole = rows.height > 0 and bool(ours.all())
         own_rows[name] = rows if whole else rows.filter(ours)
         # outcome flags as the partner computes them from its own rows; from all of a table's rows (the
-        # partner is its only source) they are the persons' flags already computed
+        # partner is its only source) they are the persons' flags already computed, gathered
+        if whole and in_order:
+            raw = raw.with_columns(measures.person.get_column(c).gather(raw.get_column("person_idx"))
+                                   for c in _FLAG_COLUMNS[name])
+            continue
         flags = (measures.person.select("person_idx", *_FLAG_COLUMNS[name]) if whole
                  else _table_flags(name, own_rows[name]).with_columns(pl.col("person_idx").cast(pl.Int32)))
         raw = raw.join(flags, on="person_idx", how="left")
