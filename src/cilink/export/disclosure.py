@@ -515,16 +515,15 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
         kn = np.stack(know_cols, axis=1)
         # which attributes each candidate has suppressed, as one integer (np.unique on rows sorts slowly)
         which = wild.astype(np.int64) @ (np.int64(1) << np.arange(len(rel_cols), dtype=np.int64))
-        for pattern in np.unique(which):
+        for pattern in pl.Series(which).unique().sort():  # a hash de-duplication: sorting a million is slower
             used = [j for j in range(len(rel_cols)) if not (int(pattern) >> j) & 1]
             sel = which == pattern
             rk = combine([rel[sel, j] for j in used], int(sel.sum()))
             ck = combine([kn[:, j] for j in used], m)
-            keys, n_keys = np.unique(rk, return_counts=True)
-            pos = np.searchsorted(keys, ck)
-            pos = np.clip(pos, 0, max(len(keys) - 1, 0))
-            hit = keys[pos] == ck if len(keys) else np.zeros(m, bool)
-            counts += np.where(hit, n_keys[pos], 0)
+            # candidates per key, counted and looked up by hash (sorting and binary search cost more)
+            per_key = pl.DataFrame({"k": rk}).group_by("k").len()
+            hit = pl.DataFrame({"k": ck}).join(per_key, on="k", how="left", maintain_order="left")
+            counts += hit.get_column("len").fill_null(0).to_numpy()
     else:
         counts += int(candidates.sum())
     single = int((counts == 1).sum())
