@@ -212,9 +212,10 @@ def _hits(probe: pl.DataFrame, restricted: pl.Series, lengths: pl.Series, *, fol
     near = restricted.filter(lengths.is_in(keys.str.len_bytes().unique().implode()))
     if near.is_empty():
         return probe.get_column("v").clear()
-    if len(keys) + len(near) > 100_000:
-        # hundreds of thousands of ids of a key's length (32-character partner ids): their 64-bit hashes are
-        # compared first, several times cheaper than text; only texts whose hash is on both sides go on
+    if min(len(keys), len(near)) > 50_000:
+        # hundreds of thousands of keys and of ids as long (person keys, 32-character partner ids): their
+        # 64-bit hashes are compared first, several times cheaper than a set of as many texts; only texts whose
+        # hash is on both sides go on (a few keys, as in the metadata, are cheaper looked up directly)
         key_hash, near_hash = keys.hash(), near.hash()
         common = key_hash.filter(key_hash.is_in(near_hash.implode())).implode()
         keys, near = keys.filter(key_hash.is_in(common)), near.filter(near_hash.is_in(common))
