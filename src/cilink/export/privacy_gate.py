@@ -203,7 +203,9 @@ def _hits(probe: pl.DataFrame, restricted: pl.Series, lengths: pl.Series, *, fol
 
     The restricted set can hold tens of millions of ids: only those as long (in bytes) as some probe key can
     equal one, a cheap test that leaves few (person keys are 32 bytes; most partner ids are shorter), and
-    only those few are compared as text, against a hash set of whichever side is smaller.
+    only those few are compared as text, against a hash set of whichever side is smaller. When both sides
+    are still large (a million person keys, hundreds of thousands of 32-character partner ids), their 64-bit
+    hashes are compared first and only the texts whose hash is on both sides are compared as text.
     """
     forms = [pl.col("k"), pl.col("k").str.to_lowercase(), pl.col("k").str.to_uppercase()] if fold_case else [
         pl.col("k")]
