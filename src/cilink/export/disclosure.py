@@ -281,11 +281,11 @@ def in_small_classes(signature: np.ndarray, k: int) -> np.ndarray:
 
 
 def class_counts(signature: np.ndarray) -> np.ndarray:
-    """Size of every equivalence class (one entry per class)."""
+    """Size of every equivalence class (one entry per class, in no particular order)."""
     if not len(signature):
         return np.zeros(0, np.int64)
-    counts = pl.DataFrame({"s": signature}).lazy().group_by("s").len().collect()
-    return counts.get_column("len").to_numpy().astype(np.int64)
+    # counts alone, without the classes' keys: about half the cost of a group-by, once per step tried
+    return pl.Series(signature).unique_counts().to_numpy().astype(np.int64)
 
 
 def _mixed(codes: np.ndarray, salt: np.uint64, *, in_place: bool = False) -> np.ndarray:
