@@ -382,12 +382,19 @@ class _Search:
         suppressed = {a.name: np.zeros(self.n, bool) for a in order}
         count = np.zeros(self.n, np.int64)
         small = np.zeros(self.n, bool)
+        sig = self.signature(levels)
         for _ in range(len(order) + 1):
-            small = in_small_classes(self.signature(levels, suppressed), self.t.k)
+            small = in_small_classes(sig, self.t.k)
             if not small.any():
                 break
             for j, a in enumerate(order):
-                suppressed[a.name] |= small & (count == j)
+                new = small & (count == j) & ~suppressed[a.name]
+                suppressed[a.name] |= new
+                # the signature kept up to date for the newly suppressed persons alone (``signature`` with
+                # ``suppressed``, without a pass over everyone per attribute and round)
+                who = np.flatnonzero(new)
+                with np.errstate(over="ignore"):
+                    sig[who] += self._suppressed_part[a.name] - self.part(a, levels[a.name])[who]
             count[small] += 1
             if (count > 0).sum() > self.budget:  # over the budget already: no need to go on
                 break
