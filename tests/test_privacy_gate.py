@@ -20,7 +20,7 @@ from cilink.export import export_release
 from cilink.export.columns import ColumnSpec
 from cilink.export.generalize import RESTRICTED_ZIP3, generalize_date, top_code_cutoff, zip3_expr
 from cilink.export.kanonymity import KAnonymityUnreachable, anonymize, min_class_size
-from cilink.export.privacy_gate import GateRule, check_metadata, check_values
+from cilink.export.privacy_gate import Candidates, GateRule, check_metadata, check_values, lookup_failures
 from cilink.export.restricted_values import RestrictedValues
 from cilink.ledger import Ledger
 from tests.release_fixtures import RESEARCH, build_release_workspace, make_persons, make_staged, write_fixture
@@ -234,6 +234,18 @@ def test_lookups_by_kind():
     assert GateRule.SSN_VALUE in ints
     dates = {f.rule for f in check_values("t", "d", pl.Series([dt.date(2011, 4, 3)]), None, rv)}
     assert dates == {GateRule.DAY_PRECISION_DATE, GateRule.DOB_VALUE}
+
+
+def test_id_lookups_at_scale_find_every_id_in_any_case():
+    """Hundreds of thousands of ids as long as the keys are narrowed by hash before they are compared as text:
+    an id typed in another case, and one equal to a key, are still found — and only those."""
+    rng = np.random.default_rng(4)
+    hexes = [f"{v:032x}" for v in rng.integers(0, 2**62, 120_000, dtype=np.int64)]
+    keys, ids = hexes[:60_000], hexes[60_000:]
+    ids += [keys[7], keys[11].upper(), keys[13][:31]]  # equal; upper-cased; one character short
+    failures = lookup_failures([Candidates("persons.parquet", "person_key", "key", pl.Series("v", keys))],
+                               _rv(source_ids=ids))
+    assert [(f.rule, f.count) for f in failures] == [(GateRule.SOURCE_ID_VALUE, 2)]
 
 
 def test_a_shared_identifier_is_a_restricted_id(tmp_path):

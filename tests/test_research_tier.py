@@ -266,3 +266,13 @@ def test_plan_description(settings_kw, profile, safe):
     assert ("not Safe Harbor" in d["description"]) is not safe
     assert d["profile"] == str(profile or ReleaseProfile.SAFE_HARBOR)
 
+
+
+@pytest.mark.parametrize("order", [["a", "a", "b"], ["a", "b", "a"]])
+def test_record_risk_refuses_a_population_key_twice(order: list[str]) -> None:
+    """Two population rows with one key hash (a collision, or a key repeated) are never measured as one person,
+    whether the rows are adjacent (summed as one run) or not."""
+    risk = RecordRisk()
+    risk.add("persons.parquet", pl.DataFrame({"person_key": order, "sex": ["F", "M", "F"]}))
+    with pytest.raises(RuntimeError, match="64-bit hash"):
+        risk.figures()

@@ -343,6 +343,7 @@ def stage_deidentified(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         if attacks[partner]["share"] > targets.partner_single_out:
             failures.append(gate.GateFailure("(whole record)", f"partner {partner}", gate.GateRule.PARTNER_SINGLE_OUT,
                                              int(attacks[partner]["singled_out"])))
+    protected.search = None  # the search's codes (hundreds of MB at a million persons) are no longer needed
     clock.lap("gate_partner_attack")
     if failures:
         _refuse(ctx, failures, inputs)

@@ -24,6 +24,8 @@ the release; the share of its clients it singles out (exactly one candidate) mus
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,10 +36,11 @@ from cilink.export.measures import (
     BY_NAME,
     DEFAULT_PRIORITIES,
     DOMAINS,
+    DTYPES,
     Attribute,
     Measures,
     partner_view,
-    row_level_exprs,
+    row_level_columns,
 )
 
 #: Code of a locally suppressed value (distinct from every hash of a real value with overwhelming probability).
@@ -68,65 +71,185 @@ class Protected:
     suppressed: dict[str, np.ndarray]  # attribute → persons whose value is suppressed
     withheld: np.ndarray  # persons left out of every record-level table
     steps: list[str]
-    codes: Codes | None = None  # the search's codes, reused by the partner attack
+    search: _Search | None = None  # the search's codes, reused by the partner attack
 
     def level_name(self, attr: Attribute) -> str:
         return attr.levels[self.levels[attr.name]]
 
 
 class Codes:
-    """One 64-bit code per person for each attribute at each level (cached): equal values, equal codes."""
+    """One 64-bit code per person for each attribute at each level (cached): equal values, equal codes.
+
+    Codes are those of ``view_codes``, a function of the release values alone, so codes computed from
+    different frames — the release's and a partner's own view — agree on equal values.
+    """
 
     def __init__(self, measures: Measures) -> None:
         self.m = measures
         self._cache: dict[tuple[str, int], np.ndarray] = {}
+        self._dense: dict[str, tuple[pl.Series, np.ndarray]] = {}
+        idx = measures.person.get_column("person_idx").to_numpy()
+        self._in_order = bool((idx == np.arange(len(idx))).all())  # row i is person i, as build_measures makes it
 
     def __call__(self, attr: Attribute, level: int) -> np.ndarray:
         key = (attr.name, level)
         if key not in self._cache:
             if level == attr.top:
                 self._cache[key] = np.zeros(self.m.n, np.uint64)
-            elif attr.rows:  # every level in one pass over the rows: the grouping is most of the cost
+            elif attr.rows:  # every level in one pass over the rows: hashing the rows is most of the cost
                 self._cache.update(self._row_codes(attr))
+            elif attr.name in _DISTINCT_RAW:
+                raw = _DISTINCT_RAW[attr.name]
+                if raw not in self._dense:
+                    self._dense[raw] = dense_codes(self.m.person.get_column(raw))
+                distinct, inverse = self._dense[raw]
+                codes = self._distinct_codes(attr, level, distinct)[inverse]
+                self._cache[key] = codes if self._in_order else _scatter(self.m.person.get_column("person_idx"),
+                                                                         codes, self.m.n)
             else:
                 self._cache[key] = view_codes(attr, self.m.view(attr, level), self.m.n)
         return self._cache[key]
 
+    def take(self, attr: Attribute, level: int) -> np.ndarray:
+        """``self(attr, level)``, no longer cached: the caller may overwrite it (the search mixes it in place)."""
+        codes = self(attr, level)
+        del self._cache[(attr.name, level)]
+        return codes
+
+    def _distinct_codes(self, attr: Attribute, level: int, distinct: pl.Series) -> np.ndarray:
+        """The codes of ``attr``'s view of each distinct raw value (the view of a person depends on it alone)."""
+        frame = pl.DataFrame({"person_idx": pl.int_range(len(distinct), dtype=pl.Int32, eager=True),
+                              distinct.name: distinct})
+        return view_codes(attr, self.m.view(attr, level, person=frame), len(distinct))
+
+    def of(self, attr: Attribute, level: int, persons: pl.Series, *, person: pl.DataFrame | None = None,
+           rows: pl.DataFrame | None = None) -> np.ndarray:
+        """Codes of ``attr`` at ``level`` computed from other raw data (``person`` or ``rows``, as in
+        ``Measures.view``: a partner's own view of its clients), one per entry of ``persons``."""
+        n = max(self.m.n, int(persons.max()) + 1 if len(persons) else 0)  # type: ignore[operator]
+        if attr.rows:
+            assert rows is not None
+            idx, codes = row_codes(attr, level, rows)
+            return _scatter(idx, codes, n)[persons.to_numpy()]
+        assert person is not None
+        if attr.name in _DISTINCT_RAW:
+            distinct, inverse = dense_codes(person.get_column(_DISTINCT_RAW[attr.name]))
+            codes = self._distinct_codes(attr, level, distinct)[inverse]
+            return _scatter(person.get_column("person_idx"), codes, n)[persons.to_numpy()]
+        return view_codes(attr, self.m.view(attr, level, person=person), n, persons=persons)
+
     def _row_codes(self, attr: Attribute) -> dict[tuple[str, int], np.ndarray]:
         """Codes of row table ``attr`` at every level below "not released", equal to ``view_codes`` of each
         level's view."""
-        levels = range(attr.top)
-        per = (self.m.rows[attr.name].lazy()
-               .select("person_idx", *[pl.struct(row_level_exprs(attr, lv)).hash().alias(f"h{lv}") for lv in levels])
-               .group_by("person_idx").agg(*[pl.col(f"h{lv}").sum() for lv in levels])
-               .select("person_idx", *[pl.col(f"h{lv}").hash() for lv in levels]).collect())
-        idx = per.get_column("person_idx").to_numpy().astype(np.int64)
         out = {}
-        for lv in levels:
-            codes = np.zeros(self.m.n, np.uint64)
-            codes[idx] = per.get_column(f"h{lv}").to_numpy().astype(np.uint64)
-            out[(attr.name, lv)] = codes
+        for level, (idx, codes) in enumerate(row_codes_all(attr, self.m.rows[attr.name])):
+            out[(attr.name, level)] = _scatter(idx, codes, self.m.n)
         return out
+
+
+#: Person attributes whose view of a person is a function of one raw column with few distinct values: their
+#: codes are computed on the distinct values and gathered (recoding a million ZIPs or race texts per level
+#: cost more than the whole search).
+_DISTINCT_RAW = {"age": "_birth_year", "race_ethnicity": "_race", "geography": "_zip5", "domains": "_dm"}
+
+
+def dense_codes(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values of ``values`` (null, if any, last) and each row's position among them."""
+    distinct = values.drop_nulls().unique().sort()
+    if values.dtype == pl.String:
+        inverse = values.cast(pl.Enum(distinct)).to_physical()
+    else:  # the position among the sorted distinct values, by binary search
+        inverse = distinct.search_sorted(values)
+    inverse = inverse.cast(pl.Int64).fill_null(len(distinct)).to_numpy(writable=True)
+    if values.null_count():
+        inverse[values.is_null().to_numpy()] = len(distinct)  # the binary search places nulls anywhere
+        distinct = distinct.extend(pl.Series(values.name, [None], dtype=values.dtype))
+    return distinct.alias(values.name), inverse
+
+
+def _scatter(idx: pl.Series | np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """Codes placed at positions ``idx`` of an array of ``n`` zeros (persons without a value get 0)."""
+    out = np.zeros(n, np.uint64)
+    out[idx.to_numpy() if isinstance(idx, pl.Series) else idx] = codes
+    return out
+
+
+def _person_sums(idx: np.ndarray, hashes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each person's wrapping sum of their rows' hashes (a hash of the multiset); the persons, in order.
+
+    Rows in person order (as every row table is built) are summed by one pass over runs, others grouped.
+    """
+    if not len(idx):
+        return idx, hashes
+    if len(idx) > 1 and not (idx[1:] >= idx[:-1]).all():
+        frame = pl.DataFrame({"person_idx": idx, **{f"h{i}": h for i, h in enumerate(hashes)}})
+        per = frame.group_by("person_idx").agg(pl.exclude("person_idx").sum())  # UInt64 sums wrap
+        return per.get_column("person_idx").to_numpy(), [per.get_column(f"h{i}").to_numpy() for i in
+                                                         range(len(hashes))]
+    starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
+    return idx[starts], [np.add.reduceat(h, starts) for h in hashes]
+
+
+#: Odd multipliers, one per column of a row table (``_row_hash``).
+_COLUMN_FACTORS = tuple((2 * j + 1) * 0x9E3779B97F4A7C15 % 2**64 | 1 for j in range(8))
+
+
+@functools.cache
+def _null_hash() -> int:
+    """What polars' ``hash()`` gives a null (the same for every dtype)."""
+    return int(pl.Series([None], dtype=pl.String).hash()[0])
+
+
+def _row_hash(attr: Attribute, kept: tuple[str, ...]) -> pl.Expr:
+    """One 64-bit hash per row of row table ``attr`` with only the ``kept`` columns (the others null): the hash
+    of the wrapping sum of its columns' hashes, each times its column's odd factor. Each column is hashed once
+    for every level, which costs a fraction of a struct hash per level of millions of rows."""
+    terms = [(pl.col(c).cast(DTYPES[c]).hash() if c in kept else pl.lit(_null_hash(), dtype=pl.UInt64))
+             * pl.lit(factor, dtype=pl.UInt64) for c, factor in zip(attr.columns, _COLUMN_FACTORS, strict=False)]
+    return functools.reduce(operator.add, terms).hash()  # UInt64 products and sums wrap
+
+
+def _multiset_codes(idx: np.ndarray, row_hashes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The persons with rows and, per list entry, their code: the hash of the sum of their rows' hashes."""
+    persons, sums = _person_sums(idx, row_hashes)
+    return persons, [pl.Series(s, dtype=pl.UInt64).hash().to_numpy() for s in sums]
+
+
+def row_codes_all(attr: Attribute, rows: pl.DataFrame, levels: range | None = None
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per level (default: every level below "not released"), the persons with rows and their codes, as
+    ``view_codes`` of the level's view: each column hashed once, a level's row hash mixed from the columns it
+    keeps (the others are null), a person's code the hash of the wrapping sum of their rows' hashes."""
+    levels = range(attr.top) if levels is None else levels
+    hashed = rows.select("person_idx", *[_row_hash(attr, row_level_columns(attr, lv)).alias(f"h{lv}")
+                                         for lv in levels])
+    persons, codes = _multiset_codes(hashed.get_column("person_idx").to_numpy(),
+                                     [hashed.get_column(f"h{lv}").to_numpy() for lv in levels])
+    return [(persons, c) for c in codes]
+
+
+def row_codes(attr: Attribute, level: int, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``row_codes_all`` at one level."""
+    return row_codes_all(attr, rows, range(level, level + 1))[0]
 
 
 def view_codes(attr: Attribute, view: pl.DataFrame, n: int, persons: pl.Series | None = None) -> np.ndarray:
-    """Codes of a view: one per person_idx 0 … n − 1 (or per ``persons``, in that order); 0 without rows."""
-    cols = list(attr.columns)
+    """Codes of a view: one per person_idx 0 … n − 1 (or per ``persons``, in that order); 0 without rows.
+
+    A person attribute's code is the struct hash of the person's values; a row table's, a hash of the multiset
+    of the person's rows (``row_codes_all``), so codes from different frames agree on equal values.
+    """
     if attr.rows:
-        # a multiset hash: the wrapping sum of the rows' hashes (no per-person sort), then mixed
-        per = view.group_by("person_idx").agg(pl.struct(cols).hash().sum().alias("_h")).select(
-            "person_idx", pl.col("_h").hash().alias("_c"))
+        hashed = view.select("person_idx", _row_hash(attr, attr.columns).alias("_h"))
+        idx, (codes,) = _multiset_codes(hashed.get_column("person_idx").to_numpy(),
+                                        [hashed.get_column("_h").to_numpy()])
     else:
-        per = view.select("person_idx", pl.struct(cols).hash().alias("_c"))
-    idx = per.get_column("person_idx").to_numpy().astype(np.int64)
-    codes = per.get_column("_c").to_numpy().astype(np.uint64)
+        per = view.select("person_idx", pl.struct(list(attr.columns)).hash().alias("_c"))
+        idx, codes = per.get_column("person_idx").to_numpy(), per.get_column("_c").to_numpy()
     if persons is None:
-        out = np.zeros(n, np.uint64)
-        out[idx] = codes
-        return out
-    out = np.zeros(max(n, int(idx.max()) + 1 if len(idx) else 0), np.uint64)
-    out[idx] = codes
-    return out[persons.to_numpy().astype(np.int64)]
+        return _scatter(idx, codes, n)
+    out = _scatter(idx, codes, max(n, int(idx.max()) + 1 if len(idx) else 0))
+    return out[persons.to_numpy()]
 
 
 def combine(columns: list[np.ndarray], n: int) -> np.ndarray:
@@ -148,21 +271,48 @@ def class_sizes(signature: np.ndarray) -> np.ndarray:
     return frame.select(pl.len().over("s")).to_series().to_numpy().astype(np.int64)
 
 
+def in_small_classes(signature: np.ndarray, k: int) -> np.ndarray:
+    """Whether each person's class is smaller than ``k`` (``class_sizes(signature) < k``): the classes are
+    counted, and the few small ones looked up — cheaper than spreading every size back over the persons."""
+    if not len(signature):
+        return np.zeros(0, bool)
+    small = pl.DataFrame({"s": signature}).lazy().group_by("s").len().filter(pl.col("len") < k).collect()
+    return pl.Series(signature).is_in(small.get_column("s").implode()).to_numpy()
+
+
 def class_counts(signature: np.ndarray) -> np.ndarray:
-    """Size of every equivalence class (one entry per class)."""
+    """Size of every equivalence class (one entry per class, in no particular order)."""
     if not len(signature):
         return np.zeros(0, np.int64)
-    counts = pl.DataFrame({"s": signature}).lazy().group_by("s").len().collect()
-    return counts.get_column("len").to_numpy().astype(np.int64)
+    # counts alone, without the classes' keys: about half the cost of a group-by, once per step tried
+    return pl.Series(signature).unique_counts().to_numpy().astype(np.int64)
 
 
-def _mixed(codes: np.ndarray, salt: np.uint64) -> np.ndarray:
-    """A 64-bit finalizer (splitmix64) of code ^ salt: parts of different attributes look independent."""
+def _mixed(codes: np.ndarray, salt: np.uint64, *, in_place: bool = False) -> np.ndarray:
+    """A 64-bit finalizer (splitmix64) of code ^ salt: parts of different attributes look independent. It is a
+    bijection, so mixed codes are equal exactly when the codes are.
+
+    In place (on ``codes`` itself, or on one copy), a block at a time with one small scratch array: each
+    temporary of a million codes is 8 MB of fresh pages, and faulting them in cost more than the arithmetic.
+    """
+    out = codes if in_place else codes.copy()
+    tmp = np.empty(min(len(out), _BLOCK), np.uint64)
     with np.errstate(over="ignore"):
-        z = codes ^ salt
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        for start in range(0, len(out), _BLOCK):
+            z = out[start:start + _BLOCK]
+            t = tmp[:len(z)]
+            z ^= salt
+            for shift, factor in ((30, np.uint64(0xBF58476D1CE4E5B9)), (27, np.uint64(0x94D049BB133111EB))):
+                np.right_shift(z, np.uint64(shift), out=t)
+                z ^= t
+                z *= factor
+            np.right_shift(z, np.uint64(31), out=t)
+            z ^= t
+    return out
+
+
+#: Codes mixed per block (``_mixed``): 512 KB, which stays in cache between the steps.
+_BLOCK = 1 << 16
 
 
 def weights(priorities: tuple[str, ...]) -> dict[str, float]:
@@ -196,18 +346,24 @@ class _Search:
         """``a``'s codes at ``level``, mixed with the attribute's position: signatures are sums of parts, so a
         step changes one term (two passes over the persons) instead of mixing every column again."""
         key = (a.name, level)
-        if key not in self._parts:
-            self._parts[key] = _mixed(self.codes(a, level), self._salt[a.name])
+        if key not in self._parts:  # the codes are mixed in place: one array per attribute and level, not two
+            self._parts[key] = _mixed(self.codes.take(a, level), self._salt[a.name], in_place=True)
         return self._parts[key]
+
+    def mix(self, a: Attribute, codes: np.ndarray) -> np.ndarray:
+        """Other codes of ``a`` (a partner's own view) mixed as ``part`` mixes the release's."""
+        return _mixed(codes, self._salt[a.name])
 
     def signature(self, levels: dict[str, int], suppressed: dict[str, np.ndarray] | None = None) -> np.ndarray:
         sig = np.zeros(self.n, np.uint64)
         with np.errstate(over="ignore"):
             for a in self.attrs:
                 part = self.part(a, levels[a.name])
-                if suppressed is not None and a.name in suppressed and suppressed[a.name].any():
-                    part = np.where(suppressed[a.name], self._suppressed_part[a.name], part)
                 sig += part
+                if suppressed is not None and a.name in suppressed and suppressed[a.name].any():
+                    # the few suppressed persons' part swapped for the suppressed code (wrapping arithmetic)
+                    who = np.flatnonzero(suppressed[a.name])
+                    sig[who] += self._suppressed_part[a.name] - part[who]
         return sig
 
     def violation(self, signature: np.ndarray) -> float:
@@ -226,12 +382,19 @@ class _Search:
         suppressed = {a.name: np.zeros(self.n, bool) for a in order}
         count = np.zeros(self.n, np.int64)
         small = np.zeros(self.n, bool)
+        sig = self.signature(levels)
         for _ in range(len(order) + 1):
-            small = class_sizes(self.signature(levels, suppressed)) < self.t.k
+            small = in_small_classes(sig, self.t.k)
             if not small.any():
                 break
             for j, a in enumerate(order):
-                suppressed[a.name] |= small & (count == j)
+                new = small & (count == j) & ~suppressed[a.name]
+                suppressed[a.name] |= new
+                # the signature kept up to date for the newly suppressed persons alone (``signature`` with
+                # ``suppressed``, without a pass over everyone per attribute and round)
+                who = np.flatnonzero(new)
+                with np.errstate(over="ignore"):
+                    sig[who] += self._suppressed_part[a.name] - self.part(a, levels[a.name])[who]
             count[small] += 1
             if (count > 0).sum() > self.budget:  # over the budget already: no need to go on
                 break
@@ -303,7 +466,7 @@ def protect(measures: Measures, targets: Targets) -> Protected:
         suppressed, withheld = search.suppress(levels)
         if search.acceptable(levels, suppressed, withheld):
             return Protected(levels=levels, suppressed=suppressed, withheld=withheld, steps=steps,
-                             codes=search.codes)
+                             search=search)
         if not taken:  # the before-suppression estimate was too hopeful even at the coarsest levels
             raise _unreachable(targets)
         a, before, sig = taken.pop()
@@ -330,9 +493,11 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
     unreleased value agrees with anything. A client with exactly one candidate is singled out. Attributes
     declared non-identifying are included: the partner knows them all the same.
     """
-    clients, know = partner_view(measures, events, partner, domain, as_of, partners)
+    clients, source = partner_view(measures, events, partner, domain, as_of, partners)
     kept = ~protected.withheld
-    codes = protected.codes or Codes(measures)
+    # compared mixed, as the search holds them (mixing is a bijection: equal exactly when the codes are)
+    search = protected.search or _Search(measures, Targets())
+    own = clients.to_numpy()
     rel_cols: list[np.ndarray] = []
     wild_cols: list[np.ndarray] = []
     know_cols: list[np.ndarray] = []
@@ -340,13 +505,16 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
         level = protected.levels[a.name]
         if level == a.top:
             continue
-        view = know(a, level)
-        if view is None:
+        known = source(a)
+        if known is None:
             continue
-        rel_cols.append(codes(a, level))
+        rel_cols.append(search.part(a, level))
         sup = protected.suppressed.get(a.name)
         wild_cols.append(sup if sup is not None else np.zeros(measures.n, bool))
-        know_cols.append(view_codes(a, view, measures.n, persons=clients))
+        if known.get("rows") is measures.rows.get(a.name):  # all of the table's rows: the release's codes
+            know_cols.append(rel_cols[-1][own])
+        else:
+            know_cols.append(search.mix(a, search.codes.of(a, level, clients, **known)))
     dm = measures.person.get_column("_dm").to_numpy()
     in_domain = ((dm >> DOMAINS.index(domain)) & 1) == 1
     domains_sup = protected.suppressed.get("domains")
@@ -363,16 +531,15 @@ def partner_attack(measures: Measures, protected: Protected, events: dict[str, p
         kn = np.stack(know_cols, axis=1)
         # which attributes each candidate has suppressed, as one integer (np.unique on rows sorts slowly)
         which = wild.astype(np.int64) @ (np.int64(1) << np.arange(len(rel_cols), dtype=np.int64))
-        for pattern in np.unique(which):
+        for pattern in pl.Series(which).unique().sort():  # a hash de-duplication: sorting a million is slower
             used = [j for j in range(len(rel_cols)) if not (int(pattern) >> j) & 1]
             sel = which == pattern
             rk = combine([rel[sel, j] for j in used], int(sel.sum()))
             ck = combine([kn[:, j] for j in used], m)
-            keys, n_keys = np.unique(rk, return_counts=True)
-            pos = np.searchsorted(keys, ck)
-            pos = np.clip(pos, 0, max(len(keys) - 1, 0))
-            hit = keys[pos] == ck if len(keys) else np.zeros(m, bool)
-            counts += np.where(hit, n_keys[pos], 0)
+            # candidates per key, counted and looked up by hash (sorting and binary search cost more)
+            per_key = pl.DataFrame({"k": rk}).group_by("k").len()
+            hit = pl.DataFrame({"k": ck}).join(per_key, on="k", how="left", maintain_order="left")
+            counts += hit.get_column("len").fill_null(0).to_numpy()
     else:
         counts += int(candidates.sum())
     single = int((counts == 1).sum())

@@ -19,12 +19,14 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from cilink.export.columns import DOMAINS
 from cilink.export.events import days_absent
 from cilink.export.kanonymity import RACE_LEVELS, birth_exprs, geo_exprs, race_expr
 from cilink.export.persons import birth_year, person_base, race_of
+from cilink.export.sources import CLEAR_BIRTH_YEAR
 from cilink.export.spells import domain_spells
 
 PERSONS = "persons.parquet"
@@ -289,23 +291,40 @@ def _person_view(attr: Attribute, level: int, p: pl.DataFrame, cutoff: int) -> p
 _FLAGS = ("school_outcomes", "workforce_outcome", "housing_outcome")
 
 
+#: The person-level flag columns each row table gives (``_flags``).
+_FLAG_COLUMNS: dict[str, tuple[str, ...]] = {
+    "school_years": ("_chronically_absent_any", "_graduated_any"), "workforce_spells": ("_employed_after_exit",),
+    "housing_spells": ("_exited_to_permanent_housing",)}
+
+
 def _flags(rows: dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
     """Per person: ever chronically absent / graduated, employed after an exit, exited to permanent housing."""
-    school = rows["school_years"].group_by("person_idx").agg(
-        pl.col("chronically_absent").any().alias("_chronically_absent_any"),
-        pl.col("graduated").any().alias("_graduated_any"))
-    exited = rows["workforce_spells"].filter(pl.col("outcome") != "enrolled").group_by("person_idx").agg(
-        pl.when((pl.col("outcome") == "exited_unknown").all()).then(None)
-        .otherwise((pl.col("outcome") == "exited_employed").any()).alias("_employed_after_exit"))
-    housing = rows["housing_spells"].filter(pl.col("destination_category") != "enrolled").group_by("person_idx").agg(
+    return [_table_flags(name, rows[name]) for name in _FLAG_COLUMNS]
+
+
+def _table_flags(name: str, rows: pl.DataFrame) -> pl.DataFrame:
+    """The flags of one row table (``_FLAG_COLUMNS``), per person with rows."""
+    if name == "school_years":
+        return rows.group_by("person_idx").agg(
+            pl.col("chronically_absent").any().alias("_chronically_absent_any"),
+            pl.col("graduated").any().alias("_graduated_any"))
+    if name == "workforce_spells":
+        return rows.filter(pl.col("outcome") != "enrolled").group_by("person_idx").agg(
+            pl.when((pl.col("outcome") == "exited_unknown").all()).then(None)
+            .otherwise((pl.col("outcome") == "exited_employed").any()).alias("_employed_after_exit"))
+    return rows.filter(pl.col("destination_category") != "enrolled").group_by("person_idx").agg(
         (pl.col("destination_category") == "permanent").any().alias("_exited_to_permanent_housing"))
-    return [school, exited, housing]
 
 
 def _row_view(attr: Attribute, level: int, rows: pl.DataFrame) -> pl.DataFrame:
     if level == attr.top:
         return rows.clear().select("person_idx", *[pl.col(c).cast(DTYPES[c]) for c in attr.columns])
     return rows.select("person_idx", *row_level_exprs(attr, level))
+
+
+def row_level_columns(attr: Attribute, level: int) -> tuple[str, ...]:
+    """The columns row table ``attr`` keeps at ``level`` (below "not released"); the others are null."""
+    return _ROW_LEVEL_COLUMNS[attr.name][level]
 
 
 def row_level_exprs(attr: Attribute, level: int) -> list[pl.Expr]:
@@ -337,36 +356,96 @@ def build_measures(events: dict[str, pl.DataFrame], n_persons: int, as_of: dt.da
     return Measures(person=person, rows=rows, cutoff=cutoff)
 
 
+def _order_key(frame: pl.DataFrame) -> pl.Series:
+    """One Int64 that orders rows by ``person_idx``, then ``_t`` (an Int64 time, null first)."""
+    lo = frame.get_column("_t").min()
+    return frame.select((pl.col("person_idx").cast(pl.Int64) * (1 << 32)
+                         + (pl.col("_t") - (lo or 0) + 1).fill_null(0)).alias("_k")).to_series()
+
+
+def _latest(frame: pl.DataFrame, key: pl.Series) -> pl.DataFrame:
+    """Per person_idx (ascending), each other column's last non-null value in ``key`` order (ties: row order),
+    for ``key`` ordering rows by person first.
+
+    The same as a stable sort by ``key`` then ``group_by(maintain_order=True).agg(drop_nulls().last())``, but
+    only one row per person and column is gathered: moving millions of text values to sort them cost more
+    than all the rest of a partner's view.
+    """
+    n = frame.height
+    if not n:
+        return frame.clear()
+    perm = None if key.is_sorted() else np.argsort(key.to_numpy(), kind="stable")
+    person = frame.get_column("person_idx").to_numpy()
+    person = person if perm is None else person[perm]
+    starts = np.flatnonzero(np.concatenate(([True], person[1:] != person[:-1])))
+    out = [pl.Series("person_idx", person[starts])]
+    ends = np.append(starts[1:], n) - 1
+    position: np.ndarray | None = None
+    for c in (c for c in frame.columns if c != "person_idx"):
+        col = frame.get_column(c)
+        if not col.null_count():  # every row has a value: the last is the run's last row
+            out.append(col.gather(ends if perm is None else perm[ends]))
+            continue
+        if position is None:
+            position = np.arange(n)
+        valid = col.is_not_null().to_numpy()
+        last = np.maximum.reduceat(np.where(valid if perm is None else valid[perm], position, -1), starts)
+        found = last >= 0
+        rows = np.where(found, last, 0) if perm is None else perm[np.where(found, last, 0)]
+        out.append(pl.select(pl.when(pl.Series(found)).then(col.gather(rows)).alias(c)).to_series())
+    return pl.DataFrame(out)
+
+
+#: Where a partner's own view of an attribute comes from: ``{"person": frame}`` (raw person columns of its
+#: clients) or ``{"rows": frame}`` (its own rows of a row table), as ``Measures.view`` takes them.
+PartnerSource = dict[str, pl.DataFrame]
+
+
 def partner_view(measures: Measures, events: dict[str, pl.DataFrame], partner: str, domain: str, as_of: dt.date,
-                 partners: tuple[str, ...]) -> tuple[pl.Series, Callable[[Attribute, int], pl.DataFrame | None]]:
-    """What a partner knows of its own clients, in release form: its clients' person_idx, and per attribute
-    and level the view computed from that partner's records alone (None: the partner cannot know it).
+                 partners: tuple[str, ...]) -> tuple[pl.Series, Callable[[Attribute], PartnerSource | None]]:
+    """What a partner knows of its own clients: its clients' person_idx, and per attribute the raw data its
+    own view is computed from (``Measures.view(attr, level, **source)``; None: the partner cannot know it).
 
     Demographics come from the partner's own latest values; a row table of the partner's domain from its own
     rows (equal to the released rows when it is the domain's only partner); anything derived from another
     domain (observed period, HMIS while in school, the other domains) it does not know.
     """
-    own = {d: df.filter(pl.col("partner") == partner) for d, df in events.items() if d == domain}
-    df = own[domain]
+    df = events[domain]
+    mine = df.get_column("partner") == partner
+    sole = bool(mine.all())  # the domain's only partner: its records are all the domain's records
+    wanted = ["person_idx", "dob", "sex", "zip5", "race_ethnicity", "_start", "_end"]
+    df = df.select(*wanted, *[c for c in df.columns if c == CLEAR_BIRTH_YEAR])  # only what is read
+    if not sole:
+        df = df.filter(mine)
     clients = df.get_column("person_idx").unique().sort()
-    order = pl.coalesce(pl.col("_end"), pl.col("_start"))
     demographics = ("_birth_year", "sex", "_race", "_zip5")
-    raw = (df.with_columns(birth_year(df), race_of(df), pl.col("zip5").alias("_zip5"), order.alias("_t"))
-           .select("person_idx", "_t", *demographics)  # sort only what is read: the events carry many columns
-           .sort("person_idx", "_t", nulls_last=False, maintain_order=True)
-           .group_by("person_idx", maintain_order=True)
-           .agg([pl.col(c).drop_nulls().last() for c in demographics])
+    t = pl.coalesce(pl.col("_end"), pl.col("_start")).cast(pl.Int64)
+    df = df.with_columns(birth_year(df), race_of(df), pl.col("zip5").alias("_zip5"), t.alias("_t"))
+    # the latest value per person: ordered by person, then time (no time first), stably
+    raw = (_latest(df.select("person_idx", *demographics), _order_key(df))
            .with_columns(pl.col("person_idx").cast(pl.Int32)))
-    own_rows = {a: r.filter(pl.col("partner") == partner) for a, r in measures.rows.items()}
-    for flags in _flags(own_rows):  # outcome flags as the partner computes them from its own rows
-        raw = raw.join(flags.with_columns(pl.col("person_idx").cast(pl.Int32)), on="person_idx", how="left")
+    own_rows: dict[str, pl.DataFrame] = {}
+    idx = measures.person.get_column("person_idx")
+    in_order = bool((idx.to_numpy() == np.arange(len(idx))).all())  # row i is person i, as build_measures makes it
+    for name, rows in measures.rows.items():
+        ours = rows.get_column("partner") == partner
+        whole = rows.height > 0 and bool(ours.all())
+        own_rows[name] = rows if whole else rows.filter(ours)
+        # outcome flags as the partner computes them from its own rows; from all of a table's rows (the
+        # partner is its only source) they are the persons' flags already computed, gathered
+        if whole and in_order:
+            raw = raw.with_columns(measures.person.get_column(c).gather(raw.get_column("person_idx"))
+                                   for c in _FLAG_COLUMNS[name])
+            continue
+        flags = (measures.person.select("person_idx", *_FLAG_COLUMNS[name]) if whole
+                 else _table_flags(name, own_rows[name]).with_columns(pl.col("person_idx").cast(pl.Int32)))
+        raw = raw.join(flags, on="person_idx", how="left")
 
-    def know(attr: Attribute, level: int) -> pl.DataFrame | None:
+    def source(attr: Attribute) -> PartnerSource | None:
         if IDENTITY in attr.sources or (attr.name in _FLAGS and attr.sources == {domain}):
-            return measures.view(attr, level, person=raw)
+            return {"person": raw}
         if attr.rows and attr.sources == {domain}:
-            return measures.view(attr, level, rows=own_rows[attr.name])
+            return {"rows": own_rows[attr.name]}
         return None
 
-    return clients.cast(pl.Int32), know
-
+    return clients.cast(pl.Int32), source

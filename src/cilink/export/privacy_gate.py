@@ -203,7 +203,9 @@ def _hits(probe: pl.DataFrame, restricted: pl.Series, lengths: pl.Series, *, fol
 
     The restricted set can hold tens of millions of ids: only those as long (in bytes) as some probe key can
     equal one, a cheap test that leaves few (person keys are 32 bytes; most partner ids are shorter), and
-    only those few are compared as text, against a hash set of whichever side is smaller.
+    only those few are compared as text, against a hash set of whichever side is smaller. When both sides
+    are still large (a million person keys, hundreds of thousands of 32-character partner ids), their 64-bit
+    hashes are compared first and only the texts whose hash is on both sides are compared as text.
     """
     forms = [pl.col("k"), pl.col("k").str.to_lowercase(), pl.col("k").str.to_uppercase()] if fold_case else [
         pl.col("k")]
@@ -212,6 +214,15 @@ def _hits(probe: pl.DataFrame, restricted: pl.Series, lengths: pl.Series, *, fol
     near = restricted.filter(lengths.is_in(keys.str.len_bytes().unique().implode()))
     if near.is_empty():
         return probe.get_column("v").clear()
+    if min(len(keys), len(near)) > 50_000:
+        # hundreds of thousands of keys and of ids as long (person keys, 32-character partner ids): their
+        # 64-bit hashes are compared first, several times cheaper than a set of as many texts; only texts whose
+        # hash is on both sides go on (a few keys, as in the metadata, are cheaper looked up directly)
+        key_hash, near_hash = keys.hash(), near.hash()
+        common = key_hash.filter(key_hash.is_in(near_hash.implode())).implode()
+        keys, near = keys.filter(key_hash.is_in(common)), near.filter(near_hash.is_in(common))
+        if near.is_empty():
+            return probe.get_column("v").clear()
     matched = near.filter(near.is_in(keys.implode())) if len(keys) <= len(near) else keys.filter(
         keys.is_in(near.implode()))
     if matched.is_empty():

@@ -9,7 +9,8 @@ records are identical; a person alone in a class is unique, and their individual
 never held whole: each row is reduced to two 64-bit hashes of its values (nulls are a value; the table is
 part of the hash) and each person's rows to an order-independent wrapping sum of their row hashes, i.e. a
 hash of the multiset (a row repeated twice is not the same record as the row once: a recipient sees the
-repeat). Memory is three 64-bit integers per person per table. Two distinct records share both sums with
+repeat); a person's consecutive rows are summed in one pass (tables are in person order) before any
+group-by. Memory is four 64-bit integers per person per table. Two distinct records share both sums with
 probability about n² / 2¹²⁹ (10⁻²⁷ at a million persons), which could only merge two classes — never split
 one. The persons' keys are hashed too (64 bits); a collision between two keys is detected, not assumed away.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cilink.export.columns import PERSONS
@@ -38,7 +40,7 @@ METHOD = ("every released column of every table is a quasi-identifier; a person'
           "equivalence classes / persons")
 
 _KEY_SEED = 0x5EED
-_P, _S = "_p", ("_s1", "_s2")
+_P, _S, _T, _N = "_p", ("_s1", "_s2"), ("_t1", "_t2"), "_n"
 
 
 def _table_seed(table: str) -> int:
@@ -76,7 +78,7 @@ class RecordRisk:
     def __init__(self, *, key: str = "person_key", population: str = PERSONS,
                  exclude: frozenset[str] = frozenset()) -> None:
         self.key, self.population, self.exclude = key, population, exclude
-        self._tables: dict[str, pl.DataFrame] = {}  # table → (person hash, two sums of row hashes)
+        self._parts: dict[str, list[pl.DataFrame]] = {}  # table → (person hash, two sums of row hashes, rows)
         self._attributes: dict[str, list[str]] = {}
         self._population_rows = 0
 
@@ -97,34 +99,60 @@ class RecordRisk:
               for c, seed in zip(_S, seeds, strict=True)])
         if table == self.population:
             self._population_rows += frame.height
-        part = rows.group_by(_P).agg(pl.col(*_S).sum())  # UInt64 sums wrap: a hash of the multiset
-        if table in self._tables:
-            part = pl.concat([self._tables[table], part]).group_by(_P).agg(pl.col(*_S).sum())
-        self._tables[table] = part
+        part = _runs(rows)
+        if table in self._parts:  # merged as it comes: memory stays one row per person per table
+            part = pl.concat([*self._parts[table], part]).group_by(_P).agg(pl.col(*_S, _N).sum())
+        self._parts[table] = [part]
+
+    def _grouped(self) -> pl.DataFrame:
+        """Per person of the population: key hash, the sums of the whole record (``_S``) and of the population
+        table alone (``_T``)."""
+        if self.population not in self._parts:
+            raise ValueError(f"RecordRisk needs the population table {self.population!r} first")
+        persons = pl.concat(self._parts[self.population])
+        if persons.get_column(_P).n_unique() != self._population_rows:  # two keys, one 64-bit hash: never guess
+            raise RuntimeError("two person keys share a 64-bit hash; measure this release with another _KEY_SEED")
+        persons = persons.select(_P, *[pl.col(c).alias(t) for c, t in zip(_S, _T, strict=True)])
+        others = [part for table, ps in self._parts.items() if table != self.population for part in ps]
+        if not others:
+            return persons.with_columns(*[pl.col(t).alias(c) for c, t in zip(_S, _T, strict=True)])
+        # the other tables' sums per person, added to the population's (UInt64 sums and additions wrap); a
+        # person in another table but missing from the population would be a staging bug: measure the
+        # population only, so the denominator is the persons released
+        rest = pl.concat([o.select(_P, *_S) for o in others]).group_by(_P).agg(pl.col(*_S).sum())
+        return persons.join(rest, on=_P, how="left").with_columns(
+            *[(pl.col(t) + pl.col(c).fill_null(0)).alias(c) for c, t in zip(_S, _T, strict=True)])
 
     def signatures(self) -> pl.DataFrame:
         """One row per person of the population: the person's key hash and their whole record's two sums."""
-        if self.population not in self._tables:
-            raise ValueError(f"RecordRisk needs the population table {self.population!r} first")
-        persons = self._tables[self.population]
-        if persons.height != self._population_rows:  # two keys with one 64-bit hash: never guess
-            raise RuntimeError("two person keys share a 64-bit hash; measure this release with another _KEY_SEED")
-        joined = pl.concat(list(self._tables.values())).group_by(_P).agg(pl.col(*_S).sum())
-        # a person in another table but missing from the population would be a staging bug: measure the
-        # population only, so the denominator is the persons released
-        return persons.select(_P).join(joined, on=_P, how="left")
+        return self._grouped().select(_P, *_S)
 
     def figures(self) -> dict[str, Any]:
         """``joined_record`` (all tables) and ``persons_table`` (the population table alone) risk figures."""
-        joined = self.signatures()
-        tables = list(self._tables)
+        grouped = self._grouped()
+        tables = list(self._parts)
         return {
             "method": METHOD,
             "tables": tables,
             "attributes": sum(len(self._attributes[t]) for t in tables),
-            "joined_record": class_figures(joined.select(pl.struct(*_S)).to_series()),
-            "persons_table": class_figures(self._tables[self.population].select(pl.struct(*_S)).to_series()),
+            "joined_record": class_figures(grouped.select(pl.struct(*_S)).to_series()),
+            "persons_table": class_figures(grouped.select(pl.struct(*_T)).to_series()),
         }
+
+
+def _runs(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` (person hash, row hashes) with each run of rows of one person summed into one row, and the
+    run's length (``_n``): release tables are in person order, so this leaves a row per person for the
+    group-by instead of a row per school year or spell — a linear pass instead of hashing millions of rows."""
+    p = rows.get_column(_P).to_numpy()
+    if not len(p):
+        return rows.with_columns(pl.lit(0, dtype=pl.UInt64).alias(_N))
+    starts = np.flatnonzero(np.concatenate(([True], p[1:] != p[:-1])))
+    if len(starts) == len(p):
+        return rows.with_columns(pl.lit(1, dtype=pl.UInt64).alias(_N))
+    lengths = np.diff(np.append(starts, len(p))).astype(np.uint64)
+    return pl.DataFrame({_P: p[starts], **{c: np.add.reduceat(rows.get_column(c).to_numpy(), starts) for c in _S},
+                         _N: lengths})
 
 
 def record_risk(tables: dict[str, pl.DataFrame], *, key: str = "person_key", population: str = PERSONS,
