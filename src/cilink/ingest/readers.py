@@ -208,12 +208,12 @@ def read_xlsx(data: bytes, file: str, *, sheet: str | None = None) -> RawTable:
     if name not in names:
         raise _reject(file, FileProblem.WRONG_SHEET, f"no sheet named '{sheet}' (sheets: {', '.join(names)})",
                       "set the partner's `sheet` in cilink.toml to one of the sheets listed")
-    first = book.load_sheet_by_name(name, header_row=None, n_rows=1, dtypes="string").to_polars()
-    if first.height == 0:
+    # one read of the sheet: the reader parses the whole sheet even for its first row
+    grid = book.load_sheet_by_name(name, header_row=None, dtypes="string").to_polars()
+    if grid.height == 0:
         raise _reject(file, FileProblem.EMPTY_FILE, f"sheet '{name}' is empty", "ask for a new export")
-    headers = [_clean_header(v) for v in first.row(0)]
-    body = book.load_sheet_by_name(name, header_row=None, skip_rows=1, dtypes="string").to_polars()
-    body = body.select(pl.all().cast(pl.String))
+    headers = [_clean_header(v) for v in grid.row(0)]
+    body = grid.slice(1).select(pl.all().cast(pl.String))
     width = len(headers)
     cols = body.columns
     # a sheet can have cells right of the header; keep exactly the header's width
