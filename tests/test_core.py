@@ -44,6 +44,29 @@ def test_id_history_methods_read_what_a_run_appended(tmp_path: Path) -> None:
         assert len(ledger.id_issue_order(many)) == len(many)
 
 
+def test_bulk_id_events_rebuild_the_indexes_and_a_failed_append_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large append drops and rebuilds the ID history's indexes in its transaction: afterwards they exist
+    and answer; an append that fails half-way leaves rows and indexes as they were."""
+    import cilink.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "BULK_ID_EVENTS", 10)
+    indexes = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'id_history' ORDER BY name"
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        expected = sorted(name for name, _ in ledger_module.ID_HISTORY_INDEXES)
+        ledger.add_id_events("r1", "2026-01-01T00:00:00Z", [("new", f"P{i:03d}", None) for i in range(50)])
+        assert [r[0] for r in ledger.conn.execute(indexes)] == expected
+        assert ledger.id_issue_order(["P007", "P049"]) == {"P007": 8, "P049": 50}
+        plan = " ".join(str(r[-1]) for r in ledger.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT seq FROM id_history WHERE person_id = 'P007'"))
+        assert "id_history_person" in plan
+        bad = [("new", f"Q{i:03d}", None) for i in range(60)] + [("vanish", "Q999", None)]
+        with pytest.raises(sqlite3.IntegrityError):
+            ledger.add_id_events("r2", "2026-01-02T00:00:00Z", bad)
+        assert [r[0] for r in ledger.conn.execute(indexes)] == expected
+        assert ledger.id_history_seq() == 50 and not ledger.has_id_events("r2")
+
+
 def _hold_lock(path: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event) -> None:
     with writer_lock(Path(path), "holder"):
         ready.set()
