@@ -282,6 +282,29 @@ def test_household_u_counts_shared_addresses_over_all_records_not_a_sample(train
         assert sum(tiny[comp]) == pytest.approx(1.0, rel=1e-3)  # (an unseen level counts once)
 
 
+def test_the_household_lift_compares_with_all_random_pairs_not_a_sample_that_saw_no_shared_street(
+    trained_model: Path,
+) -> None:
+    """At scale a sample of random pairs holds no pair sharing a street (one in 930,000 at 3M people), so its
+    u stays at the prior; the lift's denominator is counted from the street keys' value counts instead, and
+    a model trained on a sample of only 50 random pairs still finds the households."""
+    from cilink.config import EngineSettings
+    from cilink.link.engine.backend import DuckDBBackend
+    from cilink.link.engine.training import _household_u
+    from cilink.link.outputs import read_records
+
+    records = read_records(trained_model)
+    spec = link_spec(LinkSettings())
+    model = engine.train(records, spec, seed=42, max_pairs_u=50, max_pairs_em=5e5, engine=EngineSettings())
+    keys = records.get_column("_cilink_street_key").drop_nulls()
+    n = keys.len()
+    agree = sum(c * (c - 1) for c in keys.value_counts()["count"].to_list())  # ordered pairs, by hand
+    backend = DuckDBBackend()
+    among_surname = _household_u(backend, backend.db_api(), records, spec, max_pairs=50, seed=42)["street"][0]
+    assert model.meta["households_present"] is True
+    assert model.meta["household_lift"]["street"] == pytest.approx(among_surname / (agree / (n * (n - 1))), rel=1e-2)
+
+
 def seed_model(ws: Workspace, model_dir: Path) -> None:
     """Give a fresh workspace an already-trained model (as if `cilink link` had trained it)."""
     from cilink.generations import new_link_generation

@@ -128,9 +128,7 @@ def _household_u(backend: Backend, db: Any, records: pl.DataFrame, spec: LinkSpe
             n_obs, n_exact = exact
             # a sample of records keeps a pair only if it keeps both records, so a household's few pairs
             # vanish from it: the exact-address pairs are counted over all records instead, and the sample
-            # only splits the rest between the other levels. (This makes the share exact; it does not make
-            # the lift scale: at 2.2M records same-surname pairs share a street hardly more often than random
-            # ones — 3.0e-4 against 2.9e-4 — because strangers with a common surname outnumber families.)
+            # only splits the rest between the other levels
             rest = sum(sampled[1:])
             sampled = [n_exact, *((n_obs - n_exact) * x / rest if rest else 0.0 for x in sampled[1:])]
             if not rest:
@@ -208,7 +206,7 @@ def train(records: pl.DataFrame, spec: LinkSpec, *, seed: int, max_pairs_u: floa
             linker = Linker(sdf, creator, log_level=None)
         linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs_u, seed=seed)
         household_u = _household_u(backend, db, records, spec, max_pairs_u, seed)
-        households = _households(linker.misc.save_model_to_json(), household_u)
+        households = _households(linker.misc.save_model_to_json(), household_u, _random_exact_shares(records, spec))
         notes.append(households["note"])
         if household_u:
             settings = linker.misc.save_model_to_json()
@@ -259,9 +257,34 @@ def train(records: pl.DataFrame, spec: LinkSpec, *, seed: int, max_pairs_u: floa
                        "households_present": households["present"], "household_lift": households["lift"]})
 
 
-def _households(random_settings: dict[str, Any], household_u: dict[str, list[float | None]]) -> dict[str, Any]:
+def _random_exact_shares(records: pl.DataFrame, spec: LinkSpec) -> dict[str, float]:
+    """Share of all pairs of records (both with the value) that agree exactly, for each household
+    comparison whose first level is plain equality of one column — counted from value counts, not sampled.
+
+    Random sampling cannot see it at scale: at 3M people (2.2M records, 1M distinct street keys) one random
+    pair in 930,000 shares a street key, so a sample of random pairs holds none and Splink leaves the level's u
+    at its prior (0.15), which made same-surname pairs look no likelier than strangers to share a street.
+    """
+    out: dict[str, float] = {}
+    for comp in spec.comparisons:
+        levels = [lv for lv in comp.levels if lv.kind != "null"]
+        if comp.role != "household" or not levels or levels[0].kind != "exact" or len(levels[0].columns) != 1:
+            continue
+        col = levels[0].columns[0]
+        if col not in records.columns:
+            continue
+        counts = records.get_column(col).drop_nulls().value_counts()["count"].cast(pl.Float64)
+        n = float(counts.sum())
+        if n >= 2:
+            out[comp.name] = float((counts * (counts - 1)).sum()) / (n * (n - 1))
+    return out
+
+
+def _households(random_settings: dict[str, Any], household_u: dict[str, list[float | None]],
+                random_exact: dict[str, float] | None = None) -> dict[str, Any]:
     """Do the records come in households? Compare each household comparison's top level ("same street")
-    among same-surname pairs (``household_u``) with the same level among random pairs.
+    among same-surname pairs (``household_u``) with the same level among random pairs — counted exactly
+    where ``random_exact`` has it (``_random_exact_shares``), else the sampled u.
 
     Where families share both a surname and an address (school and HMIS data), same-surname pairs agree on
     the address hundreds of times more often than random pairs do; where they do not (FEBRL-like data), the
@@ -272,9 +295,11 @@ def _households(random_settings: dict[str, Any], household_u: dict[str, list[flo
     for comp in random_settings["comparisons"]:
         measured = household_u.get(comp["output_column_name"])
         levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
-        if not measured or measured[0] is None or not levels or not levels[0].get("u_probability"):
+        name = comp["output_column_name"]
+        random_u = (random_exact or {}).get(name) or (levels[0].get("u_probability") if levels else None)
+        if not measured or measured[0] is None or not random_u:
             continue
-        lift[comp["output_column_name"]] = round(measured[0] / levels[0]["u_probability"], 2)
+        lift[name] = round(measured[0] / random_u, 2)
     present = not lift or max(lift.values()) >= HOUSEHOLD_LIFT
     shown = ", ".join(f"{name} ×{x:g}" for name, x in sorted(lift.items())) or "not measurable"
     return {"present": present, "lift": lift,
