@@ -305,6 +305,23 @@ def test_the_household_lift_compares_with_all_random_pairs_not_a_sample_that_saw
     assert model.meta["household_lift"]["street"] == pytest.approx(among_surname / (agree / (n * (n - 1))), rel=1e-2)
 
 
+def test_training_rule_pairs_counted_from_group_sizes_equal_splinks_join(trained_model: Path) -> None:
+    """Each training rule's pair count (agree on its fields, not on its apart ones) from group sizes by
+    inclusion and exclusion is the count Splink gets by joining the records."""
+    from cilink.link.engine.backend import DuckDBBackend
+    from cilink.link.engine.training import _pairs_on, _rule_pairs, _training_rule
+    from cilink.link.outputs import read_records
+
+    records = read_records(trained_model)
+    spec = link_spec(LinkSettings())
+    backend = DuckDBBackend()
+    sdf = backend.register(backend.db_api(), records, "records")
+    counts = {str(rule): (_rule_pairs(records, rule), _pairs_on(sdf, _training_rule(rule)))
+              for rule in spec.training_rules}
+    assert all(mine == splinks for mine, splinks in counts.values()), counts
+    assert sum(mine for mine, _ in counts.values() if mine) > 100  # the rules do pair records here
+
+
 def seed_model(ws: Workspace, model_dir: Path) -> None:
     """Give a fresh workspace an already-trained model (as if `cilink link` had trained it)."""
     from cilink.generations import new_link_generation

@@ -9,6 +9,7 @@ pair identically.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from typing import Any
@@ -71,6 +72,32 @@ def _training_rule(rule: Any) -> Any:
     apart = " AND ".join(f"(l.{c} IS NULL OR r.{c} IS NULL OR l.{c} <> r.{c})"
                          for c in (column_of(a) for a in rule.apart))
     return f"{agree} AND {apart}"
+
+
+def _agreeing_pairs(frame: pl.DataFrame, keys: list[str]) -> float:
+    """Pairs of ``frame``'s records that agree on every one of ``keys`` (none of them missing), from group
+    sizes. Grouped by one 64-bit hash of the keys, not by the text columns (3× faster at 1M records); a
+    collision among a million groups (odds ~1e-8) would move the count by one group's pairs."""
+    if frame.height == 0:
+        return 0.0
+    key = frame.drop_nulls(keys).select(pl.struct(keys).hash(0).alias("key"))
+    sizes = key.group_by("key").len()["len"].cast(pl.Float64)
+    return float((sizes * (sizes - 1) / 2).sum())
+
+
+def _rule_pairs(records: pl.DataFrame, rule: Any) -> int | None:
+    """Pairs of a training ``rule`` (agree on its columns, not on its ``apart`` ones), counted from group
+    sizes by inclusion and exclusion — Splink's count joins them (1.7 s for the 15.8M birth-date pairs at 1M
+    people, this 0.3 s). None when a column is not in ``records``."""
+    agree = list(rule.columns)
+    apart = [column_of(a) for a in rule.apart]
+    if not set(agree + apart) <= set(records.columns):
+        return None
+    total = 0.0
+    for k in range(len(apart) + 1):
+        for subset in itertools.combinations(apart, k):
+            total += (-1) ** k * _agreeing_pairs(records, [*agree, *subset])
+    return round(total)
 
 
 def _pairs_on(sdf: Any, rule: Any) -> int:
@@ -145,10 +172,7 @@ def _same_surname_pairs(named: pl.DataFrame, also: list[str]) -> float:
     name and on ``also`` but differ in first name and birth date — counted from group sizes (inclusion and
     exclusion), not by forming the pairs."""
     def pairs(keys: list[str]) -> float:
-        if named.height == 0:
-            return 0.0
-        sizes = named.drop_nulls(keys).group_by(keys).len()["len"].cast(pl.Float64)
-        return float((sizes * (sizes - 1) / 2).sum())
+        return _agreeing_pairs(named, keys)
 
     base = ["last_name", *also]
     return (pairs(base) - pairs([*base, "first_name"]) - pairs([*base, "_cilink_dob_digits"])
@@ -219,7 +243,8 @@ def train(records: pl.DataFrame, spec: LinkSpec, *, seed: int, max_pairs_u: floa
             notes.append("household u: from pairs sharing a last name (" + ", ".join(household_u) + ")")
         for rule in spec.training_rules:
             splink_rule = _training_rule(rule)
-            n = _pairs_on(sdf, splink_rule)
+            counted = _rule_pairs(records, rule)
+            n = counted if counted is not None else _pairs_on(sdf, splink_rule)
             if n < MIN_EM_PAIRS:  # Splink's EM on an empty rule also corrupts the linker's settings
                 notes.append(f"EM on '{rule}' skipped: {n} pair(s)")
                 continue
