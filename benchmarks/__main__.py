@@ -37,7 +37,7 @@ from benchmarks.backends import DRIVER_MEMORY, MASTER, MIN_PEOPLE, run_backends
 from benchmarks.measure import Limits, Runner
 from benchmarks.new_records import run_new_records
 from benchmarks.peers import PEERS
-from benchmarks.results import Row, human, load_meta, merge, read_csv, save_meta, write_csv
+from benchmarks.results import Row, human, key, load_meta, merge, read_csv, save_meta, write_csv
 from benchmarks.scale import run_scale
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +130,8 @@ def main() -> None:
             write_csv(merge(earlier, rows), csv_path)  # after every size: a long run leaves partial results
 
     command = " ".join(["python -m benchmarks", *map(shlex.quote, sys.argv[1:])])
-    meta["runs"].append(report.run_record(command, started, (time.perf_counter() - t0) / 60, load, len(rows)))
+    run = report.run_record(command, started, (time.perf_counter() - t0) / 60, load, ["|".join(key(r)) for r in rows])
+    meta["runs"] = report.add_run(meta["runs"], run)
     meta.update(timeout_s=limits.timeout_s, memory_gb=limits.memory_gb, machine=report.machine(),
                 versions=report.versions())
     save_meta(meta_path, meta)

@@ -37,7 +37,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.measure import Limits, Measurement, Runner, SetupError
-from benchmarks.results import CILINK, Row, human, load_meta, read_csv, save_meta, write_csv
+from benchmarks.results import CILINK, Row, human, key, load_meta, read_csv, save_meta, write_csv
 from benchmarks.scale import demo_workspace, inbox_files, score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> list[EncodedRow]:
     rows = run_encoded(runner, args.people, args.seed, args.work)
     write_csv(rows, csv_path, EncodedRow)
     command = " ".join(["python -m benchmarks.encoded", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
-    meta = {"runs": [report.run_record(command, started, (time.perf_counter() - t0) / 60, load, len(rows))],
+    measured = ["|".join(key(r)) for r in rows]
+    meta = {"runs": [report.run_record(command, started, (time.perf_counter() - t0) / 60, load, measured)],
             "timeout_s": limits.timeout_s, "memory_gb": limits.memory_gb, "machine": report.machine(),
             "versions": report.versions()}
     save_meta(meta_path, meta)

@@ -66,9 +66,24 @@ def _java() -> str:
     return f"Java {found.group(1)}" if found else "Java not found"
 
 
-def run_record(command: str, started: dt.datetime, minutes: float, load: float, rows: int) -> dict[str, Any]:
+def run_record(command: str, started: dt.datetime, minutes: float, load: float, keys: list[str]) -> dict[str, Any]:
+    """One run of the harness as the results' meta file keeps it; ``keys`` name the rows it measured."""
     return {"command": command, "date": f"{started:%Y-%m-%d %H:%M} UTC", "minutes": round(minutes, 1),
-            "load": round(load, 1), "rows": rows}
+            "load": round(load, 1), "rows": len(keys), "keys": sorted(set(keys))}
+
+
+def add_run(runs: list[dict[str, Any]], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """``runs`` and then ``run``, without the earlier runs none of whose rows are left in the results: a run
+    whose every row ``run`` (or a run after it) re-measured no longer describes any figure in the table.
+    Runs recorded without their rows' keys are kept, as are runs with rows still standing."""
+    later: set[str] = set(run.get("keys", []))
+    kept: list[dict[str, Any]] = []
+    for earlier in reversed(runs):
+        keys = earlier.get("keys")
+        if keys is None or not set(keys) <= later:
+            kept.append(earlier)
+        later |= set(keys or [])
+    return [*reversed(kept), run]
 
 
 def header(meta: dict[str, Any], compare: str = "compare the ratios") -> str:
