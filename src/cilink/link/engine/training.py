@@ -179,13 +179,18 @@ def _same_surname_pairs(named: pl.DataFrame, also: list[str]) -> float:
             + pairs([*base, "first_name", "_cilink_dob_digits"]))
 
 
+def _exact_column(levels: list[Any]) -> str | None:
+    """The column whose plain equality is the first of ``levels`` (non-null levels), else None."""
+    first = levels[0] if levels else None
+    return first.columns[0] if first is not None and first.kind == "exact" and len(first.columns) == 1 else None
+
+
 def _exact_level_counts(named: pl.DataFrame, comp: Any, levels: list[Any]) -> tuple[float, float] | None:
     """(pairs of the household rule where the comparison is observed, pairs at its first level) when that
     level is plain equality of one column, counted exactly; None otherwise."""
-    first = levels[0]
-    if first.kind != "exact" or len(first.columns) != 1:
+    col = _exact_column(levels)
+    if col is None:
         return None
-    col = first.columns[0]
     present = named.filter(pl.col(col).is_not_null())
     return _same_surname_pairs(present, []), _same_surname_pairs(present, [col])
 
@@ -292,16 +297,12 @@ def _random_exact_shares(records: pl.DataFrame, spec: LinkSpec) -> dict[str, flo
     """
     out: dict[str, float] = {}
     for comp in spec.comparisons:
-        levels = [lv for lv in comp.levels if lv.kind != "null"]
-        if comp.role != "household" or not levels or levels[0].kind != "exact" or len(levels[0].columns) != 1:
+        col = _exact_column([lv for lv in comp.levels if lv.kind != "null"]) if comp.role == "household" else None
+        if col is None or col not in records.columns:
             continue
-        col = levels[0].columns[0]
-        if col not in records.columns:
-            continue
-        counts = records.get_column(col).drop_nulls().value_counts()["count"].cast(pl.Float64)
-        n = float(counts.sum())
+        n = float(records.height - records.get_column(col).null_count())
         if n >= 2:
-            out[comp.name] = float((counts * (counts - 1)).sum()) / (n * (n - 1))
+            out[comp.name] = _agreeing_pairs(records, [col]) / (n * (n - 1) / 2)
     return out
 
 
