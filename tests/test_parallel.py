@@ -41,3 +41,26 @@ def test_background_hands_back_the_result_or_the_error() -> None:
     with pytest.raises(ZeroDivisionError):
         parallel.background(lambda: 1 / 0).result()
     assert 1 <= parallel.workers() <= 4
+
+
+def test_run_all_at_once_caps_how_many_steps_run_together() -> None:
+    lock = threading.Lock()
+    running, most = 0, 0
+
+    def step(value: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return value
+
+    assert parallel.run_all(*[lambda v=v: step(v) for v in range(6)], at_once=2) == list(range(6))
+    assert most == 2, "two at a time: never more, and not one after the other"
+    most = 0
+    assert parallel.run_all(*[lambda v=v: step(v) for v in range(3)], at_once=1) == [0, 1, 2]
+    assert most == 1
+    with pytest.raises(ValueError, match="step failed"):
+        parallel.run_all(lambda: 1, lambda: (_ for _ in ()).throw(ValueError("step failed")), at_once=2)

@@ -32,12 +32,19 @@ def background(fn: Callable[..., T], *args: Any) -> Future[T]:
     return _executor().submit(fn, *args)
 
 
-def run_all(*steps: Callable[[], Any]) -> list[Any]:
+def run_all(*steps: Callable[[], Any], at_once: int | None = None) -> list[Any]:
     """Run the steps side by side and return their results in order; the first error is raised after all
-    of them have finished (so none is left writing when the caller cleans up)."""
-    if len(steps) <= 1:
+    of them have finished (so none is left writing when the caller cleans up). With ``at_once``, no more
+    than that many run at a time (memory-hungry steps: each holds its own working arrays)."""
+    if len(steps) <= 1 or at_once == 1:
         return [s() for s in steps]
-    futures = [_executor().submit(s) for s in steps]
+    if at_once is None:
+        return _results([_executor().submit(s) for s in steps])
+    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="cilink-step") as pool:
+        return _results([pool.submit(s) for s in steps])
+
+
+def _results(futures: list[Future[Any]]) -> list[Any]:
     errors = [f.exception() for f in futures]
     for e in errors:
         if e is not None:

@@ -17,12 +17,13 @@ persons could be matched 1:1 on content with the latest release of each other de
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from cilink import __version__
+from cilink import __version__, parallel
 from cilink.config import ExportSettings, ReleaseTier
 from cilink.errors import ConfigError, WorkspaceError
 from cilink.export import privacy_gate as gate
@@ -32,6 +33,7 @@ from cilink.export.disclosure import (
     Targets,
     Unreachable,
     partner_attack,
+    prepare_attacks,
     protect,
 )
 from cilink.export.generalize import top_code_cutoff
@@ -53,7 +55,7 @@ from cilink.export.measures import (
 )
 from cilink.export.person_keys import person_keys
 from cilink.export.record_risk import RecordRisk, class_figures
-from cilink.export.restricted_values import collect_restricted_values
+from cilink.export.restricted_values import RestrictedValues, collect_restricted_values
 from cilink.export.sources import as_of_date, load_sources
 from cilink.ledger import Ledger
 
@@ -263,6 +265,39 @@ def _signatures(tables: dict[str, pl.DataFrame], exempt: frozenset[str]) -> pl.D
     return risk.signatures()
 
 
+def _identifier_failures(tables: dict[str, pl.DataFrame], specs: dict[str, list[ColumnSpec]],
+                         rv: RestrictedValues) -> list[gate.GateFailure]:
+    """Every column's name, declaration and shape, then one batched look-up of identifying values."""
+    failures: list[gate.GateFailure] = []
+    candidates: list[gate.Candidates] = []
+    for name in TABLES:
+        f, c = gate.check_shapes(name, tables[name], specs[name], set(), rv)
+        failures += f
+        candidates += c
+    return failures + gate.lookup_failures(candidates, rv)
+
+
+def _whole_record(tables: dict[str, pl.DataFrame], exempt: frozenset[str]) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The persons' whole-record signatures and risk figures, measured on the tables as they will be written."""
+    signatures = _signatures(tables, exempt)
+    return signatures, class_figures(signatures.select(pl.struct(pl.exclude("_p"))).to_series())
+
+
+def _risk_failures(risk: dict[str, Any], targets: Targets) -> list[gate.GateFailure]:
+    """k, maximum and mean risk of the whole record against the targets (exact, not the manifest's rounding)."""
+    failures = []
+    smallest = risk["min_class_size"]
+    if smallest is not None and smallest < targets.k:
+        failures.append(gate.GateFailure("(whole record)", "all tables joined on person_key",
+                                         gate.GateRule.WHOLE_RECORD_K, int(smallest)))
+    persons = max(int(risk["persons"]), 1)
+    if (smallest is not None and 1 / smallest > targets.max_risk + 1e-12) or (
+            risk["equivalence_classes"] / persons > targets.mean_risk + 1e-12):
+        failures.append(gate.GateFailure("(whole record)", "all tables joined on person_key",
+                                         gate.GateRule.WHOLE_RECORD_RISK))
+    return failures
+
+
 def _columns(attributes: frozenset[str]) -> frozenset[str]:
     return frozenset(c for a in attributes for c in BY_NAME[a].columns)
 
@@ -310,41 +345,27 @@ def stage_deidentified(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     tables = release_tables(measures, protected, sources.person_keys)
     clock.lap("release_tables")
     specs = table_specs()
-    failures: list[gate.GateFailure] = []
-    candidates: list[gate.Candidates] = []
-    for name in TABLES:
-        if ctx.tamper is not None:
-            tables[name] = ctx.tamper(name, tables[name])
-        f, c = gate.check_shapes(name, tables[name], specs[name], set(), rv)
-        failures += f
-        candidates += c
-    failures += gate.lookup_failures(candidates, rv)
-    # the whole record, measured on the tables exactly as they will be written
-    signatures = _signatures(tables, targets.exempt)
-    risk = class_figures(signatures.select(pl.struct(pl.exclude("_p"))).to_series())
-    smallest = risk["min_class_size"]
-    if smallest is not None and smallest < targets.k:
-        failures.append(gate.GateFailure("(whole record)", "all tables joined on person_key",
-                                         gate.GateRule.WHOLE_RECORD_K, int(smallest)))
-    # exact, not the rounded figures the manifest shows
-    persons = max(int(risk["persons"]), 1)
-    if (smallest is not None and 1 / smallest > targets.max_risk + 1e-12) or (
-            risk["equivalence_classes"] / persons > targets.mean_risk + 1e-12):
-        failures.append(gate.GateFailure("(whole record)", "all tables joined on person_key",
-                                         gate.GateRule.WHOLE_RECORD_RISK))
-    clock.lap("gate_whole_record")
+    if ctx.tamper is not None:
+        tables = {name: ctx.tamper(name, frame) for name, frame in tables.items()}
     by_partner = {p.id: str(p.domain) for p in cfg.partners}
-    attacks = {}
-    for partner in partners:
-        if not any((df.get_column("partner") == partner).any() for df in events.values()):
-            continue
-        attacks[partner] = partner_attack(measures, protected, events, partner, by_partner[partner], as_of,
-                                          partners)
-        if attacks[partner]["share"] > targets.partner_single_out:
+    attacked = [p for p in partners if any((df.get_column("partner") == p).any() for df in events.values())]
+    prepare_attacks(protected)
+    # the identifier checks, the whole record and each partner's attack read the same frames and write
+    # nothing shared: side by side they keep both cores busy (one after the other, 1.2 of 2)
+    identifier_failures, (signatures, risk), *attack_results = parallel.run_all(
+        lambda: _identifier_failures(tables, specs, rv),
+        lambda: _whole_record(tables, targets.exempt),
+        *[functools.partial(partner_attack, measures, protected, events, p, by_partner[p], as_of, partners)
+          for p in attacked],
+        at_once=parallel.workers())
+    failures = [*identifier_failures, *_risk_failures(risk, targets)]
+    attacks = dict(zip(attacked, attack_results, strict=True))
+    for partner, attack in attacks.items():
+        if attack["share"] > targets.partner_single_out:
             failures.append(gate.GateFailure("(whole record)", f"partner {partner}", gate.GateRule.PARTNER_SINGLE_OUT,
-                                             int(attacks[partner]["singled_out"])))
+                                             int(attack["singled_out"])))
     protected.search = None  # the search's codes (hundreds of MB at a million persons) are no longer needed
-    clock.lap("gate_partner_attack")
+    clock.lap("gate_checks")
     if failures:
         _refuse(ctx, failures, inputs)
     matches = _content_matches(ws, ctx.audience, signatures, targets.exempt)

@@ -484,6 +484,16 @@ def _unreachable(targets: Targets) -> Unreachable:
 
 # --- the contributing partner as attacker --------------------------------------------------------------
 
+def prepare_attacks(protected: Protected) -> None:
+    """Compute (once) the search's codes of every released attribute at its chosen level, so partner attacks
+    may run side by side: after this they only read the search."""
+    if protected.search is None:
+        return
+    for a in ATTRIBUTES:
+        if protected.levels[a.name] < a.top:
+            protected.search.part(a, protected.levels[a.name])
+
+
 def partner_attack(measures: Measures, protected: Protected, events: dict[str, pl.DataFrame], partner: str,
                    domain: str, as_of: dt.date, partners: tuple[str, ...]) -> dict[str, float | int]:
     """Share of ``partner``'s clients it singles out by matching every attribute it supplied.
