@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cilink.errors import CilinkError, InputRejected
-from cilink.ingest import ingest_file
+from cilink.ingest import ingest_file, limits
 from cilink.ledger import Ledger
 from cilink.workspace import Workspace
 from tests.conftest import run_cli
@@ -595,3 +595,18 @@ def test_repaired_bytes_and_blank_rows_are_recorded_in_the_audit_log(tmp_path: P
     with Ledger(Workspace.open(root).ledger_path) as ledger:
         entry = next(e for e in ledger.audit_entries() if e["action"] == "ingest_batch")
     assert entry["details"]["bytes_repaired"] == 1 and entry["details"]["blank_rows_skipped"] == 7
+
+
+@pytest.mark.parametrize(("xml", "extent"), [
+    (b'<row r="1"><c r="A1"/><c r="ZZ9"/></row>', (9, 702)),
+    (b'<c r="AB12"/><c r="B100"/><c r="AA99"/>', (100, 28)),  # more letters: a larger column, whatever follows
+    (b'<c r="XFD1048576"/>', (1_048_576, 16_384)),
+    (b'<c r="A00001"/><c r="B1000"/>', (1000, 2)),  # leading zeros: more digits is not a larger row
+    (b'<c r="A0999999"/><c r="A99"/>', (999_999, 1)),
+    (b'<row r="7654321"><c r="A1234567"/>', (7_654_321, 1)),
+    (b'<c r="AAAA1"/>', (1 << 40, 1 << 40)),  # beyond Excel's grid counts as over every cap
+    (b'<c r="A12345678"/>', (1 << 40, 1 << 40)),
+    (b'<c foo="x"/><c ar="B2"/>', (0, 0)),  # only an r attribute after a space is a reference
+])
+def test_worksheet_extent_is_the_largest_reference(xml: bytes, extent: tuple[int, int]) -> None:
+    assert limits._sheet_extent(xml) == extent
