@@ -171,3 +171,49 @@ def test_a_signal_during_a_run_exits_with_its_code(fresh_demo: Path, sig: signal
     assert f"Error: interrupted ({name})" in err or f"Error: terminated ({name})" in err
     assert "nothing was half-written" in err
     staged_invariants(fresh_demo, after_crash=True)
+
+
+class _LibraryPanic(BaseException):
+    """Stands in for pyo3's PanicException: what a signal raised inside a polars call back into Python
+    becomes (seen in CI: SIGINT during `cilink run`'s scan_parquet exited 1 with a Rust backtrace)."""
+
+
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_that_comes_back_as_a_library_panic_exits_with_its_code(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], signal_name: str, code: int) -> None:
+    import cilink.cli as cli
+    from cilink.errors import SIGNALS_RECEIVED, Interrupted
+
+    def interrupted_inside_a_library(**_: object) -> None:
+        SIGNALS_RECEIVED.append(Interrupted(signal_name, code))  # what cli._on_signal records before raising
+        raise _LibraryPanic("called `Result::unwrap()` on an `Err` value: PyErr { Interrupted }")
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(cli, "app", interrupted_inside_a_library)
+    monkeypatch.setattr(sys, "argv", ["cilink", "status"])
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main()
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert exit_.value.code == code
+    err = capsys.readouterr().err
+    assert f"({signal_name})" in err and "nothing was half-written" in err
+
+
+def test_a_library_panic_without_a_signal_is_not_taken_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cilink.cli as cli
+
+    def panics(**_: object) -> None:
+        raise _LibraryPanic("a real bug")
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(cli, "app", panics)
+    monkeypatch.setattr(sys, "argv", ["cilink", "status"])
+    try:
+        with pytest.raises(_LibraryPanic):
+            main()
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)

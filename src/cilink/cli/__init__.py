@@ -181,10 +181,7 @@ def main() -> None:
     except Exception as e:  # the one place unexpected errors are caught, to keep tracebacks opt-in
         if output.STATE.debug:
             traceback.print_exc()
-        if SIGNALS_RECEIVED:  # the signal surfaced as a library's own error
-            first = SIGNALS_RECEIVED[0]
-            _fail(first.exit_code, f"{'interrupted' if first.exit_code == 130 else 'terminated'} "
-                  f"({first.signal_name})", "nothing was half-written; run the command again")
+        _fail_if_signalled()  # the signal surfaced as a library's own error
         if _disk_full(e):
             error = DiskFull("the disk is full", hint="free space on the workspace's filesystem and run the "
                              "command again; nothing was half-written")
@@ -194,7 +191,22 @@ def main() -> None:
             _fail(1, f"unexpected {type(e).__name__}", "nothing was half-written; rerun with --debug for the "
                   "traceback and report it")
         sys.exit(1)
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException:
+        # a signal raised inside a Rust library's call back into Python comes out as that library's panic
+        # (pyo3's PanicException derives from BaseException): it is still the signal
+        _fail_if_signalled()
+        raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail_if_signalled() -> None:
+    """Exit with the first signal's code and message, if a signal arrived during the command."""
+    if SIGNALS_RECEIVED:
+        first = SIGNALS_RECEIVED[0]
+        _fail(first.exit_code, f"{'interrupted' if first.exit_code == 130 else 'terminated'} "
+              f"({first.signal_name})", "nothing was half-written; run the command again")
 
 
 def _fail(code: int, message: str, hint: str) -> None:
