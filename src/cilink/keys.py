@@ -27,6 +27,9 @@ PUBLISHED = frozenset({b"demo-secret-not-for-production"})
 LINKAGE = "linkage"
 
 
+_BASE64 = frozenset(string.ascii_letters + string.digits + "+/-_=")
+
+
 def estimated_bits(secret: bytes) -> float:
     """An upper bound of the secret's strength: length × log2(alphabet of the character classes it uses).
 
@@ -44,6 +47,10 @@ def estimated_bits(secret: bytes) -> float:
     alphabet = sum(size for chars, size in ((string.ascii_lowercase, 26), (string.ascii_uppercase, 26),
                                             (string.digits, 10)) if any(c in chars for c in text))
     alphabet += 33 if any(c not in string.ascii_letters + string.digits for c in text) else 0
+    if alphabet == 52 and all(c in _BASE64 for c in text):
+        # both cases and nothing else: a base64 secret that happened to draw no digit or '-'/'_' (one
+        # `secrets.token_urlsafe(16)` in a hundred) is still 6 bits a character
+        alphabet = 64
     return len(text) * math.log2(alphabet)
 
 
